@@ -1,0 +1,18 @@
+# Turns migrations/NNNN_name.sql into a C++ table compiled into recgate, so
+# the binary needs no file beside its config. Invoked with -DOUT= -DDIR=.
+file(GLOB files ${DIR}/*.sql)
+list(SORT files)
+set(body "// Generated from migrations/*.sql by cmake/embed_migrations.cmake. Do not edit.\n#include \"core/migrations.hpp\"\nnamespace recgate {\nconst std::vector<Migration>& embedded_migrations() {\n  static const std::vector<Migration> list = {\n")
+foreach(f ${files})
+  get_filename_component(name ${f} NAME_WE)
+  string(REGEX MATCH "^[0-9]+" num "${name}")
+  if(num STREQUAL "")
+    message(FATAL_ERROR "migration ${f} does not start with a number")
+  endif()
+  math(EXPR version "${num}")
+  file(READ ${f} sql)
+  set(body "${body}    {${version}, \"${name}\", R\"recgate_sql(${sql})recgate_sql\"},\n")
+endforeach()
+set(body "${body}  };\n  return list;\n}\n}  // namespace recgate\n")
+file(WRITE ${OUT}.tmp "${body}")
+file(COPY_FILE ${OUT}.tmp ${OUT} ONLY_IF_DIFFERENT)

@@ -1,0 +1,127 @@
+// Typed configuration (design §5): parsed from one JSON file, `${NAME}` and
+// NAME_FILE substitution, validated once at start-up. Pure logic: no sockets;
+// file and environment access go through the injected Env.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace recgate {
+
+struct ClientKey {
+  std::string name;
+  std::string key;  // secret
+};
+
+struct UpstreamConfig {
+  int connect_timeout_ms = 3000;
+  int request_timeout_ms = 20000;
+  std::string ca_file;                 // extra trusted CAs (PEM), empty: system only
+  std::size_t max_response_bytes = 16 * 1024 * 1024;
+  int max_connections_per_origin = 8;
+};
+
+struct BucketConfig {
+  double capacity = 8;
+  double restore_per_s = 0.5;
+};
+
+struct ThrottleConfig {
+  int max_wait_s = 30;
+  // Safety margin against clock skew between recgate and Amazon: the bucket
+  // restores as if each token took `margin_ms` longer than Amazon's period,
+  // and never spends the last `reserve_tokens` of a burst.
+  int margin_ms = 250;
+  double reserve_tokens = 0;
+  int max_queue = 1000;  // waiters per bucket beyond which 429 is immediate
+  // Key: "mws.<Operation>" or "ads.ProductRecommendations" / "lwa.Token".
+  std::map<std::string, BucketConfig> buckets;
+};
+
+struct MwsAccount {
+  std::string seller_id;
+  std::string access_key_id;  // secret-ish: masked in output
+  std::string secret_key;     // secret
+  std::string auth_token;     // secret, optional
+};
+
+struct MwsConfig {
+  std::string endpoint;  // empty: real regional host per marketplace
+  int check_interval_s = 60;
+  int listing_quality_ttl_s = 3600;
+  int max_stale_s = 86400;
+  int max_pages = 20;
+  std::map<std::string, MwsAccount> accounts;
+};
+
+struct AdsAccount {
+  std::string region = "NA";  // NA, EU, FE
+  std::string client_id;
+  std::string client_secret;  // secret
+  std::string refresh_token;  // secret
+  std::string profile_id;
+};
+
+struct AdsConfig {
+  std::string endpoint;        // empty: regional host
+  std::string token_endpoint;  // empty: regional LWA host
+  int cache_ttl_s = 3600;
+  int token_refresh_margin_s = 300;  // refresh this long before expires_in
+  std::map<std::string, AdsAccount> accounts;
+};
+
+struct CacheConfig {
+  std::size_t memory_entries = 100000;       // hot entries kept in RAM
+  std::size_t memory_bytes = 256 * 1024 * 1024;
+};
+
+struct LogConfig {
+  std::string level = "info";  // debug, info, warn, error
+};
+
+struct Config {
+  std::string listen = "127.0.0.1:8080";
+  std::string database = "data/recgate.db";
+  int threads = 0;  // 0: number of cores
+  LogConfig log;
+  std::vector<ClientKey> clients;
+  UpstreamConfig upstream;
+  ThrottleConfig throttle;
+  MwsConfig mws;
+  AdsConfig ads;
+  CacheConfig cache;
+  // server limits
+  std::size_t max_header_bytes = 16 * 1024;
+  std::size_t max_body_bytes = 1024 * 1024;
+  int read_timeout_ms = 10000;
+  int idle_timeout_ms = 60000;
+  int drain_timeout_ms = 10000;
+};
+
+// Where ${NAME} and NAME_FILE come from; injected so tests need no real env.
+struct ConfigEnv {
+  std::function<std::optional<std::string>(const std::string&)> getenv;
+  std::function<std::optional<std::string>(const std::string&)> read_file;
+  static ConfigEnv process();  // the real environment and file system
+};
+
+struct ConfigResult {
+  std::optional<Config> config;
+  std::vector<std::string> errors;  // each names the key path and what is allowed
+  std::vector<std::string> warnings;
+};
+
+ConfigResult parse_config(const std::string& json_text, const ConfigEnv& env);
+ConfigResult load_config_file(const std::string& path, const ConfigEnv& env);
+
+// The effective configuration as pretty JSON with every secret masked.
+std::string config_to_masked_json(const Config& cfg);
+
+// Splits "host:port"; "[::1]:80" allowed. Returns false on a bad form.
+bool split_host_port(const std::string& s, std::string& host, std::uint16_t& port);
+
+}  // namespace recgate
