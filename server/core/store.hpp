@@ -84,7 +84,8 @@ class Store {
     using R = std::invoke_result_t<F, Db&>;
     using Slot = std::conditional_t<std::is_void_v<R>, int, std::optional<R>>;
     Slot slot{};
-    auto ep = co_await boost::asio::async_initiate<decltype(boost::asio::use_awaitable),
+    // use_awaitable rethrows a non-null exception_ptr in the caller.
+    co_await boost::asio::async_initiate<decltype(boost::asio::use_awaitable),
                                                    void(std::exception_ptr)>(
         [this, &f, &slot](auto handler) {
           boost::asio::post(pool_, [this, &f, &slot, h = std::move(handler)]() mutable {
@@ -103,7 +104,6 @@ class Store {
           });
         },
         boost::asio::use_awaitable);
-    if (ep) std::rethrow_exception(ep);
     if constexpr (!std::is_void_v<R>) co_return std::move(*slot);
   }
 

@@ -55,6 +55,9 @@ struct Route {
   std::string pattern;  // "/v1/mws/{account}/recommendations": {x} matches one segment
   std::string name;     // metrics label, e.g. "mws_recommendations"
   Handler handler;
+  // Watch the connection while the handler runs and cancel the handler when
+  // the client goes away (routes that may queue for quota).
+  bool watch_disconnect = false;
 };
 
 struct ServerOptions {
@@ -94,8 +97,9 @@ class Server {
   void shutdown();
   bool draining() const { return draining_.load(); }
 
+  struct Impl;  // defined in server.cpp
+
  private:
-  struct Impl;
   boost::asio::io_context ioc_;
   std::unique_ptr<Impl> impl_;
   std::atomic<bool> draining_{false};

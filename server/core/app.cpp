@@ -1,0 +1,164 @@
+// Composition root (see app.hpp): the route table, client authentication,
+// health, readiness, metrics and status handlers, signals and drain.
+#include "core/app.hpp"
+
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <boost/asio/signal_set.hpp>
+#include <thread>
+
+#include "core/http/server.hpp"
+#include "core/log.hpp"
+#include "core/metrics.hpp"
+#include "core/store.hpp"
+
+namespace recgate {
+namespace {
+
+namespace net = boost::asio;
+using http::Context;
+using http::Response;
+using net::awaitable;
+
+struct AppState {
+  const Config& cfg;
+  Store* store = nullptr;
+  http::Server* server = nullptr;
+  std::vector<std::array<unsigned char, SHA256_DIGEST_LENGTH>> client_key_digests;
+};
+
+std::array<unsigned char, SHA256_DIGEST_LENGTH> digest(std::string_view s) {
+  std::array<unsigned char, SHA256_DIGEST_LENGTH> d{};
+  SHA256(reinterpret_cast<const unsigned char*>(s.data()), s.size(), d.data());
+  return d;
+}
+
+// Constant-time check of "Authorization: Bearer KEY" against every configured key.
+bool authorized(const AppState& st, const Context& ctx) {
+  if (st.client_key_digests.empty()) return true;
+  std::string_view h = ctx.header("Authorization");
+  constexpr std::string_view prefix = "Bearer ";
+  if (h.size() <= prefix.size() || h.substr(0, prefix.size()) != prefix) return false;
+  auto d = digest(h.substr(prefix.size()));
+  bool ok = false;
+  for (const auto& k : st.client_key_digests) ok |= CRYPTO_memcmp(k.data(), d.data(), d.size()) == 0;
+  return ok;
+}
+
+awaitable<Response> unauthorized() {
+  Problem p = make_problem(401, "unauthorized",
+                           "this recgate requires \"Authorization: Bearer <key>\" with a configured client key");
+  p.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"recgate\"");
+  co_return http::problem_response(p);
+}
+
+awaitable<Response> handle_healthz(const AppState*, Context&) {
+  co_return http::json_response(200, "{\"status\":\"ok\"}");
+}
+
+awaitable<Response> handle_readyz(const AppState* st, Context&) {
+  if (st->server && st->server->draining())
+    co_return http::json_response(503, "{\"status\":\"draining\",\"reason\":\"shutting down\"}");
+  bool db_ok = false;
+  try {
+    db_ok = co_await st->store->run([](Db& db) {
+      auto s = db.prepare("SELECT COALESCE(MAX(version),0) FROM schema_migrations");
+      return s.step() && s.int64(0) > 0;
+    });
+  } catch (const std::exception&) {
+    db_ok = false;
+  }
+  if (!db_ok)
+    co_return http::json_response(503, "{\"status\":\"not_ready\",\"reason\":\"database not open or not migrated\"}");
+  co_return http::json_response(200, "{\"status\":\"ready\",\"schemaVersion\":" +
+                                         std::to_string(st->store->schema_version()) + "}");
+}
+
+awaitable<Response> handle_metrics(const AppState*, Context&) {
+  co_return http::text_response(200, Metrics::instance().render(), "text/plain; version=0.0.4; charset=utf-8");
+}
+
+awaitable<Response> handle_status(const AppState* st, Context& ctx) {
+  if (!authorized(*st, ctx)) co_return co_await unauthorized();
+  rapidjson::StringBuffer sb;
+  rapidjson::Writer<rapidjson::StringBuffer> w(sb);
+  w.StartObject();
+  w.Key("version");
+  w.String(RECGATE_VERSION);
+  w.Key("draining");
+  w.Bool(st->server && st->server->draining());
+  w.Key("schemaVersion");
+  w.Int(st->store->schema_version());
+  w.EndObject();
+  co_return http::json_response(200, sb.GetString());
+}
+
+using Fn = awaitable<Response> (*)(const AppState*, Context&);
+http::Route route(http::Verb v, std::string pattern, std::string name, const AppState* st, Fn fn) {
+  return http::Route{v, std::move(pattern), std::move(name), [st, fn](Context& c) { return fn(st, c); }, false};
+}
+
+}  // namespace
+
+int run_app(const Config& cfg) {
+  LogLevel level = LogLevel::info;
+  parse_log_level(cfg.log.level, level);
+  set_log_level(level);
+  Metrics::instance().gauge("recgate_build_info", "Build information; the value is always 1.",
+                            {{"version", RECGATE_VERSION}})
+      .set(1);
+
+  std::unique_ptr<Store> store;
+  try {
+    store = Store::open(cfg.database);
+  } catch (const std::exception& e) {
+    log_error("cannot open database", {{"path", cfg.database}, {"error", e.what()}});
+    return 1;
+  }
+
+  AppState st{cfg, nullptr, nullptr, {}};
+  st.store = store.get();
+  for (const auto& c : cfg.clients) st.client_key_digests.push_back(digest(c.key));
+
+  http::ServerOptions opts;
+  opts.listen = cfg.listen;
+  opts.threads = cfg.threads > 0 ? cfg.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  opts.max_header_bytes = cfg.max_header_bytes;
+  opts.max_body_bytes = cfg.max_body_bytes;
+  opts.read_timeout = std::chrono::milliseconds(cfg.read_timeout_ms);
+  opts.idle_timeout = std::chrono::milliseconds(cfg.idle_timeout_ms);
+  opts.drain_timeout = std::chrono::milliseconds(cfg.drain_timeout_ms);
+
+  std::vector<http::Route> routes = {
+      route(http::Verb::get, "/healthz", "healthz", &st, handle_healthz),
+      route(http::Verb::get, "/readyz", "readyz", &st, handle_readyz),
+      route(http::Verb::get, "/metrics", "metrics", &st, handle_metrics),
+      route(http::Verb::get, "/v1/status", "status", &st, handle_status),
+  };
+
+  http::Server server(opts, std::move(routes));
+  st.server = &server;
+  try {
+    server.start();
+  } catch (const std::exception& e) {
+    log_error("cannot start", {{"error", e.what()}});
+    return 1;
+  }
+  net::signal_set signals(server.ioc(), SIGINT, SIGTERM);
+  signals.async_wait([&](const boost::system::error_code& ec, int sig) {
+    if (ec) return;
+    log_info("signal received; draining", {{"signal", sig}});
+    server.shutdown();
+  });
+  log_info("recgate started", {{"version", RECGATE_VERSION}, {"threads", opts.threads},
+                               {"database", cfg.database}, {"clients", cfg.clients.size()}});
+  server.run();
+  store->flush();
+  log_info("recgate stopped");
+  return 0;
+}
+
+}  // namespace recgate
