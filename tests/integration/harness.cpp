@@ -1,0 +1,302 @@
+// Integration-test harness implementation (see harness.hpp).
+#include "harness.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <poll.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <sstream>
+#include <stdexcept>
+
+extern char** environ;
+
+namespace rgtest {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+
+TempDir::TempDir() {
+  std::string tmpl = (std::filesystem::temp_directory_path() / "recgate-test-XXXXXX").string();
+  std::vector<char> buf(tmpl.begin(), tmpl.end());
+  buf.push_back('\0');
+  if (!mkdtemp(buf.data())) throw std::runtime_error("mkdtemp failed");
+  path_ = buf.data();
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+void write_file(const std::string& path, const std::string& content) {
+  std::ofstream f(path, std::ios::binary);
+  f << content;
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+Process::Process(std::vector<std::string> argv, std::vector<std::pair<std::string, std::string>> env) {
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
+  posix_spawn_file_actions_adddup2(&fa, fds[1], 2);
+  std::vector<char*> args;
+  for (auto& a : argv) args.push_back(a.data());
+  args.push_back(nullptr);
+  std::vector<std::string> envs;
+  for (char** e = environ; *e; ++e) envs.emplace_back(*e);
+  for (auto& [k, v] : env) envs.push_back(k + "=" + v);
+  std::vector<char*> envp;
+  for (auto& e : envs) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  int rc = posix_spawn(&pid_, args[0], &fa, nullptr, args.data(), envp.data());
+  posix_spawn_file_actions_destroy(&fa);
+  close(fds[1]);
+  if (rc != 0) {
+    close(fds[0]);
+    throw std::runtime_error("cannot start " + argv[0] + ": " + std::strerror(rc));
+  }
+  thread_ = std::thread([this, fd = fds[0]] { reader(fd); });
+}
+
+Process::~Process() {
+  if (running()) {
+    ::kill(pid_, SIGKILL);
+    wait_exit(std::chrono::seconds(10));
+  }
+  if (thread_.joinable()) thread_.join();
+}
+
+void Process::reader(int fd) {
+  char buf[4096];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n <= 0) break;
+    std::lock_guard lk(mu_);
+    partial_.append(buf, static_cast<std::size_t>(n));
+    std::size_t pos;
+    while ((pos = partial_.find('\n')) != std::string::npos) {
+      lines_.push_back(partial_.substr(0, pos));
+      partial_.erase(0, pos + 1);
+    }
+    cv_.notify_all();
+  }
+  close(fd);
+  std::lock_guard lk(mu_);
+  if (!partial_.empty()) lines_.push_back(partial_);
+  eof_ = true;
+  cv_.notify_all();
+}
+
+std::optional<std::string> Process::wait_for_line(const std::vector<std::string>& needles,
+                                                  std::chrono::milliseconds timeout) {
+  std::unique_lock lk(mu_);
+  std::size_t checked = 0;
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    for (; checked < lines_.size(); ++checked) {
+      bool all = true;
+      for (const auto& n : needles) all = all && lines_[checked].find(n) != std::string::npos;
+      if (all) return lines_[checked];
+    }
+    if (eof_) return std::nullopt;
+    if (cv_.wait_until(lk, deadline) == std::cv_status::timeout && checked == lines_.size()) return std::nullopt;
+  }
+}
+
+int Process::wait_for_port(std::chrono::milliseconds timeout) {
+  auto line = wait_for_line({"\"msg\":\"listening\""}, timeout);
+  if (!line) throw std::runtime_error("server did not report its port; output:\n" + output());
+  std::smatch m;
+  static const std::regex re("\"port\":([0-9]+)");
+  if (!std::regex_search(*line, m, re)) throw std::runtime_error("no port in " + *line);
+  return std::stoi(m[1].str());
+}
+
+void Process::signal(int sig) {
+  if (pid_ > 0) ::kill(pid_, sig);
+}
+
+bool Process::running() {
+  std::lock_guard lk(mu_);
+  if (exit_code_) return false;
+  int status = 0;
+  pid_t r = waitpid(pid_, &status, WNOHANG);
+  if (r == pid_) {
+    exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    return false;
+  }
+  return r == 0;
+}
+
+int Process::wait_exit(std::chrono::milliseconds timeout) {
+  {
+    std::lock_guard lk(mu_);
+    if (exit_code_) return *exit_code_;
+  }
+  // pidfd becomes readable when the child exits: a blocking wait with a timeout.
+  int pfd = static_cast<int>(syscall(SYS_pidfd_open, pid_, 0));
+  if (pfd >= 0) {
+    pollfd p{pfd, POLLIN, 0};
+    int r = ::poll(&p, 1, static_cast<int>(timeout.count()));
+    close(pfd);
+    if (r <= 0) return -1;
+  }
+  int status = 0;
+  pid_t r = waitpid(pid_, &status, pfd >= 0 ? WNOHANG : 0);
+  std::unique_lock lk(mu_);
+  if (r == pid_) exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  // The child is gone: wait until its last output has been read.
+  cv_.wait_for(lk, std::chrono::seconds(5), [this] { return eof_; });
+  return exit_code_ ? *exit_code_ : -1;
+}
+
+std::string Process::output() const {
+  std::lock_guard lk(mu_);
+  std::string out;
+  for (const auto& l : lines_) out += l + "\n";
+  return out + partial_;
+}
+
+std::vector<std::string> Process::lines() const {
+  std::lock_guard lk(mu_);
+  return lines_;
+}
+
+HttpResponse http_request(int port, const std::string& method, const std::string& target, const std::string& body,
+                          const std::vector<std::pair<std::string, std::string>>& headers,
+                          std::chrono::milliseconds timeout) {
+  HttpResponse out;
+  try {
+    net::io_context ioc;
+    beast::tcp_stream stream(ioc);
+    stream.expires_after(timeout);
+    beast::error_code ec;
+    stream.socket().connect({net::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)}, ec);
+    if (ec) {
+      out.error = ec.message();
+      return out;
+    }
+    http::request<http::string_body> req{http::string_to_verb(method), target, 11};
+    req.set(http::field::host, "127.0.0.1:" + std::to_string(port));
+    for (const auto& [k, v] : headers) req.set(k, v);
+    req.body() = body;
+    if (!body.empty() || method == "POST" || method == "PUT") req.prepare_payload();
+    // Reads and writes below use async ops with the stream's deadline, run to completion.
+    http::async_write(stream, req, [&](beast::error_code e, std::size_t) { ec = e; });
+    ioc.run();
+    ioc.restart();
+    if (ec) {
+      out.error = ec.message();
+      return out;
+    }
+    beast::flat_buffer buf;
+    http::response_parser<http::string_body> parser;
+    parser.body_limit(64 * 1024 * 1024);
+    if (method == "HEAD") parser.skip(true);
+    http::async_read(stream, buf, parser, [&](beast::error_code e, std::size_t) { ec = e; });
+    ioc.run();
+    if (ec) {
+      out.error = ec.message();
+      return out;
+    }
+    auto res = parser.release();
+    out.status = static_cast<int>(res.result_int());
+    for (const auto& f : res) {
+      std::string name(f.name_string());
+      for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      out.headers[name] = std::string(f.value());
+    }
+    out.body = res.body();
+  } catch (const std::exception& e) {
+    out.error = e.what();
+  }
+  return out;
+}
+
+std::string raw_exchange(int port, const std::string& bytes, std::chrono::milliseconds timeout) {
+  net::io_context ioc;
+  beast::tcp_stream stream(ioc);
+  stream.expires_after(timeout);
+  beast::error_code ec;
+  stream.socket().connect({net::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)}, ec);
+  if (ec) return {};
+  std::string out;
+  net::async_write(stream, net::buffer(bytes), [&](beast::error_code, std::size_t) {});
+  ioc.run();
+  ioc.restart();
+  char buf[4096];
+  std::function<void(beast::error_code, std::size_t)> on_read = [&](beast::error_code e, std::size_t n) {
+    out.append(buf, n);
+    if (!e) stream.async_read_some(net::buffer(buf), on_read);
+  };
+  stream.async_read_some(net::buffer(buf), on_read);
+  ioc.run();
+  return out;
+}
+
+Sandbox::Sandbox(const std::vector<std::string>& extra_args)
+    : proc([&] {
+        std::vector<std::string> argv{RECGATE_SANDBOX_BIN, "--config", std::string(RECGATE_SOURCE_DIR) + "/config/sandbox.json",
+                                      "--listen", "127.0.0.1:0"};
+        argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+        return argv;
+      }()),
+      port(proc.wait_for_port()) {}
+
+Recgate::Recgate(const TempDir& dir, const std::string& config_json,
+                 std::vector<std::pair<std::string, std::string>> env, const std::string& name)
+    : proc(
+          [&] {
+            write_file(dir.file(name), config_json);
+            return std::vector<std::string>{RECGATE_BIN, "--config", dir.file(name)};
+          }(),
+          std::move(env)),
+      port(proc.wait_for_port()) {}
+
+std::string test_config(const TempDir& dir, int sandbox_port, const std::string& extra, const std::string& mws_extra,
+                        const std::string& ads_extra) {
+  const std::string base = "http://127.0.0.1:" + std::to_string(sandbox_port);
+  std::string c = "{\"listen\":\"127.0.0.1:0\",\"database\":\"" + dir.file("db/recgate.db") +
+                  "\",\"threads\":2,\"drain_timeout_ms\":5000,";
+  if (!extra.empty()) c += extra + ",";
+  c += "\"mws\":{\"endpoint\":\"" + base +
+       "\",\"accounts\":{\"main\":{\"seller_id\":\"A1XEXAMPLEDF\",\"access_key_id\":\"AKIASANDBOXEXAMPLE\","
+       "\"secret_key\":\"sandbox-secret-key-not-for-production\",\"auth_token\":\"amzn.mws.sandbox-token\"}}";
+  if (!mws_extra.empty()) c += "," + mws_extra;
+  c += "},\"ads\":{\"endpoint\":\"" + base + "\",\"token_endpoint\":\"" + base +
+       "/auth/o2/token\",\"accounts\":{\"main\":{\"region\":\"NA\",\"client_id\":\"amzn1.application-oa2-client.sandbox\","
+       "\"client_secret\":\"sandbox-client-secret\",\"refresh_token\":\"Atzr|sandbox-refresh-token\","
+       "\"profile_id\":\"904444984714944\"}}";
+  if (!ads_extra.empty()) c += "," + ads_extra;
+  c += "}}";
+  return c;
+}
+
+}  // namespace rgtest

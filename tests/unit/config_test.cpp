@@ -1,0 +1,193 @@
+// Configuration parsing: good configs, each kind of bad one, ${NAME} and
+// NAME_FILE substitution, unknown keys by path, masking of secrets.
+#include <doctest/doctest.h>
+
+#include <map>
+
+#include "core/config.hpp"
+
+using namespace recgate;
+
+namespace {
+
+ConfigEnv fake_env(std::map<std::string, std::string> vars, std::map<std::string, std::string> files = {}) {
+  ConfigEnv e;
+  e.getenv = [vars](const std::string& n) -> std::optional<std::string> {
+    auto it = vars.find(n);
+    if (it == vars.end()) return std::nullopt;
+    return it->second;
+  };
+  e.read_file = [files](const std::string& p) -> std::optional<std::string> {
+    auto it = files.find(p);
+    if (it == files.end()) return std::nullopt;
+    return it->second;
+  };
+  return e;
+}
+
+bool has_error(const ConfigResult& r, const std::string& needle) {
+  for (const auto& e : r.errors)
+    if (e.find(needle) != std::string::npos) return true;
+  return false;
+}
+
+const char* kMws = R"("mws":{"accounts":{"main":{"seller_id":"S1","access_key_id":"AK","secret_key":"SK"}}})";
+
+}  // namespace
+
+TEST_CASE("config: an empty object gives every default") {
+  auto r = parse_config("{}", fake_env({}));
+  REQUIRE(r.config);
+  const Config& c = *r.config;
+  CHECK(c.listen == "127.0.0.1:8080");
+  CHECK(c.database == "data/recgate.db");
+  CHECK(c.threads == 0);
+  CHECK(c.log.level == "info");
+  CHECK(c.clients.empty());
+  CHECK(c.upstream.connect_timeout_ms == 3000);
+  CHECK(c.upstream.request_timeout_ms == 20000);
+  CHECK(c.throttle.max_wait_s == 30);
+  CHECK(c.mws.check_interval_s == 60);
+  CHECK(c.mws.listing_quality_ttl_s == 3600);
+  CHECK(c.mws.max_stale_s == 86400);
+  CHECK(c.mws.max_pages == 20);
+  CHECK(c.ads.cache_ttl_s == 3600);
+  CHECK(r.errors.empty());
+}
+
+TEST_CASE("config: good configs parse to the typed struct") {
+  auto r = parse_config(std::string("{\"listen\":\"0.0.0.0:9000\",\"threads\":4,"
+                                    "\"clients\":[{\"name\":\"pricing\",\"key\":\"0123456789abcdef\"}],"
+                                    "\"throttle\":{\"max_wait_s\":5,\"buckets\":{\"mws.ListRecommendations\":"
+                                    "{\"capacity\":4,\"restore_per_s\":0.25}}},") +
+                            kMws + "}",
+                        fake_env({}));
+  REQUIRE(r.config);
+  CHECK(r.config->listen == "0.0.0.0:9000");
+  CHECK(r.config->threads == 4);
+  REQUIRE(r.config->clients.size() == 1);
+  CHECK(r.config->clients[0].name == "pricing");
+  CHECK(r.config->throttle.max_wait_s == 5);
+  CHECK(r.config->throttle.buckets.at("mws.ListRecommendations").capacity == 4);
+  CHECK(r.config->throttle.buckets.at("mws.ListRecommendations").restore_per_s == 0.25);
+  CHECK(r.config->mws.accounts.at("main").seller_id == "S1");
+  CHECK(r.warnings.empty());  // not loopback, but clients are configured
+}
+
+TEST_CASE("config: each kind of bad value is named by its key path") {
+  struct Case {
+    const char* json;
+    const char* expect;
+  };
+  const Case cases[] = {
+      {"not json", "not valid JSON"},
+      {"[]", "must be a JSON object"},
+      {R"({"colour":"red"})", "unknown key colour"},
+      {R"({"mws":{"colour":"red"}})", "unknown key mws.colour"},
+      {R"({"mws":{"accounts":{"main":{"seller_id":"S","access_key_id":"A","secret_key":"K","x":1}}}})",
+       "unknown key mws.accounts.main.x"},
+      {R"({"listen":"nowhere"})", "listen: must be host:port"},
+      {R"({"listen":"1.2.3.4:99999"})", "listen: must be host:port"},
+      {R"({"threads":-1})", "threads: must be an integer from 0 to 256"},
+      {R"({"threads":"two"})", "threads: must be an integer"},
+      {R"({"log":{"level":"loud"}})", "log.level: must be one of debug, info, warn, error"},
+      {R"({"database":""})", "database: required"},
+      {R"({"clients":{}})", "clients: must be an array"},
+      {R"({"clients":[{"name":"a"}]})", "clients[0].key: required"},
+      {R"({"clients":[{"name":"a","key":"k1234567890123456"},{"name":"a","key":"k2234567890123456"}]})",
+       "duplicate client name"},
+      {R"({"upstream":{"connect_timeout_ms":0}})", "upstream.connect_timeout_ms: must be an integer from 1"},
+      {R"({"upstream":{"ca_file":"/nope.pem"}})", "upstream.ca_file: cannot read"},
+      {R"({"throttle":{"buckets":{"mws.Foo":{"capacity":1}}}})", "throttle.buckets.mws.Foo: unknown bucket"},
+      {R"({"throttle":{"buckets":{"mws.ListRecommendations":{"restore_per_s":0}}}})",
+       "restore_per_s: must be a number greater than 0"},
+      {R"({"mws":{"endpoint":"ftp://x"}})", "mws.endpoint: must be empty"},
+      {R"({"mws":{"max_pages":0}})", "mws.max_pages: must be an integer from 1"},
+      {R"({"mws":{"accounts":{"main":{"seller_id":"S"}}}})", "mws.accounts.main.access_key_id: required"},
+      {R"({"mws":{"accounts":{"bad name":{"seller_id":"S","access_key_id":"A","secret_key":"K"}}}})",
+       "account names are"},
+      {R"({"ads":{"accounts":{"main":{"region":"XX","client_id":"c","client_secret":"s","refresh_token":"r","profile_id":"1"}}}})",
+       "region: must be one of NA, EU, FE"},
+      {R"({"ads":{"accounts":{"main":{"client_id":"c","client_secret":"s","refresh_token":"r","profile_id":"abc"}}}})",
+       "profile_id: required, the numeric"},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.json);
+    auto r = parse_config(c.json, fake_env({}));
+    CHECK_FALSE(r.config);
+    CHECK(has_error(r, c.expect));
+  }
+}
+
+TEST_CASE("config: ${NAME} from the environment, NAME_FILE from a file, missing ones named") {
+  const std::string json =
+      R"({"mws":{"accounts":{"main":{"seller_id":"S","access_key_id":"${AK}","secret_key":"${SK}","auth_token":"pre-${TOK}-post"}}}})";
+  SUBCASE("from the environment") {
+    auto r = parse_config(json, fake_env({{"AK", "akid"}, {"SK", "secret"}, {"TOK", "t"}}));
+    REQUIRE(r.config);
+    CHECK(r.config->mws.accounts.at("main").access_key_id == "akid");
+    CHECK(r.config->mws.accounts.at("main").secret_key == "secret");
+    CHECK(r.config->mws.accounts.at("main").auth_token == "pre-t-post");
+  }
+  SUBCASE("from NAME_FILE, trailing newline removed") {
+    auto r = parse_config(json, fake_env({{"AK", "akid"}, {"SK_FILE", "/run/secrets/sk"}, {"TOK", "t"}},
+                                         {{"/run/secrets/sk", "file-secret\n"}}));
+    REQUIRE(r.config);
+    CHECK(r.config->mws.accounts.at("main").secret_key == "file-secret");
+  }
+  SUBCASE("missing variable") {
+    auto r = parse_config(json, fake_env({{"AK", "akid"}, {"TOK", "t"}}));
+    CHECK_FALSE(r.config);
+    CHECK(has_error(r, "mws.accounts.main.secret_key: environment variable SK is not set"));
+  }
+  SUBCASE("unreadable NAME_FILE") {
+    auto r = parse_config(json, fake_env({{"AK", "akid"}, {"SK_FILE", "/missing"}, {"TOK", "t"}}));
+    CHECK_FALSE(r.config);
+    CHECK(has_error(r, "cannot read the file named by SK_FILE"));
+  }
+}
+
+TEST_CASE("config: masking hides every secret and keeps the rest") {
+  auto r = parse_config(
+      R"({"clients":[{"name":"pricing","key":"client-key-secret-1"}],
+          "mws":{"accounts":{"main":{"seller_id":"SELLER1","access_key_id":"AKIA-SECRET","secret_key":"mws-secret","auth_token":"mws-token"}}},
+          "ads":{"accounts":{"main":{"client_id":"cid","client_secret":"ads-secret","refresh_token":"Atzr|refresh","profile_id":"42"}}}})",
+      fake_env({}));
+  REQUIRE(r.config);
+  std::string out = config_to_masked_json(*r.config);
+  for (const char* s : {"client-key-secret-1", "AKIA-SECRET", "mws-secret", "mws-token", "ads-secret", "Atzr|refresh"})
+    CHECK_MESSAGE(out.find(s) == std::string::npos, s);
+  CHECK(out.find("SELLER1") != std::string::npos);
+  CHECK(out.find("\"pricing\"") != std::string::npos);
+  CHECK(out.find("\"42\"") != std::string::npos);
+  // The masked output is itself a valid config that parses (with masked values).
+  CHECK(parse_config(out, fake_env({})).config.has_value());
+}
+
+TEST_CASE("config: a public listen address without clients is a warning, not an error") {
+  auto r = parse_config(R"({"listen":"0.0.0.0:8080"})", fake_env({}));
+  REQUIRE(r.config);
+  REQUIRE(r.warnings.size() == 1);
+  CHECK(r.warnings[0].find("no clients") != std::string::npos);
+}
+
+TEST_CASE("config: '_' keys are comments") {
+  auto r = parse_config(R"({"_comment":"hi","mws":{"_x":"y","accounts":{"_doc":"z"}}})", fake_env({}));
+  CHECK(r.config.has_value());
+}
+
+TEST_CASE("split_host_port") {
+  std::string h;
+  std::uint16_t p = 0;
+  CHECK(split_host_port("127.0.0.1:0", h, p));
+  CHECK(h == "127.0.0.1");
+  CHECK(p == 0);
+  CHECK(split_host_port("[::1]:8080", h, p));
+  CHECK(h == "::1");
+  CHECK(p == 8080);
+  CHECK_FALSE(split_host_port("::1:80", h, p));
+  CHECK_FALSE(split_host_port(":80", h, p));
+  CHECK_FALSE(split_host_port("host:", h, p));
+  CHECK_FALSE(split_host_port("host:65536", h, p));
+  CHECK_FALSE(split_host_port("host:8o", h, p));
+}
