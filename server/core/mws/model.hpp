@@ -24,6 +24,8 @@ struct Marketplace {
 };
 const Marketplace* find_marketplace(std::string_view id);
 const std::vector<Marketplace>& all_marketplaces();
+// True for the 7 names of kCategories (case-sensitive).
+bool is_category(std::string_view name);
 // Categories the marketplace offers (Brazil: no Fulfillment, no Advertising).
 std::vector<std::string> categories_for(const Marketplace& m);
 
@@ -34,8 +36,9 @@ struct Query {
   std::vector<std::string> categories;
   std::vector<std::string> filters;  // "Name=Value"
 };
-// raw: decoded query-string pairs in order. Problem codes: missing_marketplace,
-// unknown_marketplace, invalid_category, category_not_offered, invalid_filter,
+// raw: decoded query-string pairs in order. All problems are 400 with codes:
+// missing_marketplace, unknown_marketplace, duplicate_marketplace (two
+// different values), invalid_category, category_not_offered, invalid_filter,
 // filter_needs_one_category, unknown_parameter.
 Expected<Query> validate_recommendations_query(
     const std::vector<std::pair<std::string, std::string>>& raw);
@@ -57,14 +60,18 @@ struct UpstreamError {
   std::string request_id;
 };
 
-// Parses an ErrorResponse (any namespace, RequestId or RequestID). nullopt if not one.
+// Parses an ErrorResponse (any namespace, RequestId or RequestID under the root,
+// in Error or in ResponseMetadata). nullopt if not one. http_status is left 0:
+// the caller fills it from the HTTP response.
 std::optional<UpstreamError> parse_error_response(std::string_view xml);
 
 struct LastUpdated {
   // category -> ISO timestamp; absent/empty = null. ListingQuality always null.
   std::vector<std::pair<std::string, std::optional<std::string>>> per_category;
 };
-// Parses GetLastUpdatedTimeForRecommendationsResponse. Problem on malformed XML.
+// Parses GetLastUpdatedTimeForRecommendationsResponse; all 7 categories in
+// kCategories order. Problem (502, upstream_malformed) on malformed XML, a
+// wrong root or a missing ...Result element.
 Expected<LastUpdated> parse_last_updated(std::string_view xml);
 
 struct ListPage {
@@ -73,7 +80,9 @@ struct ListPage {
   std::optional<std::string> next_token;
 };
 // Parses ListRecommendations[ByNextToken]Response and extracts the members of
-// `category` (element <{category}Recommendations>).
+// `category` (element <{category}Recommendations>; absent = no members).
+// Problem (502, upstream_malformed) on malformed XML, a wrong root or a
+// missing ...Result element. Empty NextToken = none.
 Expected<ListPage> parse_list_page(std::string_view xml, const std::string& category);
 
 }  // namespace recgate::mws

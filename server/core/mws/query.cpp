@@ -1,0 +1,222 @@
+// Validation of the internal recommendations / last-updated query strings
+// (design §2.1) and the ListRecommendations parameters built from them
+// (reference A.1 "CategoryQuery and FilterOptions"). Pure core logic.
+#include <algorithm>
+
+#include "core/mws/model.hpp"
+
+namespace recgate::mws {
+namespace {
+
+using Raw = std::vector<std::pair<std::string, std::string>>;
+
+// Reference A.1: which FilterOptions each CategoryQuery category accepts.
+// An empty values list means "any non-empty value".
+struct FilterRule {
+  std::string_view category;
+  std::string_view name;
+  std::vector<std::string_view> values;
+};
+
+const std::vector<FilterRule>& filter_rules() {
+  static const std::vector<FilterRule> rules = {
+      {"ListingQuality", "QualitySet", {"Defect", "Quarantine"}},
+      {"ListingQuality", "ListingStatus", {"Active", "Inactive"}},
+      {"Selection", "BrandName", {}},
+      {"Selection", "ProductCategory", {}},
+      {"Selection", "IncludeCommonRecommendations", {"true", "false"}},
+      {"Fulfillment", "BrandName", {}},
+      {"Fulfillment", "ProductCategory", {}},
+      {"GlobalSelling", "BrandName", {}},
+      {"GlobalSelling", "ProductCategory", {}},
+      {"Advertising", "BrandName", {}},
+      {"Advertising", "ProductCategory", {}},
+  };
+  return rules;
+}
+
+Problem bad_request(std::string code, std::string detail) {
+  Problem p;
+  p.status = 400;
+  p.code = std::move(code);
+  p.title = "Bad Request";
+  p.detail = std::move(detail);
+  return p;
+}
+
+std::string join(const std::vector<std::string>& items, std::string_view sep = ", ") {
+  std::string out;
+  for (const auto& item : items) {
+    if (!out.empty()) out += sep;
+    out += item;
+  }
+  return out;
+}
+
+std::string all_categories_text() {
+  std::vector<std::string> names(std::begin(kCategories), std::end(kCategories));
+  return join(names);
+}
+
+std::string allowed_filters_text(std::string_view category) {
+  std::vector<std::string> parts;
+  for (const auto& rule : filter_rules()) {
+    if (rule.category != category) continue;
+    std::string part(rule.name);
+    part += '=';
+    if (rule.values.empty()) {
+      part += "<any non-empty value>";
+    } else {
+      std::vector<std::string> values(rule.values.begin(), rule.values.end());
+      part += join(values, "|");
+    }
+    parts.push_back(std::move(part));
+  }
+  return join(parts);
+}
+
+std::string filter_categories_text() {
+  std::vector<std::string> out;
+  for (const char* c : kCategories) {
+    if (!allowed_filters_text(c).empty()) out.emplace_back(c);
+  }
+  return join(out);
+}
+
+std::optional<Problem> check_parameters(const Raw& raw, const std::vector<std::string_view>& allowed) {
+  for (const auto& [name, value] : raw) {
+    if (std::find(allowed.begin(), allowed.end(), name) != allowed.end()) continue;
+    std::vector<std::string> names(allowed.begin(), allowed.end());
+    return bad_request("unknown_parameter",
+                       "unknown query parameter '" + name + "'; allowed parameters: " + join(names));
+  }
+  return std::nullopt;
+}
+
+Expected<const Marketplace*> check_marketplace(const Raw& raw) {
+  std::optional<std::string> id;
+  for (const auto& [name, value] : raw) {
+    if (name != "marketplace") continue;
+    if (id && *id != value) {
+      return bad_request("duplicate_marketplace", "marketplace is given twice ('" + *id + "' and '" + value +
+                                                      "'); give exactly one MarketplaceId, e.g. marketplace=ATVPDKIKX0DER");
+    }
+    id = value;
+  }
+  if (!id || id->empty()) {
+    return bad_request("missing_marketplace",
+                       "the query parameter 'marketplace' is required: a MarketplaceId such as ATVPDKIKX0DER");
+  }
+  const Marketplace* m = find_marketplace(*id);
+  if (m == nullptr) {
+    std::vector<std::string> known;
+    for (const auto& entry : all_marketplaces()) known.push_back(entry.id + " (" + entry.code + ")");
+    return bad_request("unknown_marketplace",
+                       "unknown marketplace '" + *id + "'; known MarketplaceIds: " + join(known));
+  }
+  return m;
+}
+
+std::optional<Problem> check_filter(std::string_view category, const std::string& filter) {
+  const std::size_t eq = filter.find('=');
+  const std::string allowed = allowed_filters_text(category);
+  if (allowed.empty()) {
+    return bad_request("invalid_filter", "category " + std::string(category) +
+                                             " accepts no filters; filters are accepted only by " +
+                                             filter_categories_text());
+  }
+  const std::string expected = "; " + std::string(category) + " accepts: " + allowed;
+  if (eq == std::string::npos || eq == 0 || eq + 1 == filter.size()) {
+    return bad_request("invalid_filter", "filter '" + filter + "' is not of the form Name=Value" + expected);
+  }
+  const std::string_view name = std::string_view(filter).substr(0, eq);
+  const std::string_view value = std::string_view(filter).substr(eq + 1);
+  for (const auto& rule : filter_rules()) {
+    if (rule.category != category || rule.name != name) continue;
+    if (rule.values.empty() || std::find(rule.values.begin(), rule.values.end(), value) != rule.values.end()) {
+      return std::nullopt;
+    }
+    return bad_request("invalid_filter",
+                       "filter '" + filter + "' has a value " + std::string(category) + " does not accept" + expected);
+  }
+  return bad_request("invalid_filter",
+                     "filter name '" + std::string(name) + "' is not accepted by " + std::string(category) + expected);
+}
+
+}  // namespace
+
+Expected<Query> validate_recommendations_query(const Raw& raw) {
+  if (auto p = check_parameters(raw, {"marketplace", "category", "filter"})) return std::move(*p);
+  auto marketplace = check_marketplace(raw);
+  if (!marketplace) return std::move(marketplace.error());
+  const Marketplace& m = **marketplace;
+  const std::vector<std::string> offered = categories_for(m);
+
+  std::vector<std::string> requested;
+  std::vector<std::string> filters;
+  for (const auto& [name, value] : raw) {
+    if (name == "filter") {
+      filters.push_back(value);
+      continue;
+    }
+    if (name != "category") continue;
+    if (!is_category(value)) {
+      return bad_request("invalid_category", "unknown category '" + value +
+                                                 "'; allowed values (case-sensitive): " + all_categories_text());
+    }
+    if (std::find(offered.begin(), offered.end(), value) == offered.end()) {
+      return bad_request("category_not_offered", "marketplace " + m.id + " (" + m.code + ") does not offer " +
+                                                     value + "; it offers: " + join(offered));
+    }
+    requested.push_back(value);
+  }
+
+  Query q;
+  q.marketplace_id = m.id;
+  if (requested.empty()) {
+    q.categories = offered;
+  } else {
+    for (const char* c : kCategories) {
+      if (std::find(requested.begin(), requested.end(), c) != requested.end()) q.categories.emplace_back(c);
+    }
+  }
+
+  if (!filters.empty()) {
+    if (q.categories.size() != 1) {
+      return bad_request("filter_needs_one_category",
+                         "filter is allowed only with exactly one category, but the request covers " +
+                             std::to_string(q.categories.size()) + " (" + join(q.categories) +
+                             "); add one category=..., one of " + filter_categories_text());
+    }
+    for (const auto& f : filters) {
+      if (auto p = check_filter(q.categories.front(), f)) return std::move(*p);
+    }
+    std::sort(filters.begin(), filters.end());
+    filters.erase(std::unique(filters.begin(), filters.end()), filters.end());
+    q.filters = std::move(filters);
+  }
+  return q;
+}
+
+Expected<std::string> validate_last_updated_query(const Raw& raw) {
+  if (auto p = check_parameters(raw, {"marketplace"})) return std::move(*p);
+  auto marketplace = check_marketplace(raw);
+  if (!marketplace) return std::move(marketplace.error());
+  return (*marketplace)->id;
+}
+
+std::vector<std::pair<std::string, std::string>> list_params(const std::string& marketplace_id,
+                                                             const std::string& category,
+                                                             const std::vector<std::string>& filters) {
+  std::vector<std::pair<std::string, std::string>> out = {{"MarketplaceId", marketplace_id},
+                                                          {"RecommendationCategory", category}};
+  if (filters.empty()) return out;
+  out.emplace_back("CategoryQueryList.CategoryQuery.1.RecommendationCategory", category);
+  for (std::size_t i = 0; i < filters.size(); ++i) {
+    out.emplace_back("CategoryQueryList.CategoryQuery.1.FilterOptions.FilterOption." + std::to_string(i + 1),
+                     filters[i]);
+  }
+  return out;
+}
+
+}  // namespace recgate::mws
