@@ -1,0 +1,452 @@
+// The throttle layer: buckets (token_bucket.hpp) behind one mutex, FIFO
+// waiters on their own timers, levels written to SQLite through the store's
+// database thread. The mutex is never held across I/O; waiters are woken by
+// posting to their own executor.
+#include "core/throttle/throttler.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <deque>
+#include <limits>
+#include <map>
+#include <mutex>
+#include <utility>
+
+#include "core/log.hpp"
+#include "core/metrics.hpp"
+#include "core/store.hpp"
+
+namespace recgate {
+
+namespace net = boost::asio;
+
+namespace {
+
+struct DefaultBucket {
+  const char* group;
+  double capacity;
+  double restore_per_s;
+};
+
+// MWS figures: reference/amazon-apis.md A.1 (8, one per 2 s; GetServiceStatus
+// as documented for other sections: 2, one per 5 min). Ads limits are dynamic
+// and undocumented; LWA is not documented either: both are config defaults.
+constexpr DefaultBucket kDefaultBuckets[] = {
+    {"mws.GetLastUpdatedTimeForRecommendations", 8, 0.5},
+    {"mws.ListRecommendations", 8, 0.5},
+    {"mws.GetServiceStatus", 2, 1.0 / 300},
+    {"ads.ProductRecommendations", 10, 2},
+    {"lwa.Token", 5, 1},
+};
+
+constexpr double kMaxTimerWait_s = 3600;     // waiters re-check at least this often
+constexpr double kStreakReset_s = 300;       // backoff streak forgotten after this
+constexpr double kBackoffCap_s = 60;
+constexpr double kFirstBackoff_s = 2;
+
+std::string seconds_text(double s) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f", s);
+  return buf;
+}
+
+std::string api_of(std::string_view group) { return std::string(group.substr(0, group.find('.'))); }
+
+net::steady_timer::duration timer_duration(double s) {
+  double us = std::ceil(std::clamp(std::isfinite(s) ? s : kMaxTimerWait_s, 0.0, kMaxTimerWait_s) * 1e6);
+  return std::chrono::microseconds(static_cast<std::int64_t>(us));
+}
+
+void write_level(Db& db, const std::string& account, const std::string& group, double level, double at) {
+  // Rounded up to the next millisecond: a later time for the same level is the
+  // conservative direction.
+  auto at_ms = static_cast<std::int64_t>(std::ceil(at * 1000.0));
+  db.prepare(
+        "INSERT INTO bucket_levels (account, operation, tokens, updated_at) VALUES (?1, ?2, ?3, ?4) "
+        "ON CONFLICT (account, operation) DO UPDATE SET tokens = excluded.tokens, updated_at = excluded.updated_at")
+      .bind(1, std::string_view(account))
+      .bind(2, std::string_view(group))
+      .bind(3, level)
+      .bind(4, at_ms)
+      .step();
+}
+
+}  // namespace
+
+std::string throttle_group(std::string_view operation) {
+  if (operation == "mws.ListRecommendationsByNextToken") return "mws.ListRecommendations";
+  return std::string(operation);
+}
+
+std::optional<BucketSpec> bucket_spec_for(const ThrottleConfig& cfg, std::string_view operation) {
+  std::string group = throttle_group(operation);
+  std::optional<BucketSpec> spec;
+  for (const auto& d : kDefaultBuckets) {
+    if (group == d.group) {
+      spec.emplace();
+      spec->capacity = d.capacity;
+      spec->restore_per_s = d.restore_per_s;
+    }
+  }
+  if (auto it = cfg.buckets.find(group); it != cfg.buckets.end()) {
+    if (!spec) spec.emplace();
+    spec->capacity = it->second.capacity;
+    spec->restore_per_s = it->second.restore_per_s;
+  }
+  if (spec) {
+    spec->margin_s = std::max(0, cfg.margin_ms) / 1000.0;
+    spec->reserve_tokens = std::max(0.0, cfg.reserve_tokens);
+  }
+  return spec;
+}
+
+double wall_clock_seconds() {
+  using namespace std::chrono;
+  return duration<double>(system_clock::now().time_since_epoch()).count();
+}
+
+namespace {
+
+struct Waiter {
+  explicit Waiter(net::any_io_executor ex) : timer(std::move(ex)) {}
+  net::steady_timer timer;  // touched only on the waiter's own executor
+  bool granted = false;     // guarded by Impl::mu
+  double granted_at = 0;
+};
+
+struct Bucket {
+  Bucket(std::string a, std::string g, TokenBucket b)
+      : account(std::move(a)), group(std::move(g)), tb(b),
+        rejections(&Metrics::instance().counter("recgate_throttle_rejections_total",
+                                                "Requests answered 429 because the quota wait exceeded their limit",
+                                                {{"operation", group}})),
+        upstream_throttles(&Metrics::instance().counter("recgate_upstream_throttles_total",
+                                                        "Upstream answers that throttled recgate",
+                                                        {{"api", api_of(group)}, {"operation", group}})),
+        wait_seconds(&Metrics::instance().histogram("recgate_throttle_wait_seconds",
+                                                    "Time a request waited for an upstream quota token",
+                                                    {{"operation", group}})) {}
+  const std::string account;
+  const std::string group;
+  TokenBucket tb;
+  std::deque<std::shared_ptr<Waiter>> queue;
+  bool save_pending = false;
+  int throttle_streak = 0;
+  double last_throttle_at = -std::numeric_limits<double>::infinity();
+  Counter* rejections;
+  Counter* upstream_throttles;
+  Histogram* wait_seconds;
+};
+
+using BucketKey = std::pair<std::string, std::string>;  // account, group
+
+}  // namespace
+
+struct Throttler::Impl : std::enable_shared_from_this<Throttler::Impl> {
+  ThrottleConfig cfg;
+  Store* store = nullptr;
+  Clock now;
+  mutable std::mutex mu;
+  std::map<BucketKey, std::unique_ptr<Bucket>> buckets;
+  std::map<BucketKey, std::pair<double, double>> stored;  // tokens, updated_at (s)
+
+  // --- everything below runs with mu held ---
+
+  Bucket* find_or_create(const std::string& account, const std::string& group, double t) {
+    BucketKey key{account, group};
+    if (auto it = buckets.find(key); it != buckets.end()) return it->second.get();
+    auto spec = bucket_spec_for(cfg, group);
+    if (!spec) return nullptr;
+    // No stored row: this bucket never granted (every grant is written), so
+    // full is what it would be without a restart.
+    TokenBucket tb(*spec, spec->capacity, t);
+    if (auto it = stored.find(key); it != stored.end()) tb = TokenBucket(*spec, it->second.first, it->second.second);
+    auto& slot = buckets[key];
+    slot = std::make_unique<Bucket>(account, group, tb);
+    return slot.get();
+  }
+
+  static void wake(const std::shared_ptr<Waiter>& w) {
+    net::post(w->timer.get_executor(), [w] { w->timer.cancel(); });
+  }
+
+  void wake_all(const Bucket& b) {
+    for (const auto& w : b.queue) wake(w);
+  }
+
+  // Grants tokens to the head of the queue while the bucket allows.
+  void pump(Bucket& b, double t) {
+    bool granted = false;
+    while (!b.queue.empty() && b.tb.try_take(t)) {
+      auto w = std::move(b.queue.front());
+      b.queue.pop_front();
+      w->granted = true;
+      w->granted_at = t;
+      wake(w);
+      granted = true;
+    }
+    if (granted) save(b);
+  }
+
+  static std::size_t position_of(const Bucket& b, const std::shared_ptr<Waiter>& w) {
+    auto it = std::find(b.queue.begin(), b.queue.end(), w);
+    return static_cast<std::size_t>(it - b.queue.begin()) + 1;
+  }
+
+  static void leave(Bucket& b, const std::shared_ptr<Waiter>& w) {
+    b.queue.erase(std::remove(b.queue.begin(), b.queue.end(), w), b.queue.end());
+  }
+
+  // Queues a write of the bucket's level on the database thread; writes that
+  // pile up behind one another coalesce into the one that runs first.
+  void save(Bucket& b) {
+    if (!store || b.save_pending) return;
+    b.save_pending = true;
+    store->post([self = shared_from_this(), bp = &b](Db& db) {
+      double level = 0;
+      double at = 0;
+      {
+        std::lock_guard lk(self->mu);
+        bp->save_pending = false;
+        level = bp->tb.level();
+        at = bp->tb.updated_at();
+      }
+      write_level(db, bp->account, bp->group, level, at);
+    });
+  }
+
+  Problem reject(Bucket& b, double t, double wait_s, double max_wait_s, std::size_t position, bool queue_full) {
+    auto d = decide_wait(wait_s, max_wait_s);
+    int retry_after = std::max(1, d.retry_after_s);
+    std::string detail = "account " + b.account + ", operation " + b.group + ": ";
+    if (queue_full) {
+      detail += "the quota queue is full (" + std::to_string(b.queue.size()) + " requests waiting)";
+    } else {
+      detail += "quota for this request (position " + std::to_string(position) + " in the queue) is available in " +
+                seconds_text(wait_s) + " s, more than the " + seconds_text(max_wait_s) +
+                " s it may wait (Prefer: wait)";
+    }
+    Problem p = make_problem(429, "quota_wait_exceeded", std::move(detail));
+    p.headers.emplace_back("Retry-After", std::to_string(retry_after));
+    p.headers.emplace_back("RateLimit-Policy", ratelimit_policy_value(b.group, b.tb.spec()));
+    p.headers.emplace_back("RateLimit", ratelimit_value(b.group, b.tb, t));
+    b.rejections->inc();
+    return p;
+  }
+
+  BucketStatus status_of(const Bucket& b, double t) const {
+    BucketStatus s;
+    s.account = b.account;
+    s.operation = b.group;
+    s.tokens = b.tb.tokens(t);
+    s.available = b.tb.available(t);
+    s.capacity = b.tb.spec().capacity;
+    s.restore_per_s = b.tb.spec().restore_per_s;
+    s.waiters = b.queue.size();
+    s.next_token_s = b.tb.wait_for(t, 1);
+    return s;
+  }
+
+  // --- the waiter: a named coroutine owning its state ---
+
+  static net::awaitable<Expected<Grant>> acquire(std::shared_ptr<Impl> self, std::string account,
+                                                 std::string operation, std::chrono::milliseconds max_wait) {
+    const std::string group = throttle_group(operation);
+    const double max_wait_s = std::max<double>(0, static_cast<double>(max_wait.count()) / 1000.0);
+    auto ex = co_await net::this_coro::executor;
+
+    std::optional<Expected<Grant>> result;
+    std::shared_ptr<Waiter> w;
+    Bucket* b = nullptr;
+    double start = 0;
+    double wait = 0;
+    std::size_t position = 0;
+    {
+      std::lock_guard lk(self->mu);
+      start = self->now();
+      b = self->find_or_create(account, group, start);
+      if (!b) {
+        result.emplace(make_problem(500, "internal_error", "no throttle bucket for operation " + group));
+      } else if (b->queue.empty() && b->tb.try_take(start)) {
+        self->save(*b);
+        result.emplace(Grant{start, 0, 0});
+      } else {
+        position = b->queue.size() + 1;
+        wait = b->tb.wait_for(start, static_cast<double>(position));
+        bool full = b->queue.size() >= static_cast<std::size_t>(std::max(1, self->cfg.max_queue));
+        if (full || !decide_wait(wait, max_wait_s).serve) {
+          result.emplace(self->reject(*b, start, wait, max_wait_s, position, full));
+        } else {
+          w = std::make_shared<Waiter>(ex);
+          b->queue.push_back(w);
+        }
+      }
+    }
+    if (result) {
+      if (b && result->has_value()) b->wait_seconds->observe(0);
+      co_return std::move(*result);
+    }
+
+    for (;;) {
+      w->timer.expires_after(timer_duration(wait));
+      auto [ec] = co_await w->timer.async_wait(net::as_tuple(net::use_awaitable));
+      (void)ec;  // expiry and wake-ups (cancel) alike: the bucket decides
+      net::cancellation_state cs = co_await net::this_coro::cancellation_state;
+      const bool cancelled = cs.cancelled() != net::cancellation_type::none;
+
+      std::lock_guard lk(self->mu);
+      const double t = self->now();
+      if (cancelled) {
+        // The client went away: spend nothing, let the others move up.
+        if (w->granted) {
+          b->tb.give_back(t);
+        } else {
+          leave(*b, w);
+        }
+        self->pump(*b, t);
+        self->wake_all(*b);
+        self->save(*b);
+        co_return make_problem(499, "client_closed_request", "the client closed the request while it waited for quota");
+      }
+      if (!w->granted) self->pump(*b, t);
+      if (w->granted) {
+        double waited = std::max(0.0, w->granted_at - start);
+        b->wait_seconds->observe(waited);
+        co_return Grant{w->granted_at, waited, position};
+      }
+      std::size_t pos = position_of(*b, w);
+      wait = b->tb.wait_for(t, static_cast<double>(pos));
+      double elapsed = std::max(0.0, t - start);
+      if (!decide_wait(elapsed + wait, max_wait_s).serve) {
+        // A backoff pushed this request's turn beyond its limit.
+        leave(*b, w);
+        self->wake_all(*b);
+        co_return self->reject(*b, t, wait, std::max(0.0, max_wait_s - elapsed), pos, false);
+      }
+    }
+  }
+};
+
+Throttler::Throttler(const ThrottleConfig& cfg, Store* store, Clock now) : impl_(std::make_shared<Impl>()) {
+  impl_->cfg = cfg;
+  impl_->store = store;
+  impl_->now = now ? std::move(now) : Clock(wall_clock_seconds);
+  if (store) {
+    std::map<BucketKey, std::pair<double, double>> rows;
+    store->run_sync([&rows](Db& db) {
+      auto st = db.prepare("SELECT account, operation, tokens, updated_at FROM bucket_levels");
+      while (st.step())
+        rows[{st.text(0), st.text(1)}] = {st.real(2), static_cast<double>(st.int64(3)) / 1000.0};
+    });
+    std::lock_guard lk(impl_->mu);
+    impl_->stored = std::move(rows);
+    const double t = impl_->now();
+    for (const auto& [key, row] : impl_->stored) impl_->find_or_create(key.first, key.second, t);
+  }
+  Metrics::instance().add_collector([weak = std::weak_ptr<Impl>(impl_)](Metrics& m) {
+    auto self = weak.lock();
+    if (!self) return;
+    std::vector<BucketStatus> rows;
+    {
+      std::lock_guard lk(self->mu);
+      const double t = self->now();
+      for (const auto& [key, b] : self->buckets) rows.push_back(self->status_of(*b, t));
+    }
+    for (const auto& s : rows) {
+      Labels labels{{"account", s.account}, {"operation", s.operation}};
+      m.gauge("recgate_bucket_tokens", "Estimated upstream quota tokens in the bucket", labels).set(s.tokens);
+      m.gauge("recgate_bucket_waiters", "Requests queued for a quota token", labels)
+          .set(static_cast<double>(s.waiters));
+    }
+  });
+}
+
+Throttler::~Throttler() = default;
+
+net::awaitable<Expected<Grant>> Throttler::acquire(std::string account, std::string operation,
+                                                   std::chrono::milliseconds max_wait) {
+  return Impl::acquire(impl_, std::move(account), std::move(operation), max_wait);
+}
+
+void Throttler::on_upstream_throttled(const std::string& account, const std::string& operation,
+                                      std::optional<double> retry_after_s) {
+  const std::string group = throttle_group(operation);
+  double hold = 0;
+  {
+    std::lock_guard lk(impl_->mu);
+    const double t = impl_->now();
+    Bucket* b = impl_->find_or_create(account, group, t);
+    if (!b) return;
+    if (t - b->last_throttle_at > kStreakReset_s) b->throttle_streak = 0;
+    ++b->throttle_streak;
+    b->last_throttle_at = t;
+    if (retry_after_s && std::isfinite(*retry_after_s)) {
+      hold = std::clamp(*retry_after_s, 0.0, 3600.0);
+    } else {
+      hold = std::min(kBackoffCap_s, kFirstBackoff_s * std::pow(2.0, std::min(b->throttle_streak - 1, 16)));
+    }
+    b->tb.drain(t);
+    b->tb.hold_until(t + hold);
+    impl_->save(*b);
+    impl_->wake_all(*b);  // waiters re-check; those now beyond their limit get 429 at once
+    b->upstream_throttles->inc();
+  }
+  log_warn("upstream throttled recgate; bucket emptied and held",
+           {{"account", account}, {"operation", group}, {"hold_s", hold}});
+}
+
+void Throttler::on_upstream_success(const std::string& account, const std::string& operation) {
+  std::lock_guard lk(impl_->mu);
+  if (auto it = impl_->buckets.find({account, throttle_group(operation)}); it != impl_->buckets.end())
+    it->second->throttle_streak = 0;
+}
+
+std::vector<BucketStatus> Throttler::status() const {
+  std::lock_guard lk(impl_->mu);
+  const double t = impl_->now();
+  std::vector<BucketStatus> out;
+  for (const auto& [key, b] : impl_->buckets) out.push_back(impl_->status_of(*b, t));
+  return out;
+}
+
+void Throttler::reevaluate() {
+  std::lock_guard lk(impl_->mu);
+  const double t = impl_->now();
+  for (auto& [key, b] : impl_->buckets) {
+    impl_->pump(*b, t);
+    impl_->wake_all(*b);
+  }
+}
+
+void Throttler::save_all() {
+  if (!impl_->store) return;
+  struct Row {
+    std::string account, group;
+    double level, at;
+  };
+  std::vector<Row> rows;
+  {
+    std::lock_guard lk(impl_->mu);
+    for (const auto& [key, b] : impl_->buckets) rows.push_back({b->account, b->group, b->tb.level(), b->tb.updated_at()});
+  }
+  impl_->store->run_sync([&rows](Db& db) {
+    db.exec("BEGIN");
+    try {
+      for (const auto& r : rows) write_level(db, r.account, r.group, r.level, r.at);
+      db.exec("COMMIT");
+    } catch (...) {
+      db.exec("ROLLBACK");
+      throw;
+    }
+  });
+}
+
+}  // namespace recgate
