@@ -13,7 +13,11 @@
 #include "core/http/server.hpp"
 #include "core/log.hpp"
 #include "core/metrics.hpp"
+#include "core/mws/model.hpp"
+#include "core/services/mws_service.hpp"
 #include "core/store.hpp"
+#include "core/throttle/throttler.hpp"
+#include "core/upstream/http_client.hpp"
 
 namespace recgate {
 namespace {
@@ -27,6 +31,8 @@ struct AppState {
   const Config& cfg;
   Store* store = nullptr;
   http::Server* server = nullptr;
+  Throttler* throttler = nullptr;
+  MwsService* mws = nullptr;
   std::vector<std::array<unsigned char, SHA256_DIGEST_LENGTH>> client_key_digests;
 };
 
@@ -92,13 +98,78 @@ awaitable<Response> handle_status(const AppState* st, Context& ctx) {
   w.Bool(st->server && st->server->draining());
   w.Key("schemaVersion");
   w.Int(st->store->schema_version());
+  w.Key("buckets");
+  w.StartArray();
+  for (const auto& b : st->throttler->status()) {
+    w.StartObject();
+    w.Key("account"); w.String(b.account.c_str());
+    w.Key("operation"); w.String(b.operation.c_str());
+    w.Key("tokens"); w.Double(b.tokens);
+    w.Key("available"); w.Double(b.available);
+    w.Key("capacity"); w.Double(b.capacity);
+    w.Key("restorePerSecond"); w.Double(b.restore_per_s);
+    w.Key("waiters"); w.Uint64(b.waiters);
+    w.Key("nextTokenSeconds"); w.Double(b.next_token_s);
+    w.EndObject();
+  }
+  w.EndArray();
+  auto ms = st->mws->stats();
+  w.Key("cache");
+  w.StartObject();
+  w.Key("mws");
+  w.StartObject();
+  w.Key("memoryEntries"); w.Uint64(ms.memory_entries);
+  w.Key("memoryBytes"); w.Uint64(ms.memory_bytes);
+  w.Key("snapshots"); w.Uint64(ms.snapshots);
+  w.EndObject();
+  w.EndObject();
+  w.Key("upstream");
+  w.StartObject();
+  w.Key("inFlight"); w.Uint64(ms.in_flight);
+  w.Key("mwsEndpoint"); w.String(st->cfg.mws.endpoint.empty() ? "amazon" : st->cfg.mws.endpoint.c_str());
+  w.EndObject();
   w.EndObject();
   co_return http::json_response(200, sb.GetString());
 }
 
+awaitable<Response> handle_mws_recommendations(const AppState* st, Context& ctx) {
+  if (!authorized(*st, ctx)) co_return co_await unauthorized();
+  co_return co_await st->mws->recommendations(ctx);
+}
+
+awaitable<Response> handle_mws_last_updated(const AppState* st, Context& ctx) {
+  if (!authorized(*st, ctx)) co_return co_await unauthorized();
+  co_return co_await st->mws->last_updated(ctx);
+}
+
+awaitable<Response> handle_purge(const AppState* st, Context& ctx) {
+  if (!authorized(*st, ctx)) co_return co_await unauthorized();
+  std::optional<std::string> account, marketplace, category;
+  for (const auto& [k, v] : ctx.query) {
+    std::optional<std::string>* slot = k == "account" ? &account : k == "marketplace" ? &marketplace
+                                     : k == "category" ? &category : nullptr;
+    if (!slot)
+      co_return http::problem_response(make_problem(
+          400, "unknown_parameter", "unknown parameter \"" + k + "\"; allowed: account, marketplace, category"));
+    if (v.empty())
+      co_return http::problem_response(make_problem(400, "invalid_parameter", k + " must not be empty"));
+    *slot = v;
+  }
+  if (category && !mws::is_category(*category))
+    co_return http::problem_response(make_problem(
+        400, "invalid_category",
+        "unknown category \"" + *category +
+            "\"; allowed: Inventory, Selection, Pricing, Fulfillment, ListingQuality, GlobalSelling, Advertising"));
+  std::size_t n = co_await st->mws->purge(account, marketplace, category);
+  log_info("cache purged", {{"request_id", ctx.request_id}, {"purged", n}});
+  co_return http::json_response(200, "{\"purged\":" + std::to_string(n) + "}");
+}
+
 using Fn = awaitable<Response> (*)(const AppState*, Context&);
-http::Route route(http::Verb v, std::string pattern, std::string name, const AppState* st, Fn fn) {
-  return http::Route{v, std::move(pattern), std::move(name), [st, fn](Context& c) { return fn(st, c); }, false};
+http::Route route(http::Verb v, std::string pattern, std::string name, const AppState* st, Fn fn,
+                 bool watch_disconnect = false) {
+  return http::Route{v, std::move(pattern), std::move(name), [st, fn](Context& c) { return fn(st, c); },
+                     watch_disconnect};
 }
 
 }  // namespace
@@ -119,7 +190,7 @@ int run_app(const Config& cfg) {
     return 1;
   }
 
-  AppState st{cfg, nullptr, nullptr, {}};
+  AppState st{cfg, nullptr, nullptr, nullptr, nullptr, {}};
   st.store = store.get();
   for (const auto& c : cfg.clients) st.client_key_digests.push_back(digest(c.key));
 
@@ -137,10 +208,34 @@ int run_app(const Config& cfg) {
       route(http::Verb::get, "/readyz", "readyz", &st, handle_readyz),
       route(http::Verb::get, "/metrics", "metrics", &st, handle_metrics),
       route(http::Verb::get, "/v1/status", "status", &st, handle_status),
+      route(http::Verb::get, "/v1/mws/{account}/recommendations", "mws_recommendations", &st,
+            handle_mws_recommendations, true),
+      route(http::Verb::get, "/v1/mws/{account}/last-updated", "mws_last_updated", &st, handle_mws_last_updated,
+            true),
+      route(http::Verb::delete_, "/v1/cache", "cache_purge", &st, handle_purge),
   };
 
   http::Server server(opts, std::move(routes));
   st.server = &server;
+
+  upstream::ClientOptions copts;
+  copts.connect_timeout = std::chrono::milliseconds(cfg.upstream.connect_timeout_ms);
+  copts.request_timeout = std::chrono::milliseconds(cfg.upstream.request_timeout_ms);
+  copts.ca_file = cfg.upstream.ca_file;
+  copts.max_response_bytes = cfg.upstream.max_response_bytes;
+  copts.max_connections_per_origin = cfg.upstream.max_connections_per_origin;
+  copts.user_agent = upstream::mws_user_agent("recgate", RECGATE_VERSION);
+  std::unique_ptr<upstream::HttpClient> client;
+  try {
+    client = std::make_unique<upstream::HttpClient>(server.ioc().get_executor(), copts);
+  } catch (const std::exception& e) {
+    log_error("cannot set up the upstream client", {{"error", e.what()}});
+    return 1;
+  }
+  Throttler throttler(cfg.throttle, store.get());
+  st.throttler = &throttler;
+  MwsService mws(cfg, *store, *client, throttler, server.ioc().get_executor());
+  st.mws = &mws;
   try {
     server.start();
   } catch (const std::exception& e) {
@@ -156,6 +251,8 @@ int run_app(const Config& cfg) {
   log_info("recgate started", {{"version", RECGATE_VERSION}, {"threads", opts.threads},
                                {"database", cfg.database}, {"clients", cfg.clients.size()}});
   server.run();
+  client->shutdown();
+  throttler.save_all();
   store->flush();
   log_info("recgate stopped");
   return 0;

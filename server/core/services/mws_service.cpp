@@ -1,0 +1,740 @@
+// MWS Recommendations service (see mws_service.hpp). Request flow:
+// validate -> snapshot (cached, re-checked every check_interval_s, coalesced)
+// -> per category: hit while the stored timestamp equals the snapshot's, else
+// a coalesced fetch of every page (each page one throttled, signed call), with
+// stale fallback -> JSON with Cache-Status, Age and ETag.
+#include "core/services/mws_service.hpp"
+
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <boost/asio/this_coro.hpp>
+#include <chrono>
+#include <cstdio>
+#include <mutex>
+#include <unordered_map>
+
+#include "core/cache/index.hpp"
+#include "core/cache/policy.hpp"
+#include "core/coalesce.hpp"
+#include "core/log.hpp"
+#include "core/metrics.hpp"
+#include "core/mws/model.hpp"
+#include "core/mws/sigv2.hpp"
+#include "core/store.hpp"
+#include "core/throttle/throttler.hpp"
+#include "core/upstream/http_client.hpp"
+
+namespace recgate {
+
+namespace net = boost::asio;
+using net::awaitable;
+using http::Context;
+using http::Response;
+
+namespace {
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string iso_seconds(std::int64_t ms) {
+  std::time_t t = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+void json_string(std::string& out, std::string_view s) {
+  rapidjson::StringBuffer sb;
+  rapidjson::Writer<rapidjson::StringBuffer> w(sb);
+  w.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
+  out.append(sb.GetString(), sb.GetSize());
+}
+
+void json_opt_string(std::string& out, const std::optional<std::string>& s) {
+  if (s) json_string(out, *s);
+  else out += "null";
+}
+
+std::string hex64(std::uint64_t v) {
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+struct Snapshot {
+  std::int64_t checked_at_ms = 0;
+  std::vector<std::pair<std::string, std::optional<std::string>>> per_category;
+
+  std::optional<std::string> of(const std::string& category) const {
+    for (const auto& [c, v] : per_category)
+      if (c == category) return v;
+    return std::nullopt;
+  }
+};
+using SnapshotPtr = std::shared_ptr<const Snapshot>;
+
+std::string snapshot_to_json(const Snapshot& s) {
+  std::string out = "{";
+  bool first = true;
+  for (const auto& [c, v] : s.per_category) {
+    if (!first) out += ',';
+    first = false;
+    json_string(out, c);
+    out += ':';
+    json_opt_string(out, v);
+  }
+  return out + "}";
+}
+
+SnapshotPtr snapshot_from_json(const std::string& body, std::int64_t checked_at) {
+  rapidjson::Document d;
+  d.Parse(body.c_str());
+  if (d.HasParseError() || !d.IsObject()) return nullptr;
+  auto s = std::make_shared<Snapshot>();
+  s->checked_at_ms = checked_at;
+  for (const char* c : mws::kCategories) {
+    auto it = d.FindMember(c);
+    std::optional<std::string> v;
+    if (it != d.MemberEnd() && it->value.IsString()) v = it->value.GetString();
+    s->per_category.emplace_back(c, v);
+  }
+  return s;
+}
+
+// Cache keys: parts joined by \x1f. (Variadic rather than an initializer_list:
+// g++ 12 miscompiles initializer_list temporaries inside coroutines.)
+template <class... P>
+std::string sep_join(const P&... parts) {
+  std::string k;
+  ((k += std::string_view(parts), k += '\x1f'), ...);
+  k.pop_back();
+  return k;
+}
+
+std::string join_filters(const std::vector<std::string>& f) {
+  std::string out;
+  for (const auto& x : f) {
+    if (!out.empty()) out += '\x1e';
+    out += x;
+  }
+  return out;
+}
+
+Problem unknown_account(const std::string& name, const Config& cfg) {
+  std::string known;
+  for (const auto& [n, a] : cfg.mws.accounts) known += (known.empty() ? "" : ", ") + n;
+  return make_problem(404, "unknown_account",
+                      "no MWS account named \"" + name + "\" is configured" +
+                          (known.empty() ? std::string(" (none are)") : "; configured: " + known));
+}
+
+}  // namespace
+
+struct MwsService::Impl {
+  const Config& cfg;
+  Store& store;
+  upstream::HttpClient& client;
+  Throttler& throttler;
+  net::any_io_executor ex;
+  cache::PolicyConfig policy;
+  cache::Index index;
+  mutable std::mutex snap_mu;
+  std::unordered_map<std::string, SnapshotPtr> snapshots;  // account|marketplace
+  Coalescer<Expected<SnapshotPtr>> snapshot_flights;
+  Coalescer<Expected<cache::EntryPtr>> list_flights;
+  std::string user_agent;
+
+  Impl(const Config& c, Store& st, upstream::HttpClient& cl, Throttler& th, net::any_io_executor e)
+      : cfg(c), store(st), client(cl), throttler(th), ex(e),
+        policy{c.mws.check_interval_s, c.mws.listing_quality_ttl_s, c.mws.max_stale_s},
+        index(c.cache.memory_entries, c.cache.memory_bytes), snapshot_flights(e), list_flights(e),
+        user_agent(upstream::mws_user_agent("recgate", RECGATE_VERSION)) {}
+
+  SnapshotPtr snapshot(const std::string& key) const {
+    std::lock_guard lk(snap_mu);
+    auto it = snapshots.find(key);
+    return it == snapshots.end() ? nullptr : it->second;
+  }
+};
+
+namespace {
+
+using Impl = MwsService::Impl;
+
+// ---- the one upstream call site -----------------------------------------
+
+struct CallResult {
+  std::string body;
+};
+
+Problem transport_problem(const upstream::Result& r, const std::string& action) {
+  if (r.error == upstream::ErrorKind::timeout)
+    return make_problem(504, "upstream_timeout", "MWS " + action + " did not answer in time (" + r.detail + ")");
+  Problem p = make_problem(502, "upstream_unavailable",
+                           "MWS " + action + " failed: " + std::string(upstream::to_string(r.error)) +
+                               (r.detail.empty() ? "" : " (" + r.detail + ")"));
+  p.extensions.emplace_back("upstreamCode", std::string(upstream::to_string(r.error)));
+  return p;
+}
+
+std::string upstream_url(const Impl& s, const mws::Marketplace& mp) {
+  if (!s.cfg.mws.endpoint.empty()) {
+    std::string base = s.cfg.mws.endpoint;
+    while (!base.empty() && base.back() == '/') base.pop_back();
+    return base + std::string(mws::kPath);
+  }
+  return "https://" + mp.host + std::string(mws::kPath);
+}
+
+void count_upstream(const std::string& action, const std::string& status, double seconds) {
+  auto& m = Metrics::instance();
+  m.counter("recgate_upstream_requests_total", "Upstream calls made, by api, operation and status.",
+            {{"api", "mws"}, {"operation", action}, {"status", status}})
+      .inc();
+  m.histogram("recgate_upstream_request_duration_seconds", "Upstream call duration, by api and operation.",
+              {{"api", "mws"}, {"operation", action}})
+      .observe(seconds);
+}
+
+// Throttle, sign, send; retries after an upstream throttle within the deadline.
+awaitable<Expected<CallResult>> call_mws(Impl* s, std::string account_name, mws::Marketplace mp, std::string action,
+                                         mws::Params params, std::chrono::steady_clock::time_point deadline) {
+  const auto& acc = s->cfg.mws.accounts.at(account_name);
+  const mws::Credentials creds{acc.seller_id, acc.access_key_id, acc.secret_key, acc.auth_token};
+  const std::string url = upstream_url(*s, mp);
+  const auto parsed = upstream::parse_url(url);
+  if (!parsed) co_return make_problem(500, "bad_endpoint", "mws.endpoint is not a usable URL");
+  const std::string host = upstream::host_header_value(*parsed);
+  for (int attempt = 1;; ++attempt) {
+    auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (remaining.count() < 0) remaining = std::chrono::milliseconds(0);
+    auto grant = co_await s->throttler.acquire(account_name, "mws." + action, remaining);
+    if (!grant) co_return grant.error();
+    upstream::Request req;
+    req.method = "POST";
+    req.url = url;
+    req.headers.emplace_back("Content-Type", "application/x-www-form-urlencoded; charset=utf-8");
+    req.headers.emplace_back("User-Agent", s->user_agent);
+    req.headers.emplace_back("Accept", "text/xml");
+    req.body = mws::signed_form_body(creds, action, params, host, mws::kPath, std::chrono::system_clock::now());
+    const auto t0 = std::chrono::steady_clock::now();
+    auto r = co_await s->client.request(std::move(req));
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const std::string status = r.ok() ? std::to_string(r.response.status) : std::string(upstream::to_string(r.error));
+    count_upstream(action, status, secs);
+    log(r.ok() && r.response.status == 200 ? LogLevel::debug : LogLevel::warn, "upstream call",
+        {{"api", "mws"}, {"account", account_name}, {"operation", action}, {"status", status},
+         {"duration_ms", secs * 1000}, {"attempt", attempt}, {"waited_ms", grant->waited_s * 1000}});
+    if (!r.ok()) co_return transport_problem(r, action);
+    if (r.response.status == 200) {
+      s->throttler.on_upstream_success(account_name, "mws." + action);
+      co_return CallResult{std::move(r.response.body)};
+    }
+    auto err = mws::parse_error_response(r.response.body);
+    const std::string code = err ? err->code : "HTTP" + std::to_string(r.response.status);
+    if (r.response.status == 503 && (code == "RequestThrottled" || code == "QuotaExceeded")) {
+      std::optional<double> retry_after;
+      if (auto ra = r.response.header("Retry-After"); !ra.empty()) {
+        try {
+          retry_after = std::stod(std::string(ra));
+        } catch (...) {
+        }
+      }
+      s->throttler.on_upstream_throttled(account_name, "mws." + action, retry_after);
+      continue;  // acquire again within what is left of the client's wait
+    }
+    Problem p = make_problem(502, "upstream_error",
+                             "MWS " + action + " answered HTTP " + std::to_string(r.response.status) + " " + code +
+                                 (err && !err->message.empty() ? ": " + err->message : ""));
+    p.extensions.emplace_back("upstreamCode", code);
+    if (err && !err->request_id.empty()) p.extensions.emplace_back("upstreamRequestId", err->request_id);
+    co_return p;
+  }
+}
+
+// ---- snapshots -----------------------------------------------------------
+
+awaitable<Expected<SnapshotPtr>> fetch_snapshot(Impl* s, std::string account, mws::Marketplace mp,
+                                                std::chrono::steady_clock::time_point deadline) {
+  mws::Params params;
+  params.emplace_back("MarketplaceId", mp.id);
+  std::string action = "GetLastUpdatedTimeForRecommendations";
+  auto r = co_await call_mws(s, account, mp, action, params, deadline);
+  if (!r) co_return r.error();
+  auto parsed = mws::parse_last_updated(r->body);
+  if (!parsed) co_return parsed.error();
+  auto snap = std::make_shared<Snapshot>();
+  snap->checked_at_ms = now_ms();
+  snap->per_category = parsed->per_category;
+  const std::string key = sep_join(account, mp.id);
+  {
+    std::lock_guard lk(s->snap_mu);
+    s->snapshots[key] = snap;
+  }
+  const std::string body = snapshot_to_json(*snap);
+  const std::int64_t at = snap->checked_at_ms;
+  s->store.post([account, mpid = mp.id, body, at](Db& db) {
+    db.prepare(
+          "INSERT INTO mws_snapshot(account, marketplace, checked_at, body) VALUES (?,?,?,?) "
+          "ON CONFLICT(account, marketplace) DO UPDATE SET checked_at=excluded.checked_at, body=excluded.body")
+        .bind(1, account)
+        .bind(2, mpid)
+        .bind(3, at)
+        .bind(4, body)
+        .step();
+  });
+  co_return SnapshotPtr(snap);
+}
+
+awaitable<Expected<SnapshotPtr>> snapshot_work(Impl* s, std::string account, mws::Marketplace mp,
+                                               std::chrono::steady_clock::time_point deadline) {
+  co_return co_await fetch_snapshot(s, std::move(account), std::move(mp), deadline);
+}
+
+struct SnapState {
+  SnapshotPtr snap;
+  bool stale = false;                // re-check failed; answers built on it are stale
+  std::optional<Problem> error;      // the re-check's failure
+  cache::Outcome outcome = cache::Outcome::hit;
+};
+
+awaitable<SnapState> get_snapshot(Impl* s, std::string account, mws::Marketplace mp, bool force, bool only_cached,
+                                  std::chrono::steady_clock::time_point deadline) {
+  SnapState st;
+  const std::string key = sep_join(account, mp.id);
+  st.snap = s->snapshot(key);
+  std::optional<std::int64_t> checked;
+  if (st.snap) checked = st.snap->checked_at_ms;
+  if (only_cached || !cache::snapshot_due(checked, now_ms(), force, s->policy)) co_return st;
+  bool joined = false;
+  // Named local, not a temporary in the co_await expression: g++ 12 mishandles
+  // non-trivial temporaries (closures) there.
+  Coalescer<Expected<SnapshotPtr>>::Work work = [s, account, mp, deadline]() {
+    return snapshot_work(s, account, mp, deadline);
+  };
+  auto res = co_await s->snapshot_flights.run(key, work, &joined);
+  if (joined)
+    Metrics::instance()
+        .counter("recgate_coalesced_requests_total", "Requests that joined an identical upstream call in flight.",
+                 {{"kind", "mws.snapshot"}})
+        .inc();
+  if (!res) {
+    st.error = make_problem(499, "client_closed", "cancelled");
+    st.stale = st.snap != nullptr;
+    co_return st;
+  }
+  if (res->has_value()) {
+    st.snap = res->value();
+    st.outcome = cache::Outcome::miss;
+  } else {
+    st.error = res->error();
+    st.stale = st.snap != nullptr;
+    st.outcome = cache::Outcome::stale;
+  }
+  co_return st;
+}
+
+// ---- recommendation lists ------------------------------------------------
+
+awaitable<cache::EntryPtr> find_entry(Impl* s, std::string key, std::string account, std::string mpid,
+                                      std::string category, std::string filters) {
+  if (auto e = s->index.find(key)) co_return e;
+  // Not in memory (evicted or never loaded): look in SQLite off the I/O thread.
+  auto e = co_await s->store.run([&](Db& db) -> cache::EntryPtr {
+    auto st = db.prepare(
+        "SELECT last_updated, fetched_at, body FROM mws_recommendations "
+        "WHERE account=? AND marketplace=? AND category=? AND filters=?");
+    st.bind(1, account).bind(2, mpid).bind(3, category).bind(4, filters);
+    if (!st.step()) return nullptr;
+    auto entry = std::make_shared<cache::Entry>();
+    entry->validator = st.opt_text(0);
+    entry->fetched_at_ms = st.int64(1);
+    entry->body = st.text(2);
+    entry->content_type = "application/json";
+    entry->hash = cache::fnv1a64(entry->body);
+    return entry;
+  });
+  if (e) s->index.put(key, e);
+  co_return e;
+}
+
+awaitable<Expected<cache::EntryPtr>> fetch_list(Impl* s, std::string key, std::string account, mws::Marketplace mp,
+                                                std::string category, std::vector<std::string> filters,
+                                                std::optional<std::string> validator,
+                                                std::chrono::steady_clock::time_point deadline) {
+  std::vector<std::string> members;
+  std::string action = "ListRecommendations";
+  mws::Params params = mws::list_params(mp.id, category, filters);
+  bool restarted = false;
+  int pages = 0;
+  for (;;) {
+    auto r = co_await call_mws(s, account, mp, action, params, deadline);
+    if (!r) {
+      bool corrupted = false;
+      for (const auto& [k, v] : r.error().extensions) corrupted = corrupted || (k == "upstreamCode" && v == "NextTokenCorrupted");
+      if (corrupted && !restarted) {  // DG_NextToken: call the original operation again
+        restarted = true;
+        members.clear();
+        pages = 0;
+        action = "ListRecommendations";
+        params = mws::list_params(mp.id, category, filters);
+        continue;
+      }
+      co_return r.error();
+    }
+    auto page = mws::parse_list_page(r->body, category);
+    if (!page) co_return page.error();
+    for (auto& m : page->members_json) members.push_back(std::move(m));
+    ++pages;
+    if (!page->next_token) break;
+    if (pages >= s->cfg.mws.max_pages) {
+      log_warn("mws.max_pages reached; answer truncated",
+               {{"account", account}, {"category", category}, {"pages", pages}});
+      break;
+    }
+    action = "ListRecommendationsByNextToken";
+    params.clear();
+    params.emplace_back("NextToken", *page->next_token);
+  }
+  auto entry = std::make_shared<cache::Entry>();
+  entry->validator = validator;
+  entry->fetched_at_ms = now_ms();
+  entry->content_type = "application/json";
+  entry->body = "[";
+  for (std::size_t i = 0; i < members.size(); ++i) {
+    if (i) entry->body += ',';
+    entry->body += members[i];
+  }
+  entry->body += "]";
+  entry->hash = cache::fnv1a64(entry->body);
+  s->index.put(key, entry);
+  s->store.post([account, mpid = mp.id, category, f = join_filters(filters), entry](Db& db) {
+    db.prepare(
+          "INSERT INTO mws_recommendations(account, marketplace, category, filters, last_updated, fetched_at, body) "
+          "VALUES (?,?,?,?,?,?,?) ON CONFLICT(account, marketplace, category, filters) DO UPDATE SET "
+          "last_updated=excluded.last_updated, fetched_at=excluded.fetched_at, body=excluded.body")
+        .bind(1, account)
+        .bind(2, mpid)
+        .bind(3, category)
+        .bind(4, f)
+        .bind(5, entry->validator)
+        .bind(6, entry->fetched_at_ms)
+        .bind(7, entry->body)
+        .step();
+  });
+  co_return cache::EntryPtr(entry);
+}
+
+struct CategoryAnswer {
+  std::string category;
+  cache::EntryPtr entry;
+  cache::Outcome outcome;
+};
+
+void count_lookup(cache::Outcome o) {
+  Metrics::instance()
+      .counter("recgate_cache_lookups_total", "Cache lookups, by api and result (hit, miss, stale).",
+               {{"api", "mws"}, {"result", cache::outcome_name(o)}})
+      .inc();
+}
+
+struct RequestOptions {
+  cache::RequestDirectives directives;
+  std::chrono::steady_clock::time_point deadline;
+};
+
+RequestOptions request_options(const Impl& s, const Context& ctx) {
+  RequestOptions o;
+  o.directives = cache::parse_cache_control(std::string(ctx.header("Cache-Control")));
+  int wait = s.cfg.throttle.max_wait_s;
+  if (auto w = cache::parse_prefer_wait(std::string(ctx.header("Prefer")))) wait = std::min(*w, 3600);
+  o.deadline = std::chrono::steady_clock::now() + std::chrono::seconds(wait);
+  return o;
+}
+
+awaitable<Expected<CategoryAnswer>> answer_category(Impl* s, std::string account, mws::Marketplace mp,
+                                                    std::string category, std::vector<std::string> filters,
+                                                    SnapState snap, RequestOptions opts) {
+  const std::string fkey = join_filters(filters);
+  const std::string key = sep_join(account, mp.id, category, fkey);
+  auto entry = co_await find_entry(s, key, account, mp.id, category, fkey);
+  const std::int64_t now = now_ms();
+  cache::SnapshotView view{snap.snap != nullptr, snap.stale,
+                           snap.snap ? snap.snap->of(category) : std::optional<std::string>{}};
+  if (entry) {
+    cache::StoredMeta meta{entry->validator, entry->fetched_at_ms};
+    const bool fresh = cache::classify(category, meta, view, now, s->policy) == cache::Verdict::fresh;
+    if (fresh && !snap.stale) co_return CategoryAnswer{category, entry, cache::Outcome::hit};
+    // Fresh under a snapshot whose re-check failed, or the client accepts only
+    // the cache: serve what we have, marked stale, within max_stale_s.
+    if ((fresh || opts.directives.only_if_cached) && cache::stale_allowed(meta, now, s->policy))
+      co_return CategoryAnswer{category, entry, cache::Outcome::stale};
+  }
+  if (opts.directives.only_if_cached)
+    co_return make_problem(504, "not_cached",
+                           "Cache-Control: only-if-cached, and no usable stored answer for " + category);
+  if (snap.error && !snap.snap) co_return *snap.error;
+  bool joined = false;
+  const std::optional<std::string> validator =
+      category == "ListingQuality" ? std::optional<std::string>{} : view.last_updated;
+  Coalescer<Expected<cache::EntryPtr>>::Work work = [s, key, account, mp, category, filters, validator,
+                                                      d = opts.deadline]() {
+    return fetch_list(s, key, account, mp, category, filters, validator, d);
+  };
+  auto res = co_await s->list_flights.run(key, work, &joined);
+  if (joined)
+    Metrics::instance()
+        .counter("recgate_coalesced_requests_total", "Requests that joined an identical upstream call in flight.",
+                 {{"kind", "mws.list"}})
+        .inc();
+  if (!res) co_return make_problem(499, "client_closed", "cancelled");
+  if (res->has_value()) co_return CategoryAnswer{category, res->value(), cache::Outcome::miss};
+  if (entry && cache::stale_allowed({entry->validator, entry->fetched_at_ms}, now_ms(), s->policy)) {
+    log_warn("serving stale", {{"account", account}, {"category", category}, {"reason", res->error().code}});
+    co_return CategoryAnswer{category, entry, cache::Outcome::stale};
+  }
+  co_return res->error();
+}
+
+std::string etag_of(const std::string& account, const std::string& mpid, const std::vector<CategoryAnswer>& answers) {
+  std::uint64_t h = cache::fnv1a64(account);
+  h = cache::fnv1a64(mpid, h);
+  for (const auto& a : answers) {
+    h = cache::fnv1a64(a.category, h);
+    h = cache::fnv1a64(a.entry->validator.value_or("-"), h);
+    h = cache::fnv1a64(std::to_string(a.entry->fetched_at_ms), h);
+    h = cache::fnv1a64(hex64(a.entry->hash), h);
+  }
+  return "\"" + hex64(h) + "\"";
+}
+
+Response finish(Context& ctx, int status, std::string body, const std::string& cache_status, std::int64_t age,
+                const std::string& etag) {
+  const bool not_modified = !etag.empty() && cache::if_none_match(std::string(ctx.header("If-None-Match")), etag);
+  Response res = not_modified ? http::text_response(304, "", "application/json")
+                              : http::json_response(status, std::move(body));
+  if (not_modified) res.erase(boost::beast::http::field::content_type);
+  res.set("Cache-Status", cache_status);
+  res.set("Age", std::to_string(age));
+  if (!etag.empty()) res.set(boost::beast::http::field::etag, etag);
+  res.set(boost::beast::http::field::cache_control, "private, no-cache");
+  ctx.log_fields.emplace_back("cache", cache_status);
+  return res;
+}
+
+awaitable<Response> handle_recommendations(Impl* s, Context& ctx) {
+  const std::string account(ctx.param("account"));
+  if (!s->cfg.mws.accounts.count(account)) co_return http::problem_response(unknown_account(account, s->cfg));
+  auto q = mws::validate_recommendations_query(ctx.query);
+  if (!q) co_return http::problem_response(q.error());
+  const mws::Marketplace mp = *mws::find_marketplace(q->marketplace_id);
+  const RequestOptions opts = request_options(*s, ctx);
+
+  SnapState snap = co_await get_snapshot(s, account, mp, opts.directives.no_cache, opts.directives.only_if_cached,
+                                         opts.deadline);
+  std::vector<CategoryAnswer> answers;
+  for (const auto& category : q->categories) {
+    auto a = co_await answer_category(s, account, mp, category, q->filters, snap, opts);
+    if (!a) co_return http::problem_response(a.error());
+    count_lookup(a->outcome);
+    answers.push_back(std::move(*a));
+  }
+
+  std::vector<cache::Outcome> outcomes;
+  std::int64_t age = 0;
+  const std::int64_t now = now_ms();
+  std::string body = "{\"account\":";
+  json_string(body, account);
+  body += ",\"marketplaceId\":";
+  json_string(body, mp.id);
+  body += ",\"categories\":[";
+  for (std::size_t i = 0; i < answers.size(); ++i) {
+    const auto& a = answers[i];
+    outcomes.push_back(a.outcome);
+    if (a.outcome != cache::Outcome::miss) age = std::max(age, cache::age_seconds(a.entry->fetched_at_ms, now));
+    if (i) body += ',';
+    body += "{\"category\":";
+    json_string(body, a.category);
+    body += ",\"lastUpdated\":";
+    json_opt_string(body, a.entry->validator);
+    body += ",\"fetchedAt\":";
+    json_string(body, iso_seconds(a.entry->fetched_at_ms));
+    body += ",\"cache\":\"";
+    body += cache::outcome_name(a.outcome);
+    body += "\",\"recommendations\":";
+    body += a.entry->body;
+    body += '}';
+  }
+  body += "]}";
+  co_return finish(ctx, 200, std::move(body), cache::cache_status(outcomes), age, etag_of(account, mp.id, answers));
+}
+
+awaitable<Response> handle_last_updated(Impl* s, Context& ctx) {
+  const std::string account(ctx.param("account"));
+  if (!s->cfg.mws.accounts.count(account)) co_return http::problem_response(unknown_account(account, s->cfg));
+  auto mpid = mws::validate_last_updated_query(ctx.query);
+  if (!mpid) co_return http::problem_response(mpid.error());
+  const mws::Marketplace mp = *mws::find_marketplace(*mpid);
+  const RequestOptions opts = request_options(*s, ctx);
+  SnapState snap = co_await get_snapshot(s, account, mp, opts.directives.no_cache, opts.directives.only_if_cached,
+                                         opts.deadline);
+  cache::Outcome outcome = snap.outcome;
+  if (!snap.snap) {
+    if (opts.directives.only_if_cached)
+      co_return http::problem_response(
+          make_problem(504, "not_cached", "Cache-Control: only-if-cached, and no stored last-updated times"));
+    co_return http::problem_response(snap.error ? *snap.error
+                                                : make_problem(502, "upstream_error", "no last-updated times"));
+  }
+  if (snap.error) {
+    cache::StoredMeta meta{std::nullopt, snap.snap->checked_at_ms};
+    if (!cache::stale_allowed(meta, now_ms(), s->policy)) co_return http::problem_response(*snap.error);
+    outcome = cache::Outcome::stale;
+  }
+  count_lookup(outcome);
+  const auto offered = mws::categories_for(mp);
+  std::string body = "{\"account\":";
+  json_string(body, account);
+  body += ",\"marketplaceId\":";
+  json_string(body, mp.id);
+  body += ",\"checkedAt\":";
+  json_string(body, iso_seconds(snap.snap->checked_at_ms));
+  body += ",\"cache\":\"";
+  body += cache::outcome_name(outcome);
+  body += "\",\"lastUpdated\":{";
+  bool first = true;
+  for (const auto& c : offered) {
+    if (!first) body += ',';
+    first = false;
+    json_string(body, c);
+    body += ':';
+    json_opt_string(body, snap.snap->of(c));
+  }
+  body += "}}";
+  const std::int64_t age = outcome == cache::Outcome::miss ? 0 : cache::age_seconds(snap.snap->checked_at_ms, now_ms());
+  const std::string etag = "\"" + hex64(cache::fnv1a64(body.substr(body.find(",\"lastUpdated\"")))) + "\"";
+  co_return finish(ctx, 200, std::move(body), cache::cache_status({outcome}), age, etag);
+}
+
+void load_from_store(Impl& s) {
+  std::vector<std::pair<std::string, SnapshotPtr>> snaps;
+  std::vector<std::pair<std::string, cache::EntryPtr>> entries;
+  const std::size_t limit = s.cfg.cache.memory_entries;
+  s.store.run_sync([&](Db& db) {
+    auto st = db.prepare("SELECT account, marketplace, checked_at, body FROM mws_snapshot");
+    while (st.step()) {
+      if (auto snap = snapshot_from_json(st.text(3), st.int64(2)))
+        snaps.emplace_back(sep_join(st.text(0), st.text(1)), snap);
+    }
+    auto r = db.prepare(
+        "SELECT account, marketplace, category, filters, last_updated, fetched_at, body FROM mws_recommendations "
+        "ORDER BY fetched_at DESC LIMIT ?");
+    r.bind(1, static_cast<std::int64_t>(limit));
+    while (r.step()) {
+      auto e = std::make_shared<cache::Entry>();
+      e->validator = r.opt_text(4);
+      e->fetched_at_ms = r.int64(5);
+      e->body = r.text(6);
+      e->content_type = "application/json";
+      e->hash = cache::fnv1a64(e->body);
+      entries.emplace_back(sep_join(r.text(0), r.text(1), r.text(2), r.text(3)), std::move(e));
+    }
+  });
+  {
+    std::lock_guard lk(s.snap_mu);
+    for (auto& [k, v] : snaps) s.snapshots[k] = v;
+  }
+  for (auto& [k, v] : entries) s.index.put(k, v);
+  if (!entries.empty() || !snaps.empty())
+    log_info("mws cache loaded", {{"entries", entries.size()}, {"snapshots", snaps.size()}});
+}
+
+awaitable<std::size_t> do_purge(Impl* s, std::optional<std::string> account, std::optional<std::string> marketplace,
+                                std::optional<std::string> category) {
+  auto matches = [&](const std::string& key) {
+    // key: account \x1f marketplace \x1f category \x1f filters
+    std::vector<std::string> parts;
+    std::size_t i = 0;
+    for (;;) {
+      auto j = key.find('\x1f', i);
+      parts.push_back(key.substr(i, j == std::string::npos ? std::string::npos : j - i));
+      if (j == std::string::npos) break;
+      i = j + 1;
+    }
+    if (account && (parts.size() < 1 || parts[0] != *account)) return false;
+    if (marketplace && (parts.size() < 2 || parts[1] != *marketplace)) return false;
+    if (category && (parts.size() < 3 || parts[2] != *category)) return false;
+    return true;
+  };
+  std::size_t in_memory = s->index.erase_if(matches);
+  if (!category) {
+    std::lock_guard lk(s->snap_mu);
+    for (auto it = s->snapshots.begin(); it != s->snapshots.end();) {
+      if (matches(it->first)) it = s->snapshots.erase(it);
+      else ++it;
+    }
+  }
+  std::size_t deleted = co_await s->store.run([&](Db& db) -> std::size_t {
+    auto st = db.prepare(
+        "DELETE FROM mws_recommendations WHERE (?1 IS NULL OR account=?1) AND (?2 IS NULL OR marketplace=?2) "
+        "AND (?3 IS NULL OR category=?3)");
+    st.bind(1, account).bind(2, marketplace).bind(3, category);
+    st.step();
+    std::size_t n = static_cast<std::size_t>(db.changes());
+    if (!category) {
+      auto sn = db.prepare(
+          "DELETE FROM mws_snapshot WHERE (?1 IS NULL OR account=?1) AND (?2 IS NULL OR marketplace=?2)");
+      sn.bind(1, account).bind(2, marketplace);
+      sn.step();
+    }
+    return n;
+  });
+  co_return std::max(deleted, in_memory);
+}
+
+}  // namespace
+
+MwsService::MwsService(const Config& cfg, Store& store, upstream::HttpClient& client, Throttler& throttler,
+                       net::any_io_executor ex)
+    : impl_(std::make_shared<Impl>(cfg, store, client, throttler, ex)) {
+  load_from_store(*impl_);
+  auto weak = std::weak_ptr<Impl>(impl_);
+  Metrics::instance().add_collector([weak](Metrics& m) {
+    auto s = weak.lock();
+    if (!s) return;
+    m.gauge("recgate_cache_entries", "Cache entries held in memory, by api.", {{"api", "mws"}})
+        .set(static_cast<double>(s->index.size()));
+    m.gauge("recgate_cache_memory_bytes", "Approximate bytes of cached bodies held in memory, by api.",
+            {{"api", "mws"}})
+        .set(static_cast<double>(s->index.bytes()));
+  });
+}
+
+MwsService::~MwsService() = default;
+
+awaitable<Response> MwsService::recommendations(Context& ctx) { return handle_recommendations(impl_.get(), ctx); }
+awaitable<Response> MwsService::last_updated(Context& ctx) { return handle_last_updated(impl_.get(), ctx); }
+awaitable<std::size_t> MwsService::purge(std::optional<std::string> account, std::optional<std::string> marketplace,
+                                         std::optional<std::string> category) {
+  return do_purge(impl_.get(), std::move(account), std::move(marketplace), std::move(category));
+}
+
+MwsService::Stats MwsService::stats() const {
+  Stats st;
+  st.memory_entries = impl_->index.size();
+  st.memory_bytes = impl_->index.bytes();
+  {
+    std::lock_guard lk(impl_->snap_mu);
+    st.snapshots = impl_->snapshots.size();
+  }
+  st.in_flight = impl_->list_flights.in_flight() + impl_->snapshot_flights.in_flight();
+  return st;
+}
+
+}  // namespace recgate

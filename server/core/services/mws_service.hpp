@@ -1,0 +1,58 @@
+// The MWS Recommendations service (design §2.1, §3, §4): validates the two
+// endpoints, answers from the last-updated-keyed cache, and otherwise makes
+// the upstream calls through one call site (throttle -> sign -> HTTP client),
+// coalesced, with stale fallback. Called by the router; calls cache, throttle,
+// upstream client and store.
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "core/config.hpp"
+#include "core/http/server.hpp"
+
+namespace recgate {
+
+class Store;
+class Throttler;
+namespace upstream {
+class HttpClient;
+}
+
+class MwsService {
+ public:
+  // Loads stored snapshots and the most recent cache rows into memory
+  // (blocking, at start-up only).
+  MwsService(const Config& cfg, Store& store, upstream::HttpClient& client, Throttler& throttler,
+             boost::asio::any_io_executor ex);
+  ~MwsService();
+  MwsService(const MwsService&) = delete;
+  MwsService& operator=(const MwsService&) = delete;
+
+  boost::asio::awaitable<http::Response> recommendations(http::Context& ctx);
+  boost::asio::awaitable<http::Response> last_updated(http::Context& ctx);
+
+  // DELETE /v1/cache: removes matching recommendations (and, without a
+  // category, the matching last-updated snapshots); returns the number of
+  // recommendation entries purged.
+  boost::asio::awaitable<std::size_t> purge(std::optional<std::string> account, std::optional<std::string> marketplace,
+                                            std::optional<std::string> category);
+
+  struct Stats {
+    std::size_t memory_entries = 0;
+    std::size_t memory_bytes = 0;
+    std::size_t snapshots = 0;
+    std::size_t in_flight = 0;
+  };
+  Stats stats() const;
+
+  struct Impl;
+
+ private:
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace recgate
