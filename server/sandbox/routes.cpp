@@ -1,0 +1,128 @@
+// Route adapters: Context -> HttpInput / admin call -> Response. The only
+// sandbox code that touches Asio (the latency fault's timer).
+#include "sandbox/routes.hpp"
+
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/http/write.hpp>
+
+#include <sstream>
+
+#include "sandbox/admin.hpp"
+#include "sandbox/mws_service.hpp"
+#include "sandbox/xml.hpp"
+
+namespace recgate::sandbox {
+
+namespace net = boost::asio;
+using http::Context;
+using http::Response;
+
+namespace {
+
+Response make_response(int status, std::string body, const std::vector<std::pair<std::string, std::string>>& headers) {
+  Response res;
+  res.result(static_cast<unsigned>(status));
+  res.version(11);
+  for (const auto& [k, v] : headers) res.set(k, v);
+  res.body() = std::move(body);
+  res.prepare_payload();
+  return res;
+}
+
+Response admin_response(const AdminAnswer& a) {
+  return make_response(a.status, a.body, {{"Content-Type", a.content_type}, {"Cache-Control", "no-store"}});
+}
+
+std::size_t header_bytes(const Response& res) {
+  std::ostringstream os;
+  os << res.base();
+  return os.str().size();
+}
+
+net::awaitable<Response> mws_handler(SandboxState* state, Context& ctx) {
+  const Now now = Now::current();
+  HttpInput in;
+  in.method = std::string(ctx.req.method_string());
+  in.target = std::string(ctx.req.target());
+  in.host = std::string(ctx.header("Host"));
+  in.content_type = std::string(ctx.header("Content-Type"));
+  in.body = ctx.req.body();
+
+  MwsOutcome out;
+  if (const auto version = ctx.param("version"); version != kMwsVersion) {
+    out.request_id = new_request_id();
+    out.status = 404;
+    out.error_code = "InvalidAddress";
+    out.body = render_error(MwsError{404, "Sender", "InvalidAddress",
+                                     "The section version " + std::string(version) +
+                                         " does not exist; Recommendations is 2013-04-01."},
+                            out.request_id);
+    out.headers = {{"Content-Type", "text/xml"}, {"x-mws-request-id", out.request_id}};
+  } else {
+    out = handle_mws(*state, in, now);
+  }
+  if (!out.action.empty()) ctx.log_fields.emplace_back("mws_action", out.action);
+  if (!out.error_code.empty()) ctx.log_fields.emplace_back("mws_code", out.error_code);
+  if (out.latency.count() > 0) {
+    net::steady_timer timer(co_await net::this_coro::executor);
+    timer.expires_after(out.latency);
+    co_await timer.async_wait(net::use_awaitable);
+  }
+  Response res = make_response(out.status, std::move(out.body), out.headers);
+  if (out.drop) ctx.truncate_response_at = header_bytes(res) + 256 + res.body().size() / 2;
+  co_return res;
+}
+
+enum class AdminOp { touch, add_fault, clear_faults, stats, reset };
+
+net::awaitable<Response> admin_handler(SandboxState* state, AdminOp op, Context& ctx) {
+  if (!admin_authorized(state->config(), ctx.header("Authorization"), ctx.header("X-Admin-Token")))
+    co_return admin_response(admin_unauthorized());
+  const Now now = Now::current();
+  switch (op) {
+    case AdminOp::touch:
+      co_return admin_response(admin_touch(*state, ctx.query, now.wall));
+    case AdminOp::add_fault:
+      co_return admin_response(admin_add_fault(*state, ctx.req.body()));
+    case AdminOp::clear_faults:
+      co_return admin_response(admin_clear_faults(*state));
+    case AdminOp::stats:
+      co_return admin_response(admin_stats(*state, now.mono));
+    case AdminOp::reset:
+      co_return admin_response(admin_reset(*state, now));
+  }
+  co_return admin_response(AdminAnswer{500, "{}"});
+}
+
+net::awaitable<Response> health_handler(Context&) {
+  co_return make_response(200, "{\"status\":\"ok\"}", {{"Content-Type", "application/json"}});
+}
+
+http::Route admin_route(SandboxState& state, http::Verb verb, std::string pattern, std::string name, AdminOp op) {
+  SandboxState* st = &state;
+  return http::Route{verb, std::move(pattern), std::move(name),
+                     [st, op](Context& ctx) { return admin_handler(st, op, ctx); }};
+}
+
+}  // namespace
+
+std::vector<http::Route> mws_routes(SandboxState& state) {
+  SandboxState* st = &state;
+  return {http::Route{http::Verb::post, "/Recommendations/{version}", "mws_recommendations",
+                      [st](Context& ctx) { return mws_handler(st, ctx); }}};
+}
+
+std::vector<http::Route> admin_routes(SandboxState& state) {
+  std::vector<http::Route> routes;
+  routes.push_back(admin_route(state, http::Verb::post, "/admin/touch", "admin_touch", AdminOp::touch));
+  routes.push_back(admin_route(state, http::Verb::post, "/admin/faults", "admin_faults", AdminOp::add_fault));
+  routes.push_back(admin_route(state, http::Verb::delete_, "/admin/faults", "admin_faults", AdminOp::clear_faults));
+  routes.push_back(admin_route(state, http::Verb::get, "/admin/stats", "admin_stats", AdminOp::stats));
+  routes.push_back(admin_route(state, http::Verb::post, "/admin/reset", "admin_reset", AdminOp::reset));
+  routes.push_back(http::Route{http::Verb::get, "/healthz", "healthz", [](Context& ctx) { return health_handler(ctx); }});
+  return routes;
+}
+
+}  // namespace recgate::sandbox

@@ -1,0 +1,116 @@
+// Everything the running sandbox remembers, shared by the server's threads
+// behind one mutex: per-category generations and last-updated times, the
+// exact throttle buckets, pending faults and the statistics the admin API
+// reports. Time always comes in as a parameter.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "sandbox/bucket.hpp"
+#include "sandbox/config.hpp"
+#include "sandbox/data.hpp"
+#include "sandbox/signature.hpp"
+
+namespace recgate::sandbox {
+
+struct Now {
+  std::chrono::system_clock::time_point wall;
+  std::chrono::steady_clock::time_point mono;
+  static Now current() { return {std::chrono::system_clock::now(), std::chrono::steady_clock::now()}; }
+};
+
+struct Fault {
+  std::string action;  // empty: any action
+  int latency_ms = 0;
+  int status = 0;      // 0: answer normally (after the latency)
+  std::string code;    // defaults from status
+  std::string message;
+  bool malformed = false;
+  bool drop = false;
+  int remaining = 1;
+};
+
+struct RequestRecord {
+  std::string time;
+  std::string request_id;
+  std::string action;
+  std::string seller_id;
+  int status = 0;
+  std::string code;  // MWS error code, empty on success
+  Params params;     // Signature kept, MWSAuthToken masked
+};
+
+class SandboxState {
+ public:
+  SandboxState(SandboxConfig cfg, Now now);
+  SandboxState(const SandboxState&) = delete;
+  SandboxState& operator=(const SandboxState&) = delete;
+
+  const SandboxConfig& config() const { return cfg_; }
+
+  // Takes a token from the (seller, group) bucket; false = throttled (counted).
+  bool take_token(const std::string& seller_id, std::string_view group, std::chrono::steady_clock::time_point now);
+
+  CategorySnapshot snapshot(const std::string& seller_id, const std::string& marketplace_id,
+                            const std::string& category);
+  // Bumps the generation and moves the last-updated time to now (strictly
+  // later than before). ListingQuality keeps no time.
+  CategorySnapshot touch(const std::string& seller_id, const std::string& marketplace_id,
+                         const std::string& category, std::chrono::system_clock::time_point now);
+
+  void add_fault(Fault f);
+  void clear_faults();
+  // The first pending fault for `action`, consumed.
+  std::optional<Fault> take_fault(std::string_view action);
+
+  void record(RequestRecord r);
+  void record_signature_failure(std::string expected_string_to_sign, std::string host, std::string time);
+
+  // GET /admin/stats body.
+  std::string stats_json(std::chrono::steady_clock::time_point now) const;
+  void reset(Now now);
+
+ private:
+  struct BucketEntry {
+    ExactBucket bucket;
+    std::uint64_t accepted = 0;
+    std::uint64_t throttled = 0;
+    std::int64_t min_tokens;
+  };
+  struct CategoryEntry {
+    std::uint64_t generation;
+    std::optional<std::chrono::system_clock::time_point> last_updated;
+  };
+
+  const ThrottleRule& rule_for(std::string_view group) const;
+  CategoryEntry& entry(const std::string& seller_id, const std::string& marketplace_id, const std::string& category);
+
+  const SandboxConfig cfg_;
+  mutable std::mutex mu_;
+  std::chrono::system_clock::time_point epoch_;
+  std::map<std::pair<std::string, std::string>, BucketEntry> buckets_;
+  std::map<std::string, CategoryEntry> categories_;
+  std::vector<Fault> faults_;
+  std::uint64_t total_requests_ = 0;
+  std::map<std::string, std::uint64_t> by_action_;
+  std::map<int, std::uint64_t> by_status_;
+  std::map<std::string, std::uint64_t> by_error_;
+  std::map<std::string, std::map<std::string, std::uint64_t>> throttled_;
+  std::uint64_t throttled_total_ = 0;
+  std::uint64_t signature_failures_ = 0;
+  std::optional<std::pair<std::string, std::string>> last_signature_failure_;  // string to sign, host
+  std::string last_signature_failure_time_;
+  std::uint64_t faults_applied_ = 0;
+  std::deque<RequestRecord> recent_;
+};
+
+}  // namespace recgate::sandbox
