@@ -1,4 +1,5 @@
-// Pure helpers over the upstream message values (see message.hpp).
+// Pure helpers over the upstream message values (see message.hpp): header
+// lookup and error-kind names. No Boost, no I/O.
 #include "core/upstream/message.hpp"
 
 namespace recgate::upstream {
