@@ -35,7 +35,7 @@ int burst(int port, int first, int n, const std::string& account = "main") {
     ts.emplace_back([&, i] {
       std::string target = brand_query(i);
       if (account != "main") target.replace(target.find("/main/"), 6, "/" + account + "/");
-      auto r = http_get(port, target, {{"Prefer", "wait=120"}});
+      auto r = http_request(port, "GET", target, "", {{"Prefer", "wait=120"}}, std::chrono::seconds(180));
       if (r.status == 200) ++ok;
       else MESSAGE("status " << r.status << " " << r.body);
     });
