@@ -174,8 +174,12 @@ class Obj {
   }
 
   void finish() {
+    std::set<std::string> seen;
     for (auto it = v_.MemberBegin(); it != v_.MemberEnd(); ++it) {
       std::string name = it->name.GetString();
+      if (!seen.insert(name).second)
+        ctx_.errors.push_back("duplicate key " + (path_.empty() ? name : path_ + "." + name) +
+                              " (JSON objects must not repeat a key)");
       if (!name.empty() && name[0] == '_') continue;  // "_comment" keys document the file
       bool known = false;
       for (const auto& a : allowed_) known = known || a == name;

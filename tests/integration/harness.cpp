@@ -240,6 +240,61 @@ HttpResponse http_request(int port, const std::string& method, const std::string
   return out;
 }
 
+struct KeepAlive::Impl {
+  net::io_context ioc;
+  beast::tcp_stream stream{ioc};
+  beast::flat_buffer buf;
+  int port;
+};
+
+KeepAlive::KeepAlive(int port) : impl_(std::make_unique<Impl>()) {
+  impl_->port = port;
+  impl_->stream.socket().connect({net::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)});
+}
+
+KeepAlive::~KeepAlive() = default;
+
+HttpResponse KeepAlive::request(const std::string& method, const std::string& target, std::chrono::milliseconds timeout) {
+  HttpResponse out;
+  http::request<http::string_body> req{http::string_to_verb(method), target, 11};
+  req.set(http::field::host, "127.0.0.1:" + std::to_string(impl_->port));
+  req.keep_alive(true);
+  beast::error_code ec;
+  impl_->stream.expires_after(timeout);
+  http::async_write(impl_->stream, req, [&](beast::error_code e, std::size_t) { ec = e; });
+  impl_->ioc.restart();
+  impl_->ioc.run();
+  if (ec) {
+    out.error = ec.message();
+    return out;
+  }
+  http::response<http::string_body> res;
+  http::async_read(impl_->stream, impl_->buf, res, [&](beast::error_code e, std::size_t) { ec = e; });
+  impl_->ioc.restart();
+  impl_->ioc.run();
+  if (ec) {
+    out.error = ec.message();
+    return out;
+  }
+  out.status = static_cast<int>(res.result_int());
+  for (const auto& f : res) {
+    std::string name(f.name_string());
+    for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    out.headers[name] = std::string(f.value());
+  }
+  out.body = res.body();
+  return out;
+}
+
+bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return pred();
+}
+
 std::string raw_exchange(int port, const std::string& bytes, std::chrono::milliseconds timeout) {
   net::io_context ioc;
   beast::tcp_stream stream(ioc);

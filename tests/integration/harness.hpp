@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -85,6 +86,22 @@ inline HttpResponse http_get(int port, const std::string& target,
                              const std::vector<std::pair<std::string, std::string>>& headers = {}) {
   return http_request(port, "GET", target, "", headers);
 }
+// One persistent (keep-alive) connection, for requests that must reuse it.
+class KeepAlive {
+ public:
+  explicit KeepAlive(int port);
+  ~KeepAlive();
+  HttpResponse request(const std::string& method, const std::string& target,
+                       std::chrono::milliseconds timeout = std::chrono::seconds(30));
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Polls pred until it holds or the timeout passes (a bounded wait on a condition).
+bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds timeout);
+
 // Sends raw bytes and returns whatever comes back until close or timeout.
 std::string raw_exchange(int port, const std::string& bytes, std::chrono::milliseconds timeout = std::chrono::seconds(10));
 

@@ -84,6 +84,7 @@ TEST_CASE("config: each kind of bad value is named by its key path") {
       {"[]", "must be a JSON object"},
       {R"({"colour":"red"})", "unknown key colour"},
       {R"({"mws":{"colour":"red"}})", "unknown key mws.colour"},
+      {R"({"threads":1,"threads":2})", "duplicate key threads"},
       {R"({"mws":{"accounts":{"main":{"seller_id":"S","access_key_id":"A","secret_key":"K","x":1}}}})",
        "unknown key mws.accounts.main.x"},
       {R"({"listen":"nowhere"})", "listen: must be host:port"},
