@@ -32,9 +32,12 @@ struct BucketConfig {
 
 struct ThrottleConfig {
   int max_wait_s = 30;
-  // Safety margin against clock skew between recgate and Amazon: the bucket
-  // restores as if each token took `margin_ms` longer than Amazon's period,
-  // and never spends the last `reserve_tokens` of a burst.
+  // Safety margin against arrival jitter between recgate's clock and Amazon's:
+  // `margin_ms` bounds how much the grant-to-arrival delay may vary (±); a
+  // token is granted only once the level reaches 1 + reserve_tokens +
+  // 2·margin·rate (see throttle/token_bucket.hpp: a one-off cost of 0.25 token
+  // per burst at the defaults, none on sustained rate); `reserve_tokens`
+  // additionally keeps that many tokens of a burst unspent.
   int margin_ms = 250;
   double reserve_tokens = 0;
   int max_queue = 1000;  // waiters per bucket beyond which 429 is immediate
