@@ -99,7 +99,7 @@ TEST_CASE("cache: a moved timestamp makes the next request a miss with the new d
   CHECK(again.header("cache-status") == "recgate; hit");
 }
 
-TEST_CASE("cache: within check_interval_s a moved timestamp is not seen; Cache-Control: no-cache re-checks now") {
+TEST_CASE("cache: within check_interval_s a moved timestamp is not seen - Cache-Control: no-cache re-checks now") {
   Sandbox sb;
   TempDir dir;
   Recgate rg(dir, test_config(dir, sb.port, "", "\"check_interval_s\":3600"));
@@ -176,7 +176,7 @@ TEST_CASE("cache: stale is not served beyond max_stale_s") {
   CHECK(r.body.find("\"code\":\"upstream_error\"") != std::string::npos);
 }
 
-TEST_CASE("cache: survives kill -9; after restart the answer is a hit with no upstream list call") {
+TEST_CASE("cache: survives kill -9 - after restart the answer is a hit with no upstream list call") {
   Sandbox sb;
   TempDir dir;
   const std::string cfg = test_config(dir, sb.port);
@@ -195,7 +195,7 @@ TEST_CASE("cache: survives kill -9; after restart the answer is a hit with no up
   CHECK(sandbox_count(sb.port, "ListRecommendations") == lists);
 }
 
-TEST_CASE("cache: ETag and If-None-Match give 304; only-if-cached answers from cache or 504") {
+TEST_CASE("cache: ETag and If-None-Match give 304 - only-if-cached answers from cache or 504") {
   Sandbox sb;
   TempDir dir;
   Recgate rg(dir, test_config(dir, sb.port));

@@ -191,7 +191,7 @@ TEST_CASE("mws: last-updated answers every category, null where upstream gives n
   CHECK_FALSE(br["lastUpdated"].HasMember("Advertising"));
 }
 
-TEST_CASE("mws: bad input is a 400 problem naming what is allowed; unknown account 404") {
+TEST_CASE("mws: bad input is a 400 problem naming what is allowed - unknown account 404") {
   Sandbox sb;
   TempDir dir;
   Recgate rg(dir, test_config(dir, sb.port));
@@ -242,7 +242,7 @@ TEST_CASE("mws: a wrong secret gives 502 with upstreamCode SignatureDoesNotMatch
   CHECK(http_get(rg.port, "/readyz").status == 200);
 }
 
-TEST_CASE("mws: upstream 500, malformed XML, dropped connection and latency each give their status; recgate stays ready") {
+TEST_CASE("mws: upstream 500, malformed XML, dropped connection and latency each give their status - recgate stays ready") {
   Sandbox sb;
   TempDir dir;
   Recgate rg(dir, test_config(dir, sb.port, "\"upstream\":{\"request_timeout_ms\":700}", "\"check_interval_s\":3600"));

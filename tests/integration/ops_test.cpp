@@ -74,7 +74,7 @@ TEST_CASE("ops: /metrics parses with the reference parser and counters move as r
   CHECK(after_hit.count("recgate_bucket_waiters{account=\"main\",operation=\"mws.ListRecommendations\"}") == 1);
 }
 
-TEST_CASE("ops: client keys guard /v1 (constant-time compare); health and metrics need none") {
+TEST_CASE("ops: client keys guard /v1 (constant-time compare) - health and metrics need none") {
   Sandbox sb;
   TempDir dir;
   Recgate rg(dir, test_config(dir, sb.port, "\"clients\":[{\"name\":\"pricing\",\"key\":\"${PRICING_KEY}\"}]"),

@@ -88,7 +88,7 @@ TEST_CASE("coalesce: ten identical concurrent calls run the work once and share 
   CHECK(later == 42);
 }
 
-TEST_CASE("coalesce: a cancelled caller leaves; the last one leaving cancels the work") {
+TEST_CASE("coalesce: a cancelled caller leaves - the last one leaving cancels the work") {
   net::io_context io;
   Coalescer<int> c(io.get_executor());
   Shared s;

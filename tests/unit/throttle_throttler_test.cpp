@@ -166,7 +166,7 @@ TEST_CASE("throttle groups and bucket specs") {
   CHECK(ads->reserve_tokens == 1);
 }
 
-TEST_CASE("throttler: immediate grants, then FIFO; ByNextToken shares the ListRecommendations bucket") {
+TEST_CASE("throttler: immediate grants, then FIFO - ByNextToken shares the ListRecommendations bucket") {
   Harness h;
   Throttler th(exact_config(), nullptr, h.clock());
 
@@ -395,7 +395,7 @@ TEST_CASE("throttler: upstream throttle empties the bucket and holds it (Retry-A
   CHECK(h.seq->failures == 0);
 }
 
-TEST_CASE("throttler: levels persist in SQLite; a restart never grants a fresh burst") {
+TEST_CASE("throttler: levels persist in SQLite - a restart never grants a fresh burst") {
   namespace fs = std::filesystem;
   fs::path dir = fs::temp_directory_path() /
                  ("recgate-throttle-test-" + std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()));

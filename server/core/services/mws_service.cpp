@@ -10,6 +10,7 @@
 #include <rapidjson/writer.h>
 
 #include <boost/asio/this_coro.hpp>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <mutex>
@@ -149,6 +150,19 @@ struct MwsService::Impl {
   Coalescer<Expected<SnapshotPtr>> snapshot_flights;
   Coalescer<Expected<cache::EntryPtr>> list_flights;
   std::string user_agent;
+  std::atomic<std::int64_t> last_success_ms{0};
+  std::atomic<std::int64_t> last_failure_ms{0};
+  mutable std::mutex health_mu;
+  std::string last_failure;
+
+  void record_failure(const Problem& p) {
+    std::string what = p.code;
+    for (const auto& [k, v] : p.extensions)
+      if (k == "upstreamCode") what += " (" + v + ")";
+    last_failure_ms = now_ms();
+    std::lock_guard lk(health_mu);
+    last_failure = std::move(what);
+  }
 
   Impl(const Config& c, Store& st, upstream::HttpClient& cl, Throttler& th, net::any_io_executor e)
       : cfg(c), store(st), client(cl), throttler(th), ex(e),
@@ -231,8 +245,13 @@ awaitable<Expected<CallResult>> call_mws(Impl* s, std::string account_name, mws:
     log(r.ok() && r.response.status == 200 ? LogLevel::debug : LogLevel::warn, "upstream call",
         {{"api", "mws"}, {"account", account_name}, {"operation", action}, {"status", status},
          {"duration_ms", secs * 1000}, {"attempt", attempt}, {"waited_ms", grant->waited_s * 1000}});
-    if (!r.ok()) co_return transport_problem(r, action);
+    if (!r.ok()) {
+      Problem p = transport_problem(r, action);
+      s->record_failure(p);
+      co_return p;
+    }
     if (r.response.status == 200) {
+      s->last_success_ms = now_ms();
       s->throttler.on_upstream_success(account_name, "mws." + action);
       co_return CallResult{std::move(r.response.body)};
     }
@@ -254,6 +273,7 @@ awaitable<Expected<CallResult>> call_mws(Impl* s, std::string account_name, mws:
                                  (err && !err->message.empty() ? ": " + err->message : ""));
     p.extensions.emplace_back("upstreamCode", code);
     if (err && !err->request_id.empty()) p.extensions.emplace_back("upstreamRequestId", err->request_id);
+    s->record_failure(p);
     co_return p;
   }
 }
@@ -293,7 +313,11 @@ awaitable<Expected<SnapshotPtr>> fetch_snapshot(Impl* s, std::string account, mw
 }
 
 awaitable<Expected<SnapshotPtr>> snapshot_work(Impl* s, std::string account, mws::Marketplace mp,
+                                               std::int64_t not_before_ms,
                                                std::chrono::steady_clock::time_point deadline) {
+  // Re-checked by a flight that ended after this request arrived: reuse it.
+  if (auto snap = s->snapshot(sep_join(account, mp.id)); snap && snap->checked_at_ms >= not_before_ms)
+    co_return snap;
   co_return co_await fetch_snapshot(s, std::move(account), std::move(mp), deadline);
 }
 
@@ -305,7 +329,7 @@ struct SnapState {
 };
 
 awaitable<SnapState> get_snapshot(Impl* s, std::string account, mws::Marketplace mp, bool force, bool only_cached,
-                                  std::chrono::steady_clock::time_point deadline) {
+                                  std::int64_t started_ms, std::chrono::steady_clock::time_point deadline) {
   SnapState st;
   const std::string key = sep_join(account, mp.id);
   st.snap = s->snapshot(key);
@@ -315,8 +339,8 @@ awaitable<SnapState> get_snapshot(Impl* s, std::string account, mws::Marketplace
   bool joined = false;
   // Named local, not a temporary in the co_await expression: g++ 12 mishandles
   // non-trivial temporaries (closures) there.
-  Coalescer<Expected<SnapshotPtr>>::Work work = [s, account, mp, deadline]() {
-    return snapshot_work(s, account, mp, deadline);
+  Coalescer<Expected<SnapshotPtr>>::Work work = [s, account, mp, started_ms, deadline]() {
+    return snapshot_work(s, account, mp, started_ms, deadline);
   };
   auto res = co_await s->snapshot_flights.run(key, work, &joined);
   if (joined)
@@ -366,8 +390,12 @@ awaitable<cache::EntryPtr> find_entry(Impl* s, std::string key, std::string acco
 
 awaitable<Expected<cache::EntryPtr>> fetch_list(Impl* s, std::string key, std::string account, mws::Marketplace mp,
                                                 std::string category, std::vector<std::string> filters,
-                                                std::optional<std::string> validator,
+                                                std::optional<std::string> validator, std::int64_t not_before_ms,
                                                 std::chrono::steady_clock::time_point deadline) {
+  // A flight for this key that ended between our cache lookup and now has
+  // already stored what we need: use it instead of calling upstream again.
+  if (auto e = s->index.find(key); e && e->fetched_at_ms >= not_before_ms && e->validator == validator)
+    co_return e;
   std::vector<std::string> members;
   std::string action = "ListRecommendations";
   mws::Params params = mws::list_params(mp.id, category, filters);
@@ -447,6 +475,7 @@ void count_lookup(cache::Outcome o) {
 struct RequestOptions {
   cache::RequestDirectives directives;
   std::chrono::steady_clock::time_point deadline;
+  std::int64_t started_ms = 0;  // wall clock at arrival
 };
 
 RequestOptions request_options(const Impl& s, const Context& ctx) {
@@ -455,6 +484,7 @@ RequestOptions request_options(const Impl& s, const Context& ctx) {
   int wait = s.cfg.throttle.max_wait_s;
   if (auto w = cache::parse_prefer_wait(std::string(ctx.header("Prefer")))) wait = std::min(*w, 3600);
   o.deadline = std::chrono::steady_clock::now() + std::chrono::seconds(wait);
+  o.started_ms = now_ms();
   return o;
 }
 
@@ -484,8 +514,8 @@ awaitable<Expected<CategoryAnswer>> answer_category(Impl* s, std::string account
   const std::optional<std::string> validator =
       category == "ListingQuality" ? std::optional<std::string>{} : view.last_updated;
   Coalescer<Expected<cache::EntryPtr>>::Work work = [s, key, account, mp, category, filters, validator,
-                                                      d = opts.deadline]() {
-    return fetch_list(s, key, account, mp, category, filters, validator, d);
+                                                      nb = opts.started_ms, d = opts.deadline]() {
+    return fetch_list(s, key, account, mp, category, filters, validator, nb, d);
   };
   auto res = co_await s->list_flights.run(key, work, &joined);
   if (joined)
@@ -537,7 +567,7 @@ awaitable<Response> handle_recommendations(Impl* s, Context& ctx) {
   const RequestOptions opts = request_options(*s, ctx);
 
   SnapState snap = co_await get_snapshot(s, account, mp, opts.directives.no_cache, opts.directives.only_if_cached,
-                                         opts.deadline);
+                                         opts.started_ms, opts.deadline);
   std::vector<CategoryAnswer> answers;
   for (const auto& category : q->categories) {
     auto a = co_await answer_category(s, account, mp, category, q->filters, snap, opts);
@@ -583,7 +613,7 @@ awaitable<Response> handle_last_updated(Impl* s, Context& ctx) {
   const mws::Marketplace mp = *mws::find_marketplace(*mpid);
   const RequestOptions opts = request_options(*s, ctx);
   SnapState snap = co_await get_snapshot(s, account, mp, opts.directives.no_cache, opts.directives.only_if_cached,
-                                         opts.deadline);
+                                         opts.started_ms, opts.deadline);
   cache::Outcome outcome = snap.outcome;
   if (!snap.snap) {
     if (opts.directives.only_if_cached)
@@ -734,6 +764,12 @@ MwsService::Stats MwsService::stats() const {
     st.snapshots = impl_->snapshots.size();
   }
   st.in_flight = impl_->list_flights.in_flight() + impl_->snapshot_flights.in_flight();
+  st.last_success_ms = impl_->last_success_ms.load();
+  st.last_failure_ms = impl_->last_failure_ms.load();
+  {
+    std::lock_guard lk(impl_->health_mu);
+    st.last_failure = impl_->last_failure;
+  }
   return st;
 }
 

@@ -9,6 +9,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <memory>
 #include <optional>
+#include <cstdint>
 #include <string>
 
 #include "core/config.hpp"
@@ -46,6 +47,10 @@ class MwsService {
     std::size_t memory_bytes = 0;
     std::size_t snapshots = 0;
     std::size_t in_flight = 0;
+    // Upstream health as last seen (0: never).
+    std::int64_t last_success_ms = 0;
+    std::int64_t last_failure_ms = 0;
+    std::string last_failure;  // problem code and upstream code, no secrets
   };
   Stats stats() const;
 

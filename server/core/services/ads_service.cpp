@@ -1,0 +1,665 @@
+// Ads product recommendations service (see ads_service.hpp). Request flow:
+// account -> Content-Type -> body validation -> (no cursor) TTL cache hit, or
+// a coalesced fetch with stale fallback; (cursor) a direct fetch, never
+// stored -> upstream body unchanged with Cache-Status, Age and ETag. Every
+// upstream call goes through call_ads: ads bucket -> access token (coalesced
+// LWA refresh per account) -> HTTP; 429 retried within the client's wait,
+// one 401 triggers one refresh and one retry.
+//
+// g++ 12 coroutine rules kept here: no closures or braced lists built inside
+// co_await expressions or coroutine bodies (named locals, helpers instead);
+// coroutines are free functions taking their state by value.
+#include "core/services/ads_service.hpp"
+
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <mutex>
+#include <unordered_map>
+
+#include "core/ads/lwa.hpp"
+#include "core/ads/request.hpp"
+#include "core/cache/index.hpp"
+#include "core/cache/policy.hpp"
+#include "core/coalesce.hpp"
+#include "core/log.hpp"
+#include "core/metrics.hpp"
+#include "core/store.hpp"
+#include "core/throttle/throttler.hpp"
+#include "core/upstream/http_client.hpp"
+
+namespace recgate {
+
+namespace net = boost::asio;
+using net::awaitable;
+using http::Context;
+using http::Response;
+using Deadline = std::chrono::steady_clock::time_point;
+
+namespace {
+
+constexpr const char* kAdsBucket = "ads.ProductRecommendations";
+constexpr const char* kLwaBucket = "lwa.Token";
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string iso_seconds(std::int64_t ms) {
+  std::time_t t = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::string hex64(std::uint64_t v) {
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+std::chrono::milliseconds remaining(Deadline d) {
+  auto r = std::chrono::duration_cast<std::chrono::milliseconds>(d - std::chrono::steady_clock::now());
+  return r.count() < 0 ? std::chrono::milliseconds(0) : r;
+}
+
+std::string base_url(std::string configured, const std::string& fallback) {
+  if (configured.empty()) return fallback;
+  while (!configured.empty() && configured.back() == '/') configured.pop_back();
+  return configured;
+}
+
+struct Token {
+  std::string access_token;
+  ads::TokenTimes times;
+};
+using TokenPtr = std::shared_ptr<const Token>;
+
+// ---- metrics and logs (plain functions: braced label lists stay out of coroutines)
+
+void count_upstream(const char* api, const char* operation, const std::string& status, double seconds) {
+  auto& m = Metrics::instance();
+  m.counter("recgate_upstream_requests_total", "Upstream calls made, by api, operation and status.",
+            {{"api", api}, {"operation", operation}, {"status", status}})
+      .inc();
+  m.histogram("recgate_upstream_request_duration_seconds", "Upstream call duration, by api and operation.",
+              {{"api", api}, {"operation", operation}})
+      .observe(seconds);
+}
+
+void count_lookup(cache::Outcome o) {
+  Metrics::instance()
+      .counter("recgate_cache_lookups_total", "Cache lookups, by api and result (hit, miss, stale).",
+               {{"api", "ads"}, {"result", cache::outcome_name(o)}})
+      .inc();
+}
+
+void count_coalesced(const char* kind) {
+  Metrics::instance()
+      .counter("recgate_coalesced_requests_total", "Requests that joined an identical upstream call in flight.",
+               {{"kind", kind}})
+      .inc();
+}
+
+void count_refresh(const std::string& account, const std::string& result) {
+  Metrics::instance()
+      .counter("recgate_token_refreshes_total", "LWA access token refreshes, by account and result.",
+               {{"account", account}, {"result", result}})
+      .inc();
+}
+
+void log_call(const char* api, const std::string& account, const char* operation, const std::string& status,
+              double secs, int attempt, double waited_s) {
+  const bool ok = status == "200";
+  log(ok ? LogLevel::debug : LogLevel::warn, "upstream call",
+      {{"api", api}, {"account", account}, {"operation", operation}, {"status", status},
+       {"duration_ms", secs * 1000}, {"attempt", attempt}, {"waited_ms", waited_s * 1000}});
+}
+
+void log_token_refreshed(const std::string& account, const ads::TokenTimes& t) {
+  log_info("lwa token refreshed", {{"account", account}, {"expires_at", iso_seconds(t.expires_at_ms)},
+                                   {"lifetime_s", (t.expires_at_ms - t.obtained_at_ms) / 1000}});
+}
+
+void log_token_failed(const std::string& account, const std::string& code, int status) {
+  log_warn("lwa token refresh failed", {{"account", account}, {"error", code}, {"status", status}});
+}
+
+void log_stale(const std::string& account, const std::string& reason) {
+  log_warn("serving stale", {{"api", "ads"}, {"account", account}, {"reason", reason}});
+}
+
+// ---- problems ------------------------------------------------------------
+
+Problem unknown_account(const std::string& name, const Config& cfg) {
+  std::string known;
+  for (const auto& [n, a] : cfg.ads.accounts) known += (known.empty() ? "" : ", ") + n;
+  return make_problem(404, "unknown_account",
+                      "no Ads account named \"" + name + "\" is configured" +
+                          (known.empty() ? std::string(" (none are)") : "; configured: " + known));
+}
+
+Problem transport_problem(const upstream::Result& r, const std::string& what) {
+  if (r.error == upstream::ErrorKind::timeout)
+    return make_problem(504, "upstream_timeout", what + " did not answer in time (" + r.detail + ")");
+  Problem p = make_problem(502, "upstream_unavailable",
+                           what + " failed: " + std::string(upstream::to_string(r.error)) +
+                               (r.detail.empty() ? "" : " (" + r.detail + ")"));
+  p.extensions.emplace_back("upstreamCode", std::string(upstream::to_string(r.error)));
+  return p;
+}
+
+// Removes any configured secret from text that came from upstream.
+std::string scrub(std::string text, const AdsAccount& acc) {
+  for (const std::string* secret : {&acc.client_secret, &acc.refresh_token}) {
+    if (secret->empty()) continue;
+    for (auto pos = text.find(*secret); pos != std::string::npos; pos = text.find(*secret, pos))
+      text.replace(pos, secret->size(), "***");
+  }
+  return text;
+}
+
+Problem lwa_problem(const std::string& account, const AdsAccount& acc, const ads::LwaError& e) {
+  const std::string desc = e.description.empty() ? "" : ": " + scrub(e.description, acc);
+  std::string detail;
+  if (e.error == "invalid_grant")
+    detail = "Login with Amazon rejected the refresh token of Ads account \"" + account + "\" (invalid_grant" + desc +
+             "); re-authorize the account and update ads.accounts." + account + ".refresh_token";
+  else if (e.error == "invalid_client" || e.error == "unauthorized_client")
+    detail = "Login with Amazon rejected the client credentials of Ads account \"" + account + "\" (" + e.error +
+             desc + "); check ads.accounts." + account + ".client_id and client_secret";
+  else
+    detail = "Login with Amazon refused an access token for Ads account \"" + account + "\" (HTTP " +
+             std::to_string(e.status) + ", " + e.error + desc + ")";
+  Problem p = make_problem(502, "lwa_error", detail);
+  p.extensions.emplace_back("upstreamCode", e.error);
+  return p;
+}
+
+Problem ads_problem(int status, const std::string& body, const AdsAccount& acc) {
+  auto err = ads::parse_upstream_error(body);
+  const std::string code = err && !err->code.empty() ? err->code : "HTTP" + std::to_string(status);
+  const std::string details = err ? scrub(err->details, acc) : std::string();
+  Problem p = make_problem(502, "upstream_error",
+                           "the Ads API answered HTTP " + std::to_string(status) + " " + code +
+                               (details.empty() ? "" : ": " + details));
+  p.extensions.emplace_back("upstreamCode", code);
+  p.extensions.emplace_back("upstreamStatus", std::to_string(status));
+  return p;
+}
+
+template <class... P>
+std::string sep_join(const P&... parts) {
+  std::string k;
+  ((k += std::string_view(parts), k += '\x1f'), ...);
+  k.pop_back();
+  return k;
+}
+
+}  // namespace
+
+struct AdsService::Impl {
+  const Config& cfg;
+  Store& store;
+  upstream::HttpClient& client;
+  Throttler& throttler;
+  net::any_io_executor ex;
+  cache::PolicyConfig policy;
+  cache::Index index;
+  Coalescer<Expected<cache::EntryPtr>> answer_flights;
+  Coalescer<Expected<TokenPtr>> token_flights;
+  mutable std::mutex token_mu;
+  std::unordered_map<std::string, TokenPtr> tokens;  // by account
+
+  Impl(const Config& c, Store& st, upstream::HttpClient& cl, Throttler& th, net::any_io_executor e)
+      : cfg(c), store(st), client(cl), throttler(th), ex(e),
+        policy{c.mws.check_interval_s, c.mws.listing_quality_ttl_s, c.mws.max_stale_s},
+        index(c.cache.memory_entries, c.cache.memory_bytes), answer_flights(e), token_flights(e) {}
+
+  // The account's token if it may still be handed out at now.
+  TokenPtr usable_token(const std::string& account, std::int64_t now) const {
+    std::lock_guard lk(token_mu);
+    auto it = tokens.find(account);
+    if (it == tokens.end() || !ads::token_usable(it->second->times, now, cfg.ads.token_refresh_margin_s))
+      return nullptr;
+    return it->second;
+  }
+
+  // Forgets the account's token if it is still `rejected` (a 401 came back).
+  void invalidate(const std::string& account, const std::string& rejected) {
+    std::lock_guard lk(token_mu);
+    auto it = tokens.find(account);
+    if (it != tokens.end() && it->second->access_token == rejected) tokens.erase(it);
+  }
+
+  void keep_token(const std::string& account, TokenPtr t) {
+    {
+      std::lock_guard lk(token_mu);
+      tokens[account] = t;
+    }
+    store.post([account, t](Db& db) {
+      db.prepare(
+            "INSERT INTO lwa_tokens(account, access_token, expires_at, obtained_at) VALUES (?,?,?,?) "
+            "ON CONFLICT(account) DO UPDATE SET access_token=excluded.access_token, "
+            "expires_at=excluded.expires_at, obtained_at=excluded.obtained_at")
+          .bind(1, account)
+          .bind(2, t->access_token)
+          .bind(3, t->times.expires_at_ms)
+          .bind(4, t->times.obtained_at_ms)
+          .step();
+    });
+  }
+
+  std::string token_url(const AdsAccount& acc) const {
+    return cfg.ads.token_endpoint.empty() ? ads::lwa_token_url(acc.region) : cfg.ads.token_endpoint;
+  }
+
+  std::string ads_url(const AdsAccount& acc) const {
+    return base_url(cfg.ads.endpoint, ads::regional_host(acc.region)) + std::string(ads::kPath);
+  }
+};
+
+namespace {
+
+using Impl = AdsService::Impl;
+
+// ---- LWA -----------------------------------------------------------------
+
+upstream::Request token_request(const Impl& s, const AdsAccount& acc) {
+  upstream::Request req;
+  req.method = "POST";
+  req.url = s.token_url(acc);
+  req.headers.emplace_back("Content-Type", std::string(ads::kFormMediaType));
+  req.headers.emplace_back("Accept", "application/json");
+  req.body = ads::refresh_form_body(acc.client_id, acc.client_secret, acc.refresh_token);
+  return req;
+}
+
+// One refresh for the account, made by whichever caller started the flight.
+awaitable<Expected<TokenPtr>> refresh_token(Impl* s, std::string account, Deadline deadline) {
+  const AdsAccount& acc = s->cfg.ads.accounts.at(account);
+  if (auto t = s->usable_token(account, now_ms())) co_return t;  // refreshed just before this flight
+  const std::string bucket = kLwaBucket;
+  for (int attempt = 1;; ++attempt) {
+    auto grant = co_await s->throttler.acquire(account, bucket, remaining(deadline));
+    if (!grant) {
+      count_refresh(account, "throttled");
+      co_return grant.error();
+    }
+    upstream::Request req = token_request(*s, acc);
+    const auto t0 = std::chrono::steady_clock::now();
+    auto r = co_await s->client.request(std::move(req));
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const std::string status = r.ok() ? std::to_string(r.response.status) : std::string(upstream::to_string(r.error));
+    count_upstream("lwa", "Token", status, secs);
+    log_call("lwa", account, "Token", status, secs, attempt, grant->waited_s);
+    if (!r.ok()) {
+      count_refresh(account, "error");
+      co_return transport_problem(r, "the Login with Amazon token endpoint");
+    }
+    if (r.response.status == 429) {
+      s->throttler.on_upstream_throttled(account, bucket, ads::parse_retry_after(r.response.header("Retry-After")));
+      continue;
+    }
+    auto parsed = ads::parse_token_response(r.response.status, r.response.body);
+    if (!parsed.token) {
+      count_refresh(account, r.response.status >= 500 ? "error" : "rejected");
+      log_token_failed(account, parsed.error.error, r.response.status);
+      co_return lwa_problem(account, acc, parsed.error);
+    }
+    s->throttler.on_upstream_success(account, bucket);
+    auto token = std::make_shared<Token>();
+    token->access_token = std::move(parsed.token->access_token);
+    token->times = ads::token_times(now_ms(), parsed.token->expires_in_s);
+    s->keep_token(account, token);
+    count_refresh(account, "ok");
+    log_token_refreshed(account, token->times);
+    co_return TokenPtr(token);
+  }
+}
+
+awaitable<Expected<TokenPtr>> get_token(Impl* s, std::string account, Deadline deadline) {
+  if (auto t = s->usable_token(account, now_ms())) co_return t;
+  bool joined = false;
+  Coalescer<Expected<TokenPtr>>::Work work = [s, account, deadline]() {
+    return refresh_token(s, account, deadline);
+  };
+  auto res = co_await s->token_flights.run(account, work, &joined);
+  if (joined) count_coalesced("lwa.token");
+  if (!res) co_return make_problem(499, "client_closed", "cancelled");
+  co_return std::move(*res);
+}
+
+// ---- the one Ads call site -----------------------------------------------
+
+upstream::Request ads_request(const Impl& s, const AdsAccount& acc, const ads::ProductRequest& pr,
+                              const std::string& body, const std::string& token) {
+  upstream::Request req;
+  req.method = "POST";
+  req.url = s.ads_url(acc);
+  req.headers.emplace_back("Content-Type", std::string(ads::kRequestMediaType));
+  req.headers.emplace_back("Accept", std::string(ads::accept_for(pr.group_by)));
+  req.headers.emplace_back("Amazon-Advertising-API-ClientId", acc.client_id);
+  req.headers.emplace_back("Amazon-Advertising-API-Scope", acc.profile_id);
+  req.headers.emplace_back("Authorization", "Bearer " + token);
+  req.body = body;
+  return req;
+}
+
+Problem throttled_beyond_wait(Problem p) {
+  p.detail = "the Ads API answered 429 (rate-limited) and a retry would exceed the client's wait; " + p.detail;
+  return p;
+}
+
+// Throttle, token, send. Retries a 429 within the deadline (the throttler
+// holds the bucket for Retry-After or an exponential backoff), and a 401 once
+// after a token refresh.
+awaitable<Expected<std::string>> call_ads(Impl* s, std::string account, ads::ProductRequest pr, Deadline deadline) {
+  const AdsAccount& acc = s->cfg.ads.accounts.at(account);
+  const std::string bucket = kAdsBucket;
+  const std::string body = ads::upstream_body(pr);
+  bool auth_retried = false;
+  bool upstream_throttled = false;
+  for (int attempt = 1;; ++attempt) {
+    auto grant = co_await s->throttler.acquire(account, bucket, remaining(deadline));
+    if (!grant) co_return upstream_throttled ? throttled_beyond_wait(grant.error()) : grant.error();
+    auto token = co_await get_token(s, account, deadline);
+    if (!token) co_return token.error();
+    const std::string used = (*token)->access_token;
+    upstream::Request req = ads_request(*s, acc, pr, body, used);
+    const auto t0 = std::chrono::steady_clock::now();
+    auto r = co_await s->client.request(std::move(req));
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const std::string status = r.ok() ? std::to_string(r.response.status) : std::string(upstream::to_string(r.error));
+    count_upstream("ads", "ProductRecommendations", status, secs);
+    log_call("ads", account, "ProductRecommendations", status, secs, attempt, grant->waited_s);
+    if (!r.ok()) co_return transport_problem(r, "the Ads API");
+    const int code = r.response.status;
+    if (code == 200) {
+      s->throttler.on_upstream_success(account, bucket);
+      if (!ads::is_json_document(r.response.body)) {
+        Problem p = make_problem(502, "upstream_error", "the Ads API answered 200 with a body that is not JSON");
+        p.extensions.emplace_back("upstreamCode", "invalid_response");
+        co_return p;
+      }
+      co_return std::move(r.response.body);
+    }
+    if (code == 401 && !auth_retried) {
+      auth_retried = true;
+      s->invalidate(account, used);
+      continue;
+    }
+    if (code == 429) {
+      upstream_throttled = true;
+      s->throttler.on_upstream_throttled(account, bucket, ads::parse_retry_after(r.response.header("Retry-After")));
+      continue;
+    }
+    co_return ads_problem(code, r.response.body, acc);
+  }
+}
+
+// ---- answers and the cache -------------------------------------------------
+
+cache::EntryPtr make_entry(std::string body, std::int64_t ttl_s) {
+  auto e = std::make_shared<cache::Entry>();
+  e->fetched_at_ms = now_ms();
+  e->expires_at_ms = e->fetched_at_ms + ttl_s * 1000;
+  e->content_type = "application/json";
+  e->body = std::move(body);
+  e->hash = cache::fnv1a64(e->body);
+  return e;
+}
+
+void keep_answer(Impl& s, const std::string& key, const std::string& account, const std::string& request_key,
+                 const cache::EntryPtr& e) {
+  s.index.put(key, e);
+  s.store.post([account, request_key, e](Db& db) {
+    db.prepare(
+          "INSERT INTO ads_answers(account, request_key, fetched_at, expires_at, content_type, body) "
+          "VALUES (?,?,?,?,?,?) ON CONFLICT(account, request_key) DO UPDATE SET fetched_at=excluded.fetched_at, "
+          "expires_at=excluded.expires_at, content_type=excluded.content_type, body=excluded.body")
+        .bind(1, account)
+        .bind(2, request_key)
+        .bind(3, e->fetched_at_ms)
+        .bind(4, e->expires_at_ms)
+        .bind(5, e->content_type)
+        .bind(6, e->body)
+        .step();
+  });
+}
+
+// `key` empty: a cursor request, never stored.
+awaitable<Expected<cache::EntryPtr>> fetch_answer(Impl* s, std::string key, std::string account,
+                                                  std::string request_key, ads::ProductRequest pr, Deadline deadline) {
+  auto r = co_await call_ads(s, account, pr, deadline);
+  if (!r) co_return r.error();
+  cache::EntryPtr e = make_entry(std::move(*r), s->cfg.ads.cache_ttl_s);
+  if (!key.empty()) keep_answer(*s, key, account, request_key, e);
+  co_return e;
+}
+
+awaitable<cache::EntryPtr> find_entry(Impl* s, std::string key, std::string account, std::string request_key) {
+  if (auto e = s->index.find(key)) co_return e;
+  // Not in memory (evicted or never loaded): look in SQLite off the I/O thread.
+  auto query = [&account, &request_key](Db& db) -> cache::EntryPtr {
+    auto st = db.prepare(
+        "SELECT fetched_at, expires_at, content_type, body FROM ads_answers WHERE account=? AND request_key=?");
+    st.bind(1, account).bind(2, request_key);
+    if (!st.step()) return nullptr;
+    auto e = std::make_shared<cache::Entry>();
+    e->fetched_at_ms = st.int64(0);
+    e->expires_at_ms = st.int64(1);
+    e->content_type = st.text(2);
+    e->body = st.text(3);
+    e->hash = cache::fnv1a64(e->body);
+    return e;
+  };
+  auto e = co_await s->store.run(query);
+  if (e) s->index.put(key, e);
+  co_return e;
+}
+
+std::string etag_of(const cache::Entry& e) { return "\"" + hex64(e.hash) + "\""; }
+
+Response finish(Context& ctx, const cache::Entry& e, const std::string& cache_status, std::int64_t age) {
+  const std::string etag = etag_of(e);
+  const bool not_modified = cache::if_none_match(std::string(ctx.header("If-None-Match")), etag);
+  Response res = not_modified ? http::text_response(304, "", "application/json") : http::json_response(200, e.body);
+  if (not_modified) res.erase(boost::beast::http::field::content_type);
+  res.set("Cache-Status", cache_status);
+  res.set("Age", std::to_string(age));
+  res.set(boost::beast::http::field::etag, etag);
+  res.set(boost::beast::http::field::cache_control, "private, no-cache");
+  ctx.log_fields.emplace_back("cache", cache_status);
+  return res;
+}
+
+struct RequestOptions {
+  cache::RequestDirectives directives;
+  Deadline deadline;
+};
+
+RequestOptions request_options(const Impl& s, const Context& ctx) {
+  RequestOptions o;
+  o.directives = cache::parse_cache_control(std::string(ctx.header("Cache-Control")));
+  int wait = s.cfg.throttle.max_wait_s;
+  if (auto w = cache::parse_prefer_wait(std::string(ctx.header("Prefer")))) wait = std::min(*w, 3600);
+  o.deadline = std::chrono::steady_clock::now() + std::chrono::seconds(wait);
+  return o;
+}
+
+bool stale_ok(const Impl& s, const cache::Entry& e) {
+  return cache::stale_allowed(cache::StoredMeta{std::nullopt, e.fetched_at_ms}, now_ms(), s.policy);
+}
+
+// Cache-Status values (RFC 9211), built outside the coroutines.
+std::string hit_status() { return cache::cache_status({cache::Outcome::hit}); }
+std::string miss_status() { return cache::cache_status({cache::Outcome::miss}); }
+std::string stale_status() { return cache::cache_status({cache::Outcome::stale}); }
+
+Problem unsupported_media_type(const std::string& got) {
+  return make_problem(415, "unsupported_media_type",
+                      "the request body must be sent with Content-Type: application/json; got " +
+                          (got.empty() ? std::string("none") : "\"" + got + "\""));
+}
+
+Problem not_cached(bool cursor) {
+  return make_problem(504, "not_cached",
+                      cursor ? "Cache-Control: only-if-cached, but requests with a cursor are never cached"
+                             : "Cache-Control: only-if-cached, and no usable stored answer for this request");
+}
+
+awaitable<Response> handle_product_recommendations(Impl* s, Context& ctx) {
+  const std::string account(ctx.param("account"));
+  if (!s->cfg.ads.accounts.count(account)) co_return http::problem_response(unknown_account(account, s->cfg));
+  const std::string content_type(ctx.header("Content-Type"));
+  if (!ads::is_json_media_type(content_type)) co_return http::problem_response(unsupported_media_type(content_type));
+  auto pr = ads::validate_request(ctx.req.body());
+  if (!pr) co_return http::problem_response(pr.error());
+  const RequestOptions opts = request_options(*s, ctx);
+
+  if (pr->cursor) {
+    if (opts.directives.only_if_cached) co_return http::problem_response(not_cached(true));
+    const std::string no_key;
+    const std::string no_request_key;
+    auto r = co_await fetch_answer(s, no_key, account, no_request_key, *pr, opts.deadline);
+    if (!r) co_return http::problem_response(r.error());
+    co_return finish(ctx, **r, "recgate; fwd=bypass", 0);
+  }
+
+  const std::string request_key = ads::canonical_key(*pr);
+  const std::string key = sep_join(account, request_key);
+  const cache::EntryPtr entry = co_await find_entry(s, key, account, request_key);
+  const std::int64_t now = now_ms();
+  if (entry && !opts.directives.no_cache && now < entry->expires_at_ms) {
+    count_lookup(cache::Outcome::hit);
+    co_return finish(ctx, *entry, hit_status(), cache::age_seconds(entry->fetched_at_ms, now));
+  }
+  if (opts.directives.only_if_cached) {
+    if (entry && stale_ok(*s, *entry)) {
+      count_lookup(cache::Outcome::stale);
+      co_return finish(ctx, *entry, stale_status(), cache::age_seconds(entry->fetched_at_ms, now));
+    }
+    co_return http::problem_response(not_cached(false));
+  }
+
+  bool joined = false;
+  Coalescer<Expected<cache::EntryPtr>>::Work work = [s, key, account, request_key, req = *pr,
+                                                      d = opts.deadline]() {
+    return fetch_answer(s, key, account, request_key, req, d);
+  };
+  auto res = co_await s->answer_flights.run(key, work, &joined);
+  if (joined) count_coalesced("ads.answer");
+  if (!res) co_return http::problem_response(make_problem(499, "client_closed", "cancelled"));
+  if (res->has_value()) {
+    count_lookup(cache::Outcome::miss);
+    const std::string status = opts.directives.no_cache ? std::string("recgate; fwd=request; stored") : miss_status();
+    co_return finish(ctx, *res->value(), status, 0);
+  }
+  if (entry && stale_ok(*s, *entry)) {
+    log_stale(account, res->error().code);
+    count_lookup(cache::Outcome::stale);
+    co_return finish(ctx, *entry, stale_status(), cache::age_seconds(entry->fetched_at_ms, now_ms()));
+  }
+  count_lookup(cache::Outcome::miss);
+  co_return http::problem_response(res->error());
+}
+
+awaitable<std::size_t> do_purge(Impl* s, std::optional<std::string> account) {
+  const std::string prefix = account ? *account + '\x1f' : std::string();
+  auto matches = [&prefix](const std::string& key) { return key.compare(0, prefix.size(), prefix) == 0; };
+  const std::size_t in_memory = s->index.erase_if(matches);
+  auto del = [&account](Db& db) -> std::size_t {
+    auto st = db.prepare("DELETE FROM ads_answers WHERE (?1 IS NULL OR account=?1)");
+    st.bind(1, account);
+    st.step();
+    return static_cast<std::size_t>(db.changes());
+  };
+  const std::size_t deleted = co_await s->store.run(del);
+  co_return std::max(deleted, in_memory);
+}
+
+void load_from_store(Impl& s) {
+  std::vector<std::pair<std::string, TokenPtr>> tokens;
+  std::vector<std::pair<std::string, cache::EntryPtr>> entries;
+  const std::int64_t now = now_ms();
+  const std::int64_t oldest = now - static_cast<std::int64_t>(s.cfg.mws.max_stale_s) * 1000;
+  const std::size_t limit = s.cfg.cache.memory_entries;
+  s.store.run_sync([&](Db& db) {
+    auto t = db.prepare("SELECT account, access_token, expires_at, obtained_at FROM lwa_tokens");
+    while (t.step()) {
+      if (!s.cfg.ads.accounts.count(t.text(0)) || t.int64(2) <= now) continue;
+      auto tok = std::make_shared<Token>();
+      tok->access_token = t.text(1);
+      tok->times = ads::TokenTimes{t.int64(3), t.int64(2)};
+      tokens.emplace_back(t.text(0), std::move(tok));
+    }
+    // Answers past their TTL and too old to be served stale are of no use.
+    db.prepare("DELETE FROM ads_answers WHERE expires_at < ?1 AND fetched_at < ?2").bind(1, now).bind(2, oldest).step();
+    auto r = db.prepare(
+        "SELECT account, request_key, fetched_at, expires_at, content_type, body FROM ads_answers "
+        "ORDER BY fetched_at DESC LIMIT ?");
+    r.bind(1, static_cast<std::int64_t>(limit));
+    while (r.step()) {
+      auto e = std::make_shared<cache::Entry>();
+      e->fetched_at_ms = r.int64(2);
+      e->expires_at_ms = r.int64(3);
+      e->content_type = r.text(4);
+      e->body = r.text(5);
+      e->hash = cache::fnv1a64(e->body);
+      entries.emplace_back(sep_join(r.text(0), r.text(1)), std::move(e));
+    }
+  });
+  {
+    std::lock_guard lk(s.token_mu);
+    for (auto& [a, t] : tokens) s.tokens[a] = t;
+  }
+  for (auto& [k, v] : entries) s.index.put(k, v);
+  for (const auto& [a, t] : tokens) log_info("lwa token loaded", {{"account", a}, {"expires_at", iso_seconds(t->times.expires_at_ms)}});
+  if (!entries.empty()) log_info("ads cache loaded", {{"entries", entries.size()}});
+}
+
+}  // namespace
+
+AdsService::AdsService(const Config& cfg, Store& store, upstream::HttpClient& client, Throttler& throttler,
+                       net::any_io_executor ex)
+    : impl_(std::make_shared<Impl>(cfg, store, client, throttler, ex)) {
+  load_from_store(*impl_);
+  auto weak = std::weak_ptr<Impl>(impl_);
+  Metrics::instance().add_collector([weak](Metrics& m) {
+    auto s = weak.lock();
+    if (!s) return;
+    m.gauge("recgate_cache_entries", "Cache entries held in memory, by api.", {{"api", "ads"}})
+        .set(static_cast<double>(s->index.size()));
+    m.gauge("recgate_cache_memory_bytes", "Approximate bytes of cached bodies held in memory, by api.",
+            {{"api", "ads"}})
+        .set(static_cast<double>(s->index.bytes()));
+  });
+}
+
+AdsService::~AdsService() = default;
+
+awaitable<Response> AdsService::product_recommendations(Context& ctx) {
+  return handle_product_recommendations(impl_.get(), ctx);
+}
+
+awaitable<std::size_t> AdsService::purge(std::optional<std::string> account) {
+  return do_purge(impl_.get(), std::move(account));
+}
+
+AdsService::Stats AdsService::stats() const {
+  Stats st;
+  st.memory_entries = impl_->index.size();
+  st.memory_bytes = impl_->index.bytes();
+  st.in_flight = impl_->answer_flights.in_flight() + impl_->token_flights.in_flight();
+  std::lock_guard lk(impl_->token_mu);
+  for (const auto& [a, t] : impl_->tokens)
+    st.tokens.push_back(TokenInfo{a, t->times.expires_at_ms,
+                                  ads::refresh_due_ms(t->times, impl_->cfg.ads.token_refresh_margin_s)});
+  return st;
+}
+
+}  // namespace recgate
