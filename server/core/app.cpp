@@ -14,6 +14,7 @@
 #include "core/log.hpp"
 #include "core/metrics.hpp"
 #include "core/mws/model.hpp"
+#include "core/services/ads_service.hpp"
 #include "core/services/mws_service.hpp"
 #include "core/store.hpp"
 #include "core/throttle/throttler.hpp"
@@ -33,6 +34,7 @@ struct AppState {
   http::Server* server = nullptr;
   Throttler* throttler = nullptr;
   MwsService* mws = nullptr;
+  AdsService* ads = nullptr;
   std::vector<std::array<unsigned char, SHA256_DIGEST_LENGTH>> client_key_digests;
 };
 
@@ -122,12 +124,29 @@ awaitable<Response> handle_status(const AppState* st, Context& ctx) {
   w.Key("memoryBytes"); w.Uint64(ms.memory_bytes);
   w.Key("snapshots"); w.Uint64(ms.snapshots);
   w.EndObject();
+  auto as = st->ads->stats();
+  w.Key("ads");
+  w.StartObject();
+  w.Key("memoryEntries"); w.Uint64(as.memory_entries);
+  w.Key("memoryBytes"); w.Uint64(as.memory_bytes);
+  w.EndObject();
   w.EndObject();
   w.Key("upstream");
   w.StartObject();
-  w.Key("inFlight"); w.Uint64(ms.in_flight);
+  w.Key("inFlight"); w.Uint64(ms.in_flight + as.in_flight);
   w.Key("mwsEndpoint"); w.String(st->cfg.mws.endpoint.empty() ? "amazon" : st->cfg.mws.endpoint.c_str());
+  w.Key("adsEndpoint"); w.String(st->cfg.ads.endpoint.empty() ? "amazon" : st->cfg.ads.endpoint.c_str());
   w.EndObject();
+  w.Key("lwaTokens");  // expiry only, never the token
+  w.StartArray();
+  for (const auto& t : as.tokens) {
+    w.StartObject();
+    w.Key("account"); w.String(t.account.c_str());
+    w.Key("expiresAtMs"); w.Int64(t.expires_at_ms);
+    w.Key("refreshDueAtMs"); w.Int64(t.refresh_due_ms);
+    w.EndObject();
+  }
+  w.EndArray();
   w.EndObject();
   co_return http::json_response(200, sb.GetString());
 }
@@ -140,6 +159,11 @@ awaitable<Response> handle_mws_recommendations(const AppState* st, Context& ctx)
 awaitable<Response> handle_mws_last_updated(const AppState* st, Context& ctx) {
   if (!authorized(*st, ctx)) co_return co_await unauthorized();
   co_return co_await st->mws->last_updated(ctx);
+}
+
+awaitable<Response> handle_ads_product_recommendations(const AppState* st, Context& ctx) {
+  if (!authorized(*st, ctx)) co_return co_await unauthorized();
+  co_return co_await st->ads->product_recommendations(ctx);
 }
 
 awaitable<Response> handle_purge(const AppState* st, Context& ctx) {
@@ -161,6 +185,8 @@ awaitable<Response> handle_purge(const AppState* st, Context& ctx) {
         "unknown category \"" + *category +
             "\"; allowed: Inventory, Selection, Pricing, Fulfillment, ListingQuality, GlobalSelling, Advertising"));
   std::size_t n = co_await st->mws->purge(account, marketplace, category);
+  // Ads answers belong to no marketplace or category: purged when neither is given.
+  if (!marketplace && !category) n += co_await st->ads->purge(account);
   log_info("cache purged", {{"request_id", ctx.request_id}, {"purged", n}});
   co_return http::json_response(200, "{\"purged\":" + std::to_string(n) + "}");
 }
@@ -190,7 +216,7 @@ int run_app(const Config& cfg) {
     return 1;
   }
 
-  AppState st{cfg, nullptr, nullptr, nullptr, nullptr, {}};
+  AppState st{cfg, nullptr, nullptr, nullptr, nullptr, nullptr, {}};
   st.store = store.get();
   for (const auto& c : cfg.clients) st.client_key_digests.push_back(digest(c.key));
 
@@ -212,6 +238,8 @@ int run_app(const Config& cfg) {
             handle_mws_recommendations, true),
       route(http::Verb::get, "/v1/mws/{account}/last-updated", "mws_last_updated", &st, handle_mws_last_updated,
             true),
+      route(http::Verb::post, "/v1/ads/{account}/product-recommendations", "ads_product_recommendations", &st,
+            handle_ads_product_recommendations, true),
       route(http::Verb::delete_, "/v1/cache", "cache_purge", &st, handle_purge),
   };
 
@@ -236,6 +264,8 @@ int run_app(const Config& cfg) {
   st.throttler = &throttler;
   MwsService mws(cfg, *store, *client, throttler, server.ioc().get_executor());
   st.mws = &mws;
+  AdsService ads(cfg, *store, *client, throttler, server.ioc().get_executor());
+  st.ads = &ads;
   try {
     server.start();
   } catch (const std::exception& e) {

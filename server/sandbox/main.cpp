@@ -1,6 +1,6 @@
-// recgate-sandbox: a local stand-in for Amazon MWS Recommendations (and,
-// later, Ads/LWA). Loads config/sandbox.json, builds the state and the route
-// table, serves until SIGINT/SIGTERM.
+// recgate-sandbox: a local stand-in for Amazon MWS Recommendations and the
+// Ads API / Login with Amazon. Loads config/sandbox.json, builds the state and
+// the route table, serves until SIGINT/SIGTERM.
 #include <boost/asio/signal_set.hpp>
 
 #include <csignal>
@@ -11,6 +11,8 @@
 
 #include "core/http/server.hpp"
 #include "core/log.hpp"
+#include "sandbox/ads_config.hpp"
+#include "sandbox/ads_routes.hpp"
 #include "sandbox/config.hpp"
 #include "sandbox/routes.hpp"
 #include "sandbox/state.hpp"
@@ -18,9 +20,10 @@
 namespace {
 
 constexpr const char* kUsage =
-    "usage: recgate-sandbox [--config PATH] [--listen HOST:PORT] [--version]\n"
+    "usage: recgate-sandbox [--config PATH] [--listen HOST:PORT] [--ads-json JSON] [--version]\n"
     "  --config PATH   sandbox configuration (default config/sandbox.json)\n"
-    "  --listen ADDR   override the configured listen address (port 0: any free port)\n";
+    "  --listen ADDR   override the configured listen address (port 0: any free port)\n"
+    "  --ads-json JSON members set over the config's \"ads\" object, e.g. {\"token_lifetime_s\":2}\n";
 
 bool is_loopback(std::string_view listen) {
   return listen.rfind("127.", 0) == 0 || listen.rfind("localhost:", 0) == 0 || listen.rfind("[::1]:", 0) == 0;
@@ -32,6 +35,7 @@ int main(int argc, char** argv) {
   using namespace recgate;
   std::string config_path = "config/sandbox.json";
   std::string listen_override;
+  std::string ads_overlay;
   for (int i = 1; i < argc; ++i) {
     std::string_view a = argv[i];
     if (a == "--version") {
@@ -42,8 +46,8 @@ int main(int argc, char** argv) {
       std::fputs(kUsage, stdout);
       return 0;
     }
-    if ((a == "--config" || a == "--listen") && i + 1 < argc) {
-      (a == "--config" ? config_path : listen_override) = argv[++i];
+    if ((a == "--config" || a == "--listen" || a == "--ads-json") && i + 1 < argc) {
+      (a == "--config" ? config_path : a == "--listen" ? listen_override : ads_overlay) = argv[++i];
       continue;
     }
     std::fprintf(stderr, "recgate-sandbox: unknown or incomplete argument %s\n%s", argv[i], kUsage);
@@ -57,6 +61,18 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (!listen_override.empty()) cfg->listen = listen_override;
+  if (!ads_overlay.empty()) {
+    auto merged = sandbox::merge_json_objects(cfg->ads_json, ads_overlay, error);
+    if (!merged) {
+      std::fprintf(stderr, "recgate-sandbox: %s\n", error.c_str());
+      return 2;
+    }
+    cfg->ads_json = *merged;
+  }
+  if (!sandbox::parse_ads_config(cfg->ads_json, error)) {
+    std::fprintf(stderr, "recgate-sandbox: %s\n", error.c_str());
+    return 1;
+  }
   LogLevel level;
   if (!parse_log_level(cfg->log_level, level)) {
     std::fprintf(stderr, "recgate-sandbox: $.log.level: must be debug, info, warn or error\n");
@@ -70,6 +86,7 @@ int main(int argc, char** argv) {
     sandbox::SandboxState state(*cfg, sandbox::Now::current());
     std::vector<http::Route> routes = sandbox::mws_routes(state);
     for (auto& r : sandbox::admin_routes(state)) routes.push_back(std::move(r));
+    for (auto& r : sandbox::ads_routes(state)) routes.push_back(std::move(r));
 
     http::ServerOptions opts;
     opts.listen = cfg->listen;

@@ -6,6 +6,7 @@
 #include <rapidjson/writer.h>
 
 #include <algorithm>
+#include <stdexcept>
 
 #include "sandbox/catalog.hpp"
 
@@ -18,9 +19,17 @@ using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
 void key(Writer& w, std::string_view k) { w.Key(k.data(), static_cast<rapidjson::SizeType>(k.size())); }
 void str(Writer& w, std::string_view s) { w.String(s.data(), static_cast<rapidjson::SizeType>(s.size())); }
 
+AdsSandboxConfig ads_config_or_throw(const std::string& json) {
+  std::string error;
+  auto c = parse_ads_config(json, error);
+  if (!c) throw std::invalid_argument(error);
+  return *c;
+}
+
 }  // namespace
 
-SandboxState::SandboxState(SandboxConfig cfg, Now now) : cfg_(std::move(cfg)), epoch_(now.wall) {}
+SandboxState::SandboxState(SandboxConfig cfg, Now now)
+    : cfg_(std::move(cfg)), epoch_(now.wall), ads_(ads_config_or_throw(cfg_.ads_json), now.mono) {}
 
 const ThrottleRule& SandboxState::rule_for(std::string_view group) const {
   if (group == "GetServiceStatus") return cfg_.throttle.get_service_status;
@@ -262,6 +271,9 @@ std::string SandboxState::stats_json(std::chrono::steady_clock::time_point now) 
     w.EndObject();
   }
   w.EndArray();
+  key(w, "ads");
+  const std::string ads = ads_.stats_json();
+  w.RawValue(ads.c_str(), ads.size(), rapidjson::kObjectType);
   w.EndObject();
   return std::string(sb.GetString(), sb.GetSize());
 }
@@ -283,6 +295,7 @@ void SandboxState::reset(Now now) {
   last_signature_failure_time_.clear();
   faults_applied_ = 0;
   recent_.clear();
+  ads_.reset(now.mono);
 }
 
 }  // namespace recgate::sandbox

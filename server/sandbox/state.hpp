@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "sandbox/ads_state.hpp"
 #include "sandbox/bucket.hpp"
 #include "sandbox/config.hpp"
 #include "sandbox/data.hpp"
@@ -56,6 +57,8 @@ class SandboxState {
   SandboxState& operator=(const SandboxState&) = delete;
 
   const SandboxConfig& config() const { return cfg_; }
+  // The Ads/LWA endpoints' own state (its own lock), from cfg.ads_json.
+  AdsState& ads() { return ads_; }
 
   // Takes a token from the (seller, group) bucket; false = throttled (counted).
   bool take_token(const std::string& seller_id, std::string_view group, std::chrono::steady_clock::time_point now);
@@ -111,6 +114,7 @@ class SandboxState {
   std::string last_signature_failure_time_;
   std::uint64_t faults_applied_ = 0;
   std::deque<RequestRecord> recent_;
+  AdsState ads_;
 };
 
 }  // namespace recgate::sandbox
