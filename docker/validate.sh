@@ -1,4 +1,264 @@
 #!/usr/bin/env bash
-# Static checks of docker/ (no Docker engine runs in CI): filled in by [ops].
+# Static checks of docker/ (no Docker engine here, so nothing is built or run):
+#   1. Dockerfile structure: package lists, non-root user, health check, ...
+#   2. Dockerfile lint: dockerfile-utils (pinned, from npm, cached outside the tree)
+#   3. Compose file: Debian's docker-compose `config` (schema), then our rules
+#      (loopback ports, secrets wired to *_FILE, health-gated start, ...)
+#   4. Sandbox credentials in docker/secrets/*.example match config/sandbox.json
+#   5. recgate --check-config on docker/recgate.compose.json with those secrets
+# Called by `scripts/dev.sh test` after ctest. Exits non-zero on any problem.
+# A tool that cannot be installed (offline) is skipped with a warning, except
+# under CI=true or RECGATE_VALIDATE_STRICT=1, where that is an error too.
 set -euo pipefail
-echo "docker validation: nothing to validate yet"
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+D="$ROOT/docker"
+
+DOCKERFILE_UTILS_VERSION=0.16.3
+CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/recgate"
+STRICT=0
+if [ "${CI:-}" = "true" ] || [ "${RECGATE_VALIDATE_STRICT:-0}" = "1" ]; then STRICT=1; fi
+
+failures=0
+fail() { echo "docker/validate: FAIL: $*" >&2; failures=$((failures + 1)); }
+ok() { echo "docker/validate: ok: $*"; }
+unavailable() {
+  if [ "$STRICT" = 1 ]; then fail "$1 is not available (strict mode)"; else
+    echo "docker/validate: WARNING: $1 is not available; skipped" >&2; fi
+}
+
+for f in Dockerfile Dockerfile.dockerignore docker-compose.yml recgate.compose.json; do
+  [ -s "$D/$f" ] || { fail "docker/$f is missing"; exit 1; }
+done
+
+# ---- 1. Dockerfile structure ---------------------------------------------------
+DF="$D/Dockerfile"
+need() {  # need REGEX WHAT
+  if grep -Eq -- "$1" "$DF"; then ok "Dockerfile: $2"; else fail "Dockerfile: $2 (expected a line matching: $1)"; fi
+}
+need '^FROM debian:bookworm AS build$' 'build stage FROM debian:bookworm'
+need '^FROM debian:bookworm-slim AS runtime$' 'runtime stage FROM debian:bookworm-slim'
+need '^COPY packages\.txt ' 'copies packages.txt'
+need "grep -v '\^#' /tmp/packages\.txt \| xargs apt-get install -y --no-install-recommends" \
+  'installs exactly packages.txt'
+need '^COPY packages-runtime\.txt ' 'copies packages-runtime.txt'
+need "grep -v '\^#' /tmp/packages-runtime\.txt \| xargs apt-get install -y --no-install-recommends" \
+  'installs exactly packages-runtime.txt'
+need '^SHELL \["/bin/bash", "-o", "pipefail", "-c"\]' 'pipefail shell (a failed grep must fail the install)'
+need '--target recgate recgate-sandbox' 'builds recgate and recgate-sandbox'
+need '-DCMAKE_BUILD_TYPE=Release' 'Release build'
+need '^VOLUME \["/data"\]' 'VOLUME /data'
+need '^EXPOSE 8080$' 'EXPOSE 8080'
+need 'CMD \["recgate", "--healthcheck", "http://127\.0\.0\.1:8080/readyz"\]' 'HEALTHCHECK with recgate --healthcheck /readyz'
+need '^ENTRYPOINT \["recgate"\]$' 'ENTRYPOINT recgate'
+need '^CMD \["--config", "/etc/recgate/recgate\.json"\]$' 'CMD --config /etc/recgate/recgate.json'
+need '^COPY docker/recgate\.compose\.json /etc/recgate/recgate\.json$' 'bakes docker/recgate.compose.json'
+need '^COPY config/sandbox\.json /etc/recgate/sandbox\.json$' 'bakes config/sandbox.json'
+need 'useradd .*--uid 10001' 'creates user uid 10001'
+
+last_user=$(grep -E '^USER ' "$DF" | tail -1 | awk '{print $2}')
+case "${last_user%%:*}" in
+  ""|root|0) fail "Dockerfile: the final USER must be non-root (got '${last_user:-none}')" ;;
+  *) ok "Dockerfile: runs as USER $last_user" ;;
+esac
+runtime_part=$(sed -n '/^FROM debian:bookworm-slim/,$p' "$DF")
+if grep -Eiq '(^|[^-])\b(curl|wget)\b' <<<"$(grep -Ev '^\s*#' <<<"$runtime_part")"; then
+  fail "Dockerfile: the runtime stage must not use curl/wget (recgate --healthcheck does the health GET)"
+else ok "Dockerfile: no curl/wget in the runtime stage"; fi
+if grep -Eq '^[a-z]' "$ROOT/packages-runtime.txt" && ! grep -Eqx 'curl|wget' "$ROOT/packages-runtime.txt"; then
+  ok "packages-runtime.txt: no curl/wget"
+else fail "packages-runtime.txt: empty, or lists curl/wget"; fi
+# Every COPY source from the build context must exist in the repository and be
+# allowed by docker/Dockerfile.dockerignore (an allowlist: '*' then '!path').
+while read -r src; do
+  [ -e "$ROOT/$src" ] || fail "Dockerfile: COPY source '$src' does not exist in the repository"
+  grep -Fxq "!${src%/}" "$D/Dockerfile.dockerignore" || grep -Fxq "!${src%/}/" "$D/Dockerfile.dockerignore" \
+    || fail "Dockerfile: COPY source '$src' is not allowed by docker/Dockerfile.dockerignore"
+done < <(grep -E '^COPY ' "$DF" | grep -v -- '--from=' | awk '{for (i = 2; i < NF; i++) print $i}')
+
+# ---- 2. Dockerfile lint ------------------------------------------------------------
+DFU="$CACHE/dockerfile-utils-$DOCKERFILE_UTILS_VERSION"
+if [ ! -x "$DFU/node_modules/.bin/dockerfile-utils" ] && command -v npm >/dev/null 2>&1; then
+  mkdir -p "$DFU"
+  npm install --prefix "$DFU" --no-audit --no-fund --no-save --loglevel=error \
+    "dockerfile-utils@$DOCKERFILE_UTILS_VERSION" >"$DFU/install.log" 2>&1 || true
+fi
+if [ -x "$DFU/node_modules/.bin/dockerfile-utils" ] && command -v node >/dev/null 2>&1; then
+  # Any diagnostic, warnings included, is a failure.
+  if out=$("$DFU/node_modules/.bin/dockerfile-utils" lint "$DF" 2>&1) && [ -z "$out" ]; then
+    ok "dockerfile-utils $DOCKERFILE_UTILS_VERSION lint: clean"
+  else
+    echo "$out" >&2
+    fail "dockerfile-utils lint reported problems in docker/Dockerfile"
+  fi
+else
+  unavailable "dockerfile-utils@$DOCKERFILE_UTILS_VERSION (npm install into $DFU)"
+fi
+
+# ---- 3. Compose file -----------------------------------------------------------------
+if ! command -v docker-compose >/dev/null 2>&1; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo -n"
+  # --no-install-recommends: docker-compose recommends docker.io, an engine we do not want.
+  { DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends docker-compose \
+      || { $sudo apt-get update && DEBIAN_FRONTEND=noninteractive \
+           $sudo apt-get install -y --no-install-recommends docker-compose; }; } >/tmp/recgate-docker-compose-install.log 2>&1 \
+    || true
+fi
+if command -v docker-compose >/dev/null 2>&1 && command -v python3 >/dev/null 2>&1; then
+  # Interpolation must use the defaults (the example secrets), whatever the caller's environment
+  # or a local docker/.env says.
+  errf=$(mktemp)
+  noenv=$(mktemp)  # an empty env file: ignore a local docker/.env
+  if normalized=$(env -u RECGATE_SECRET_CLIENT_KEY -u RECGATE_SECRET_MWS_ACCESS_KEY_ID -u RECGATE_SECRET_MWS_SECRET_KEY \
+        -u RECGATE_SECRET_MWS_AUTH_TOKEN -u RECGATE_SECRET_ADS_CLIENT_SECRET -u RECGATE_SECRET_ADS_REFRESH_TOKEN \
+        docker-compose --env-file "$noenv" --project-directory "$D" -f "$D/docker-compose.yml" config 2>"$errf"); then
+    ok "docker-compose $(docker-compose version --short 2>/dev/null || echo '?') config: valid"
+    tmp=$(mktemp)
+    printf '%s\n' "$normalized" >"$tmp"
+    if python3 - "$ROOT" "$tmp" <<'PY'
+import json, os, re, sys
+import yaml
+root, path = sys.argv[1], sys.argv[2]
+d = os.path.join(root, "docker")
+c = yaml.safe_load(open(path))
+bad = []
+svcs = c.get("services", {})
+for name in ("recgate", "sandbox"):
+    if name not in svcs:
+        bad.append(f"service {name} is missing")
+for name, s in svcs.items():
+    for p in s.get("ports", []):
+        spec = p if isinstance(p, str) else f"{p.get('host_ip', '')}:{p.get('published', '')}:{p.get('target', '')}"
+        if not spec.startswith("127.0.0.1:"):
+            bad.append(f"{name}: port {spec} is not bound to 127.0.0.1")
+    if "healthcheck" not in s or s["healthcheck"].get("disable"):
+        bad.append(f"{name}: no healthcheck")
+    if s.get("restart") != "unless-stopped":
+        bad.append(f"{name}: restart is not unless-stopped")
+    b = s.get("build", {})
+    if os.path.realpath(b.get("context", "")) != os.path.realpath(root) or b.get("dockerfile") != "docker/Dockerfile":
+        bad.append(f"{name}: build must be context .. (the repository root), dockerfile docker/Dockerfile")
+rg, sb = svcs.get("recgate", {}), svcs.get("sandbox", {})
+dep = rg.get("depends_on", {})
+if not isinstance(dep, dict) or dep.get("sandbox", {}).get("condition") != "service_healthy":
+    bad.append("recgate: depends_on sandbox must have condition: service_healthy")
+if "recgate-sandbox" not in (sb.get("entrypoint") or []):
+    bad.append("sandbox: entrypoint must be recgate-sandbox")
+hc = " ".join(sb.get("healthcheck", {}).get("test", []))
+if "--healthcheck" not in hc or ":8081/" not in hc:
+    bad.append("sandbox: healthcheck must be recgate --healthcheck on port 8081")
+if not any(str(v).split(":")[1:2] == ["/data"] and not str(v).startswith(("/", ".")) for v in rg.get("volumes", [])):
+    bad.append("recgate: /data must be a named volume")
+# Secrets: each file exists and is non-empty; each *_FILE points at a secret the service mounts;
+# every ${NAME} in the baked config is provided as NAME or NAME_FILE.
+for sname, sdef in c.get("secrets", {}).items():
+    f = sdef.get("file", "")
+    if not os.path.isfile(f) or os.path.getsize(f) == 0:
+        bad.append(f"secret {sname}: file {f} is missing or empty")
+mounted = {x["source"] if isinstance(x, dict) else x for x in rg.get("secrets", [])}
+env = rg.get("environment", {})
+if isinstance(env, list):
+    env = dict(e.split("=", 1) for e in env)
+for k, v in env.items():
+    if k.endswith("_FILE"):
+        m = re.fullmatch(r"/run/secrets/([A-Za-z0-9_.-]+)", str(v))
+        if not m or m.group(1) not in mounted:
+            bad.append(f"recgate: {k}={v} does not name a secret mounted in the service")
+def strings(o):  # every string value, "_comment" keys left out as recgate does
+    if isinstance(o, dict):
+        for k, v in o.items():
+            if not k.startswith("_"): yield from strings(v)
+    elif isinstance(o, list):
+        for v in o: yield from strings(v)
+    elif isinstance(o, str):
+        yield o
+used = set()
+for v in strings(json.load(open(os.path.join(d, "recgate.compose.json")))):
+    used.update(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", v))
+for var in sorted(used):
+    if var not in env and var + "_FILE" not in env:
+        bad.append(f"recgate.compose.json uses ${{{var}}} but the recgate service sets neither {var} nor {var}_FILE")
+for b in bad:
+    print("docker/validate: FAIL: docker-compose.yml: " + b, file=sys.stderr)
+sys.exit(1 if bad else 0)
+PY
+    then ok "docker-compose.yml: loopback ports, health-gated start, secrets wired, named /data volume"
+    else fail "docker-compose.yml rules (see above)"; fi
+    rm -f "$tmp"
+  else
+    cat "$errf" >&2
+    fail "docker-compose config rejected docker/docker-compose.yml"
+  fi
+  rm -f "$errf" "$noenv"
+else
+  unavailable "docker-compose (apt-get install docker-compose)"
+fi
+
+# ---- 4 + 5: credentials and the baked config -----------------------------------------
+if ! python3 - "$ROOT" <<'PY'
+import json, os, re, sys
+root = sys.argv[1]
+d = os.path.join(root, "docker")
+bad = []
+def secret(name):
+    with open(os.path.join(d, "secrets", name + ".example")) as f:
+        return f.read().rstrip("\r\n")
+sb = json.load(open(os.path.join(root, "config", "sandbox.json")))
+rg = json.load(open(os.path.join(d, "recgate.compose.json")))
+seller = (sb.get("sellers") or [{}])[0]
+want = {"access_key_id": "mws_access_key_id", "secret_key": "mws_secret_key", "auth_token": "mws_auth_token"}
+for key, sec in want.items():
+    if seller.get(key, "") != secret(sec):
+        bad.append(f"docker/secrets/{sec}.example does not match config/sandbox.json sellers[0].{key}")
+acc = rg["mws"]["accounts"]["main"]
+if acc.get("seller_id") != seller.get("seller_id"):
+    bad.append("recgate.compose.json mws.accounts.main.seller_id differs from config/sandbox.json sellers[0].seller_id")
+# Ads/LWA credentials, wherever the sandbox's "ads" object keeps them (once it has them).
+def walk(o):
+    if isinstance(o, dict):
+        for k, v in o.items():
+            if isinstance(v, str): yield k, v
+            else: yield from walk(v)
+    elif isinstance(o, list):
+        for v in o: yield from walk(v)
+ads = dict(walk(sb.get("ads", {})))
+ads_acc = rg["ads"]["accounts"]["main"]
+for key, expected in (("client_id", ads_acc["client_id"]), ("client_secret", secret("ads_client_secret")),
+                      ("refresh_token", secret("ads_refresh_token"))):
+    if key in ads and ads[key] != expected:
+        bad.append(f"sandbox ads {key} differs from what docker/ uses for recgate")
+for b in bad: print("docker/validate: FAIL: " + b, file=sys.stderr)
+sys.exit(1 if bad else 0)
+PY
+then fail "credentials (see above)"; else ok "secrets/*.example match the sandbox's credentials"; fi
+
+BIN="${RECGATE_BIN:-}"
+if [ -z "$BIN" ]; then  # the most recently built of the two build trees
+  for b in "$ROOT/build/recgate" "$ROOT/build-asan/recgate"; do
+    if [ -x "$b" ] && { [ -z "$BIN" ] || [ "$b" -nt "$BIN" ]; }; then BIN="$b"; fi
+  done
+fi
+if [ -n "$BIN" ]; then
+  S="$D/secrets"
+  if out=$(cd /tmp && env -i PATH="$PATH" ASAN_OPTIONS="${ASAN_OPTIONS:-}" \
+        RECGATE_CLIENT_KEY_FILE="$S/recgate_client_key.example" \
+        MWS_ACCESS_KEY_ID_FILE="$S/mws_access_key_id.example" MWS_SECRET_KEY_FILE="$S/mws_secret_key.example" \
+        MWS_AUTH_TOKEN_FILE="$S/mws_auth_token.example" ADS_CLIENT_SECRET_FILE="$S/ads_client_secret.example" \
+        ADS_REFRESH_TOKEN_FILE="$S/ads_refresh_token.example" \
+        "$BIN" --check-config --config "$D/recgate.compose.json" 2>&1 >/dev/null); then
+    if grep -q 'config warning' <<<"$out"; then echo "$out" >&2; fail "recgate.compose.json loads with warnings"
+    else ok "recgate --check-config accepts docker/recgate.compose.json (no warnings)"; fi
+  else
+    echo "$out" >&2
+    fail "recgate --check-config rejects docker/recgate.compose.json"
+  fi
+else
+  echo "docker/validate: WARNING: no recgate binary (build/ or build-asan/, or RECGATE_BIN); --check-config skipped" >&2
+fi
+
+if [ "$failures" -gt 0 ]; then
+  echo "docker/validate: $failures problem(s)" >&2
+  exit 1
+fi
+echo "docker/validate: all checks passed"
