@@ -218,7 +218,8 @@ void count_upstream(const std::string& action, const std::string& status, double
 
 // Throttle, sign, send; retries after an upstream throttle within the deadline.
 awaitable<Expected<CallResult>> call_mws(Impl* s, std::string account_name, mws::Marketplace mp, std::string action,
-                                         mws::Params params, std::chrono::steady_clock::time_point deadline) {
+                                         mws::Params params, std::chrono::steady_clock::time_point deadline,
+                                         std::string request_id) {
   const auto& acc = s->cfg.mws.accounts.at(account_name);
   const mws::Credentials creds{acc.seller_id, acc.access_key_id, acc.secret_key, acc.auth_token};
   const std::string url = upstream_url(*s, mp);
@@ -243,7 +244,7 @@ awaitable<Expected<CallResult>> call_mws(Impl* s, std::string account_name, mws:
     const std::string status = r.ok() ? std::to_string(r.response.status) : std::string(upstream::to_string(r.error));
     count_upstream(action, status, secs);
     log(r.ok() && r.response.status == 200 ? LogLevel::debug : LogLevel::warn, "upstream call",
-        {{"api", "mws"}, {"account", account_name}, {"operation", action}, {"status", status},
+        {{"request_id", request_id}, {"api", "mws"}, {"account", account_name}, {"operation", action}, {"status", status},
          {"duration_ms", secs * 1000}, {"attempt", attempt}, {"waited_ms", grant->waited_s * 1000}});
     if (!r.ok()) {
       Problem p = transport_problem(r, action);
@@ -281,11 +282,11 @@ awaitable<Expected<CallResult>> call_mws(Impl* s, std::string account_name, mws:
 // ---- snapshots -----------------------------------------------------------
 
 awaitable<Expected<SnapshotPtr>> fetch_snapshot(Impl* s, std::string account, mws::Marketplace mp,
-                                                std::chrono::steady_clock::time_point deadline) {
+                                                std::chrono::steady_clock::time_point deadline, std::string request_id) {
   mws::Params params;
   params.emplace_back("MarketplaceId", mp.id);
   std::string action = "GetLastUpdatedTimeForRecommendations";
-  auto r = co_await call_mws(s, account, mp, action, params, deadline);
+  auto r = co_await call_mws(s, account, mp, action, params, deadline, request_id);
   if (!r) co_return r.error();
   auto parsed = mws::parse_last_updated(r->body);
   if (!parsed) co_return parsed.error();
@@ -314,11 +315,11 @@ awaitable<Expected<SnapshotPtr>> fetch_snapshot(Impl* s, std::string account, mw
 
 awaitable<Expected<SnapshotPtr>> snapshot_work(Impl* s, std::string account, mws::Marketplace mp,
                                                std::int64_t not_before_ms,
-                                               std::chrono::steady_clock::time_point deadline) {
+                                               std::chrono::steady_clock::time_point deadline, std::string request_id) {
   // Re-checked by a flight that ended after this request arrived: reuse it.
   if (auto snap = s->snapshot(sep_join(account, mp.id)); snap && snap->checked_at_ms >= not_before_ms)
     co_return snap;
-  co_return co_await fetch_snapshot(s, std::move(account), std::move(mp), deadline);
+  co_return co_await fetch_snapshot(s, std::move(account), std::move(mp), deadline, std::move(request_id));
 }
 
 struct SnapState {
@@ -329,7 +330,8 @@ struct SnapState {
 };
 
 awaitable<SnapState> get_snapshot(Impl* s, std::string account, mws::Marketplace mp, bool force, bool only_cached,
-                                  std::int64_t started_ms, std::chrono::steady_clock::time_point deadline) {
+                                  std::int64_t started_ms, std::chrono::steady_clock::time_point deadline,
+                                  std::string request_id) {
   SnapState st;
   const std::string key = sep_join(account, mp.id);
   st.snap = s->snapshot(key);
@@ -339,8 +341,8 @@ awaitable<SnapState> get_snapshot(Impl* s, std::string account, mws::Marketplace
   bool joined = false;
   // Named local, not a temporary in the co_await expression: g++ 12 mishandles
   // non-trivial temporaries (closures) there.
-  Coalescer<Expected<SnapshotPtr>>::Work work = [s, account, mp, started_ms, deadline]() {
-    return snapshot_work(s, account, mp, started_ms, deadline);
+  Coalescer<Expected<SnapshotPtr>>::Work work = [s, account, mp, started_ms, deadline, request_id]() {
+    return snapshot_work(s, account, mp, started_ms, deadline, request_id);
   };
   auto res = co_await s->snapshot_flights.run(key, work, &joined);
   if (joined)
@@ -391,7 +393,7 @@ awaitable<cache::EntryPtr> find_entry(Impl* s, std::string key, std::string acco
 awaitable<Expected<cache::EntryPtr>> fetch_list(Impl* s, std::string key, std::string account, mws::Marketplace mp,
                                                 std::string category, std::vector<std::string> filters,
                                                 std::optional<std::string> validator, std::int64_t not_before_ms,
-                                                std::chrono::steady_clock::time_point deadline) {
+                                                std::chrono::steady_clock::time_point deadline, std::string request_id) {
   // A flight for this key that ended between our cache lookup and now has
   // already stored what we need: use it instead of calling upstream again.
   if (auto e = s->index.find(key); e && e->fetched_at_ms >= not_before_ms && e->validator == validator)
@@ -402,7 +404,7 @@ awaitable<Expected<cache::EntryPtr>> fetch_list(Impl* s, std::string key, std::s
   bool restarted = false;
   int pages = 0;
   for (;;) {
-    auto r = co_await call_mws(s, account, mp, action, params, deadline);
+    auto r = co_await call_mws(s, account, mp, action, params, deadline, request_id);
     if (!r) {
       bool corrupted = false;
       for (const auto& [k, v] : r.error().extensions) corrupted = corrupted || (k == "upstreamCode" && v == "NextTokenCorrupted");
@@ -423,7 +425,7 @@ awaitable<Expected<cache::EntryPtr>> fetch_list(Impl* s, std::string key, std::s
     if (!page->next_token) break;
     if (pages >= s->cfg.mws.max_pages) {
       log_warn("mws.max_pages reached; answer truncated",
-               {{"account", account}, {"category", category}, {"pages", pages}});
+               {{"request_id", request_id}, {"account", account}, {"category", category}, {"pages", pages}});
       break;
     }
     action = "ListRecommendationsByNextToken";
@@ -476,6 +478,7 @@ struct RequestOptions {
   cache::RequestDirectives directives;
   std::chrono::steady_clock::time_point deadline;
   std::int64_t started_ms = 0;  // wall clock at arrival
+  std::string request_id;       // for upstream log lines (a coalesced call logs its leader's)
 };
 
 RequestOptions request_options(const Impl& s, const Context& ctx) {
@@ -485,6 +488,7 @@ RequestOptions request_options(const Impl& s, const Context& ctx) {
   if (auto w = cache::parse_prefer_wait(std::string(ctx.header("Prefer")))) wait = std::min(*w, 3600);
   o.deadline = std::chrono::steady_clock::now() + std::chrono::seconds(wait);
   o.started_ms = now_ms();
+  o.request_id = ctx.request_id;
   return o;
 }
 
@@ -514,8 +518,9 @@ awaitable<Expected<CategoryAnswer>> answer_category(Impl* s, std::string account
   const std::optional<std::string> validator =
       category == "ListingQuality" ? std::optional<std::string>{} : view.last_updated;
   Coalescer<Expected<cache::EntryPtr>>::Work work = [s, key, account, mp, category, filters, validator,
-                                                      nb = opts.started_ms, d = opts.deadline]() {
-    return fetch_list(s, key, account, mp, category, filters, validator, nb, d);
+                                                      nb = opts.started_ms, d = opts.deadline,
+                                                      rid = opts.request_id]() {
+    return fetch_list(s, key, account, mp, category, filters, validator, nb, d, rid);
   };
   auto res = co_await s->list_flights.run(key, work, &joined);
   if (joined)
@@ -526,7 +531,8 @@ awaitable<Expected<CategoryAnswer>> answer_category(Impl* s, std::string account
   if (!res) co_return make_problem(499, "client_closed", "cancelled");
   if (res->has_value()) co_return CategoryAnswer{category, res->value(), cache::Outcome::miss};
   if (entry && cache::stale_allowed({entry->validator, entry->fetched_at_ms}, now_ms(), s->policy)) {
-    log_warn("serving stale", {{"account", account}, {"category", category}, {"reason", res->error().code}});
+    log_warn("serving stale", {{"request_id", opts.request_id}, {"account", account}, {"category", category},
+                               {"reason", res->error().code}});
     co_return CategoryAnswer{category, entry, cache::Outcome::stale};
   }
   co_return res->error();
@@ -567,7 +573,7 @@ awaitable<Response> handle_recommendations(Impl* s, Context& ctx) {
   const RequestOptions opts = request_options(*s, ctx);
 
   SnapState snap = co_await get_snapshot(s, account, mp, opts.directives.no_cache, opts.directives.only_if_cached,
-                                         opts.started_ms, opts.deadline);
+                                         opts.started_ms, opts.deadline, opts.request_id);
   std::vector<CategoryAnswer> answers;
   for (const auto& category : q->categories) {
     auto a = co_await answer_category(s, account, mp, category, q->filters, snap, opts);
@@ -613,7 +619,7 @@ awaitable<Response> handle_last_updated(Impl* s, Context& ctx) {
   const mws::Marketplace mp = *mws::find_marketplace(*mpid);
   const RequestOptions opts = request_options(*s, ctx);
   SnapState snap = co_await get_snapshot(s, account, mp, opts.directives.no_cache, opts.directives.only_if_cached,
-                                         opts.started_ms, opts.deadline);
+                                         opts.started_ms, opts.deadline, opts.request_id);
   cache::Outcome outcome = snap.outcome;
   if (!snap.snap) {
     if (opts.directives.only_if_cached)
