@@ -136,6 +136,13 @@ awaitable<Response> handle_status(const AppState* st, Context& ctx) {
   w.Key("inFlight"); w.Uint64(ms.in_flight + as.in_flight);
   w.Key("mwsEndpoint"); w.String(st->cfg.mws.endpoint.empty() ? "amazon" : st->cfg.mws.endpoint.c_str());
   w.Key("adsEndpoint"); w.String(st->cfg.ads.endpoint.empty() ? "amazon" : st->cfg.ads.endpoint.c_str());
+  w.Key("mws");  // health as last seen: times of the last good and failed call
+  w.StartObject();
+  w.Key("lastSuccessMs"); w.Int64(ms.last_success_ms);
+  w.Key("lastFailureMs"); w.Int64(ms.last_failure_ms);
+  w.Key("lastFailure"); w.String(ms.last_failure.c_str());
+  w.Key("healthy"); w.Bool(ms.last_failure_ms == 0 || ms.last_success_ms > ms.last_failure_ms);
+  w.EndObject();
   w.EndObject();
   w.Key("lwaTokens");  // expiry only, never the token
   w.StartArray();
