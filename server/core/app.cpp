@@ -202,7 +202,7 @@ using Fn = awaitable<Response> (*)(const AppState*, Context&);
 http::Route route(http::Verb v, std::string pattern, std::string name, const AppState* st, Fn fn,
                  bool watch_disconnect = false) {
   return http::Route{v, std::move(pattern), std::move(name), [st, fn](Context& c) { return fn(st, c); },
-                     watch_disconnect};
+                     watch_disconnect, {}};
 }
 
 }  // namespace
@@ -249,6 +249,15 @@ int run_app(const Config& cfg) {
             handle_ads_product_recommendations, true),
       route(http::Verb::delete_, "/v1/cache", "cache_purge", &st, handle_purge),
   };
+
+  // Cache hits are answered synchronously from memory, before any coroutine,
+  // watcher or await (st.mws is set below, before the server starts).
+  for (auto& r : routes)
+    if (r.name == "mws_recommendations")
+      r.fast = [stp = &st](Context& c) -> std::optional<Response> {
+        if (!authorized(*stp, c)) return std::nullopt;
+        return stp->mws->try_hit(c);
+      };
 
   http::Server server(opts, std::move(routes));
   st.server = &server;

@@ -229,6 +229,13 @@ awaitable<Response> dispatch(SessionShared s, Context& ctx, beast::tcp_stream& s
     }
     ctx.path_params = std::move(params);
     ctx.route_name = r.name;
+    if (r.fast) {
+      try {
+        if (auto res = r.fast(ctx)) co_return std::move(*res);
+      } catch (const std::exception& e) {
+        log_error("fast path failed", {{"request_id", ctx.request_id}, {"error", e.what()}});
+      }
+    }
     if (!r.watch_disconnect) co_return co_await call_handler(&r, &ctx);
     auto result = co_await (call_handler(&r, &ctx) || watch_peer(&stream, &buffer));
     if (result.index() == 0) co_return std::move(std::get<0>(result));

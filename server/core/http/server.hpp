@@ -58,6 +58,9 @@ struct Route {
   // Watch the connection while the handler runs and cancel the handler when
   // the client goes away (routes that may queue for quota).
   bool watch_disconnect = false;
+  // Optional synchronous fast path tried before `handler` (cache hits): a
+  // response, or nullopt to run the handler.
+  std::function<std::optional<Response>(Context&)> fast = nullptr;
 };
 
 struct ServerOptions {

@@ -564,34 +564,23 @@ Response finish(Context& ctx, int status, std::string body, const std::string& c
   return res;
 }
 
-awaitable<Response> handle_recommendations(Impl* s, Context& ctx) {
-  const std::string account(ctx.param("account"));
-  if (!s->cfg.mws.accounts.count(account)) co_return http::problem_response(unknown_account(account, s->cfg));
-  auto q = mws::validate_recommendations_query(ctx.query);
-  if (!q) co_return http::problem_response(q.error());
-  const mws::Marketplace mp = *mws::find_marketplace(q->marketplace_id);
-  const RequestOptions opts = request_options(*s, ctx);
-
-  SnapState snap = co_await get_snapshot(s, account, mp, opts.directives.no_cache, opts.directives.only_if_cached,
-                                         opts.started_ms, opts.deadline, opts.request_id);
-  std::vector<CategoryAnswer> answers;
-  for (const auto& category : q->categories) {
-    auto a = co_await answer_category(s, account, mp, category, q->filters, snap, opts);
-    if (!a) co_return http::problem_response(a.error());
-    count_lookup(a->outcome);
-    answers.push_back(std::move(*a));
-  }
-
+Response recommendations_response(Context& ctx, const std::string& account, const mws::Marketplace& mp,
+                                  const std::vector<CategoryAnswer>& answers) {
   std::vector<cache::Outcome> outcomes;
   std::int64_t age = 0;
   const std::int64_t now = now_ms();
-  std::string body = "{\"account\":";
+  std::size_t size = 64;
+  for (const auto& a : answers) size += a.entry->body.size() + 160;
+  std::string body;
+  body.reserve(size);
+  body += "{\"account\":";
   json_string(body, account);
   body += ",\"marketplaceId\":";
   json_string(body, mp.id);
   body += ",\"categories\":[";
   for (std::size_t i = 0; i < answers.size(); ++i) {
     const auto& a = answers[i];
+    count_lookup(a.outcome);
     outcomes.push_back(a.outcome);
     if (a.outcome != cache::Outcome::miss) age = std::max(age, cache::age_seconds(a.entry->fetched_at_ms, now));
     if (i) body += ',';
@@ -608,7 +597,54 @@ awaitable<Response> handle_recommendations(Impl* s, Context& ctx) {
     body += '}';
   }
   body += "]}";
-  co_return finish(ctx, 200, std::move(body), cache::cache_status(outcomes), age, etag_of(account, mp.id, answers));
+  return finish(ctx, 200, std::move(body), cache::cache_status(outcomes), age, etag_of(account, mp.id, answers));
+}
+
+// The hit path: everything from memory, no coroutine, no I/O, no exclusive
+// lock. nullopt whenever anything would need upstream, the disk or a wait.
+std::optional<Response> try_hit(Impl* s, Context& ctx) {
+  const std::string account(ctx.param("account"));
+  if (!s->cfg.mws.accounts.count(account)) return std::nullopt;
+  auto q = mws::validate_recommendations_query(ctx.query);
+  if (!q) return std::nullopt;
+  const auto directives = cache::parse_cache_control(std::string(ctx.header("Cache-Control")));
+  if (directives.no_cache) return std::nullopt;
+  const mws::Marketplace& mp = *mws::find_marketplace(q->marketplace_id);
+  const std::int64_t now = now_ms();
+  SnapshotPtr snap = s->snapshot(sep_join(account, mp.id));
+  if (!snap || cache::snapshot_due(snap->checked_at_ms, now, false, s->policy)) return std::nullopt;
+  const std::string fkey = join_filters(q->filters);
+  std::vector<CategoryAnswer> answers;
+  answers.reserve(q->categories.size());
+  for (const auto& category : q->categories) {
+    auto entry = s->index.find(sep_join(account, mp.id, category, fkey));
+    if (!entry) return std::nullopt;
+    cache::SnapshotView view{true, false, snap->of(category)};
+    if (cache::classify(category, {entry->validator, entry->fetched_at_ms}, view, now, s->policy) !=
+        cache::Verdict::fresh)
+      return std::nullopt;
+    answers.push_back(CategoryAnswer{category, std::move(entry), cache::Outcome::hit});
+  }
+  return recommendations_response(ctx, account, mp, answers);
+}
+
+awaitable<Response> handle_recommendations(Impl* s, Context& ctx) {
+  const std::string account(ctx.param("account"));
+  if (!s->cfg.mws.accounts.count(account)) co_return http::problem_response(unknown_account(account, s->cfg));
+  auto q = mws::validate_recommendations_query(ctx.query);
+  if (!q) co_return http::problem_response(q.error());
+  const mws::Marketplace mp = *mws::find_marketplace(q->marketplace_id);
+  const RequestOptions opts = request_options(*s, ctx);
+
+  SnapState snap = co_await get_snapshot(s, account, mp, opts.directives.no_cache, opts.directives.only_if_cached,
+                                         opts.started_ms, opts.deadline, opts.request_id);
+  std::vector<CategoryAnswer> answers;
+  for (const auto& category : q->categories) {
+    auto a = co_await answer_category(s, account, mp, category, q->filters, snap, opts);
+    if (!a) co_return http::problem_response(a.error());
+    answers.push_back(std::move(*a));
+  }
+  co_return recommendations_response(ctx, account, mp, answers);
 }
 
 awaitable<Response> handle_last_updated(Impl* s, Context& ctx) {
@@ -755,6 +791,7 @@ MwsService::MwsService(const Config& cfg, Store& store, upstream::HttpClient& cl
 MwsService::~MwsService() = default;
 
 awaitable<Response> MwsService::recommendations(Context& ctx) { return handle_recommendations(impl_.get(), ctx); }
+std::optional<Response> MwsService::try_hit(Context& ctx) { return recgate::try_hit(impl_.get(), ctx); }
 awaitable<Response> MwsService::last_updated(Context& ctx) { return handle_last_updated(impl_.get(), ctx); }
 awaitable<std::size_t> MwsService::purge(std::optional<std::string> account, std::optional<std::string> marketplace,
                                          std::optional<std::string> category) {

@@ -34,6 +34,9 @@ class MwsService {
   MwsService& operator=(const MwsService&) = delete;
 
   boost::asio::awaitable<http::Response> recommendations(http::Context& ctx);
+  // The cache-hit fast path: answers from memory alone, or nullopt (then
+  // call recommendations()). Never blocks, never touches the disk.
+  std::optional<http::Response> try_hit(http::Context& ctx);
   boost::asio::awaitable<http::Response> last_updated(http::Context& ctx);
 
   // DELETE /v1/cache: removes matching recommendations (and, without a
