@@ -235,6 +235,7 @@ int run_app(const Config& cfg) {
   opts.read_timeout = std::chrono::milliseconds(cfg.read_timeout_ms);
   opts.idle_timeout = std::chrono::milliseconds(cfg.idle_timeout_ms);
   opts.drain_timeout = std::chrono::milliseconds(cfg.drain_timeout_ms);
+  opts.access_log = cfg.log.access;
 
   std::vector<http::Route> routes = {
       route(http::Verb::get, "/healthz", "healthz", &st, handle_healthz),

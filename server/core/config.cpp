@@ -224,6 +224,10 @@ void parse_root(Obj& root, Config& c) {
   root.integer("threads", c.threads, 0, 256);
   root.object("log", [&](Obj& o) {
     o.str("level", c.log.level);
+    if (const Value* a = o.get("access")) {
+      if (a->IsBool()) c.log.access = a->GetBool();
+      else o.error("log.access: must be true or false");
+    }
     if (c.log.level != "debug" && c.log.level != "info" && c.log.level != "warn" && c.log.level != "error")
       o.error("log.level: must be one of debug, info, warn, error; got \"" + c.log.level + "\"");
   });
@@ -433,7 +437,7 @@ std::string config_to_masked_json(const Config& c) {
   w.Key("listen"); w.String(c.listen);
   w.Key("database"); w.String(c.database);
   w.Key("threads"); w.Int(c.threads);
-  w.Key("log"); w.StartObject(); w.Key("level"); w.String(c.log.level); w.EndObject();
+  w.Key("log"); w.StartObject(); w.Key("level"); w.String(c.log.level); w.Key("access"); w.Bool(c.log.access); w.EndObject();
   w.Key("clients");
   w.StartArray();
   for (const auto& k : c.clients) {

@@ -84,6 +84,7 @@ struct CacheConfig {
 
 struct LogConfig {
   std::string level = "info";  // debug, info, warn, error
+  bool access = true;          // one line per request (at info)
 };
 
 struct Config {
