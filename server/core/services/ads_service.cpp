@@ -24,6 +24,7 @@
 #include "core/coalesce.hpp"
 #include "core/log.hpp"
 #include "core/metrics.hpp"
+#include "core/services/common.hpp"
 #include "core/store.hpp"
 #include "core/throttle/throttler.hpp"
 #include "core/upstream/http_client.hpp"
@@ -38,28 +39,15 @@ using Deadline = std::chrono::steady_clock::time_point;
 
 namespace {
 
+using svc::count_coalesced;
+using svc::hex64;
+using svc::iso_seconds;
+using svc::now_ms;
+using svc::count_upstream;
+using svc::transport_problem;
+
 constexpr const char* kAdsBucket = "ads.ProductRecommendations";
 constexpr const char* kLwaBucket = "lwa.Token";
-
-std::int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-std::string iso_seconds(std::int64_t ms) {
-  std::time_t t = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
-std::string hex64(std::uint64_t v) {
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
-  return buf;
-}
 
 std::chrono::milliseconds remaining(Deadline d) {
   auto r = std::chrono::duration_cast<std::chrono::milliseconds>(d - std::chrono::steady_clock::now());
@@ -79,30 +67,6 @@ struct Token {
 using TokenPtr = std::shared_ptr<const Token>;
 
 // ---- metrics and logs (plain functions: braced label lists stay out of coroutines)
-
-void count_upstream(const char* api, const char* operation, const std::string& status, double seconds) {
-  auto& m = Metrics::instance();
-  m.counter("recgate_upstream_requests_total", "Upstream calls made, by api, operation and status.",
-            {{"api", api}, {"operation", operation}, {"status", status}})
-      .inc();
-  m.histogram("recgate_upstream_request_duration_seconds", "Upstream call duration, by api and operation.",
-              {{"api", api}, {"operation", operation}})
-      .observe(seconds);
-}
-
-void count_lookup(cache::Outcome o) {
-  Metrics::instance()
-      .counter("recgate_cache_lookups_total", "Cache lookups, by api and result (hit, miss, stale).",
-               {{"api", "ads"}, {"result", cache::outcome_name(o)}})
-      .inc();
-}
-
-void count_coalesced(const char* kind) {
-  Metrics::instance()
-      .counter("recgate_coalesced_requests_total", "Requests that joined an identical upstream call in flight.",
-               {{"kind", kind}})
-      .inc();
-}
 
 void count_refresh(const std::string& account, const std::string& result) {
   Metrics::instance()
@@ -140,16 +104,6 @@ Problem unknown_account(const std::string& name, const Config& cfg) {
   return make_problem(404, "unknown_account",
                       "no Ads account named \"" + name + "\" is configured" +
                           (known.empty() ? std::string(" (none are)") : "; configured: " + known));
-}
-
-Problem transport_problem(const upstream::Result& r, const std::string& what) {
-  if (r.error == upstream::ErrorKind::timeout)
-    return make_problem(504, "upstream_timeout", what + " did not answer in time (" + r.detail + ")");
-  Problem p = make_problem(502, "upstream_unavailable",
-                           what + " failed: " + std::string(upstream::to_string(r.error)) +
-                               (r.detail.empty() ? "" : " (" + r.detail + ")"));
-  p.extensions.emplace_back("upstreamCode", std::string(upstream::to_string(r.error)));
-  return p;
 }
 
 // Removes any configured secret from text that came from upstream.
@@ -191,13 +145,6 @@ Problem ads_problem(int status, const std::string& body, const AdsAccount& acc) 
   return p;
 }
 
-template <class... P>
-std::string sep_join(const P&... parts) {
-  std::string k;
-  ((k += std::string_view(parts), k += '\x1f'), ...);
-  k.pop_back();
-  return k;
-}
 
 }  // namespace
 
@@ -465,16 +412,7 @@ awaitable<cache::EntryPtr> find_entry(Impl* s, std::string key, std::string acco
 std::string etag_of(const cache::Entry& e) { return "\"" + hex64(e.hash) + "\""; }
 
 Response finish(Context& ctx, const cache::Entry& e, const std::string& cache_status, std::int64_t age) {
-  const std::string etag = etag_of(e);
-  const bool not_modified = cache::if_none_match(std::string(ctx.header("If-None-Match")), etag);
-  Response res = not_modified ? http::text_response(304, "", "application/json") : http::json_response(200, e.body);
-  if (not_modified) res.erase(boost::beast::http::field::content_type);
-  res.set("Cache-Status", cache_status);
-  res.set("Age", std::to_string(age));
-  res.set(boost::beast::http::field::etag, etag);
-  res.set(boost::beast::http::field::cache_control, "private, no-cache");
-  ctx.log_fields.emplace_back("cache", cache_status);
-  return res;
+  return svc::cached_response(ctx, e.body, cache_status, age, etag_of(e));
 }
 
 struct RequestOptions {
@@ -531,16 +469,16 @@ awaitable<Response> handle_product_recommendations(Impl* s, Context& ctx) {
   }
 
   const std::string request_key = ads::canonical_key(*pr);
-  const std::string key = sep_join(account, request_key);
+  const std::string key = svc::key_join(account, request_key);
   const cache::EntryPtr entry = co_await find_entry(s, key, account, request_key);
   const std::int64_t now = now_ms();
   if (entry && !opts.directives.no_cache && now < entry->expires_at_ms) {
-    count_lookup(cache::Outcome::hit);
+    svc::count_lookup("ads", cache::Outcome::hit);
     co_return finish(ctx, *entry, hit_status(), cache::age_seconds(entry->fetched_at_ms, now));
   }
   if (opts.directives.only_if_cached) {
     if (entry && stale_ok(*s, *entry)) {
-      count_lookup(cache::Outcome::stale);
+      svc::count_lookup("ads", cache::Outcome::stale);
       co_return finish(ctx, *entry, stale_status(), cache::age_seconds(entry->fetched_at_ms, now));
     }
     co_return http::problem_response(not_cached(false));
@@ -555,16 +493,16 @@ awaitable<Response> handle_product_recommendations(Impl* s, Context& ctx) {
   if (joined) count_coalesced("ads.answer");
   if (!res) co_return http::problem_response(make_problem(499, "client_closed", "cancelled"));
   if (res->has_value()) {
-    count_lookup(cache::Outcome::miss);
+    svc::count_lookup("ads", cache::Outcome::miss);
     const std::string status = opts.directives.no_cache ? std::string("recgate; fwd=request; stored") : miss_status();
     co_return finish(ctx, *res->value(), status, 0);
   }
   if (entry && stale_ok(*s, *entry)) {
     log_stale(account, res->error().code);
-    count_lookup(cache::Outcome::stale);
+    svc::count_lookup("ads", cache::Outcome::stale);
     co_return finish(ctx, *entry, stale_status(), cache::age_seconds(entry->fetched_at_ms, now_ms()));
   }
-  count_lookup(cache::Outcome::miss);
+  svc::count_lookup("ads", cache::Outcome::miss);
   co_return http::problem_response(res->error());
 }
 
@@ -610,7 +548,7 @@ void load_from_store(Impl& s) {
       e->content_type = r.text(4);
       e->body = r.text(5);
       e->hash = cache::fnv1a64(e->body);
-      entries.emplace_back(sep_join(r.text(0), r.text(1)), std::move(e));
+      entries.emplace_back(svc::key_join(r.text(0), r.text(1)), std::move(e));
     }
   });
   {
@@ -629,14 +567,10 @@ AdsService::AdsService(const Config& cfg, Store& store, upstream::HttpClient& cl
     : impl_(std::make_shared<Impl>(cfg, store, client, throttler, ex)) {
   load_from_store(*impl_);
   auto weak = std::weak_ptr<Impl>(impl_);
-  Metrics::instance().add_collector([weak](Metrics& m) {
+  svc::register_cache_gauges("ads", [weak]() -> std::pair<std::size_t, std::size_t> {
     auto s = weak.lock();
-    if (!s) return;
-    m.gauge("recgate_cache_entries", "Cache entries held in memory, by api.", {{"api", "ads"}})
-        .set(static_cast<double>(s->index.size()));
-    m.gauge("recgate_cache_memory_bytes", "Approximate bytes of cached bodies held in memory, by api.",
-            {{"api", "ads"}})
-        .set(static_cast<double>(s->index.bytes()));
+    if (!s) return {0, 0};
+    return {s->index.size(), s->index.bytes()};
   });
 }
 

@@ -23,6 +23,7 @@
 #include "core/metrics.hpp"
 #include "core/mws/model.hpp"
 #include "core/mws/sigv2.hpp"
+#include "core/services/common.hpp"
 #include "core/store.hpp"
 #include "core/throttle/throttler.hpp"
 #include "core/upstream/http_client.hpp"
@@ -33,22 +34,11 @@ namespace net = boost::asio;
 using net::awaitable;
 using http::Context;
 using http::Response;
+using svc::hex64;
+using svc::iso_seconds;
+using svc::now_ms;
 
 namespace {
-
-std::int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-std::string iso_seconds(std::int64_t ms) {
-  std::time_t t = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 void json_string(std::string& out, std::string_view s) {
   rapidjson::StringBuffer sb;
@@ -60,12 +50,6 @@ void json_string(std::string& out, std::string_view s) {
 void json_opt_string(std::string& out, const std::optional<std::string>& s) {
   if (s) json_string(out, *s);
   else out += "null";
-}
-
-std::string hex64(std::uint64_t v) {
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
-  return buf;
 }
 
 struct Snapshot {
@@ -106,16 +90,6 @@ SnapshotPtr snapshot_from_json(const std::string& body, std::int64_t checked_at)
     s->per_category.emplace_back(c, v);
   }
   return s;
-}
-
-// Cache keys: parts joined by \x1f. (Variadic rather than an initializer_list:
-// g++ 12 miscompiles initializer_list temporaries inside coroutines.)
-template <class... P>
-std::string sep_join(const P&... parts) {
-  std::string k;
-  ((k += std::string_view(parts), k += '\x1f'), ...);
-  k.pop_back();
-  return k;
 }
 
 std::string join_filters(const std::vector<std::string>& f) {
@@ -187,16 +161,6 @@ struct CallResult {
   std::string body;
 };
 
-Problem transport_problem(const upstream::Result& r, const std::string& action) {
-  if (r.error == upstream::ErrorKind::timeout)
-    return make_problem(504, "upstream_timeout", "MWS " + action + " did not answer in time (" + r.detail + ")");
-  Problem p = make_problem(502, "upstream_unavailable",
-                           "MWS " + action + " failed: " + std::string(upstream::to_string(r.error)) +
-                               (r.detail.empty() ? "" : " (" + r.detail + ")"));
-  p.extensions.emplace_back("upstreamCode", std::string(upstream::to_string(r.error)));
-  return p;
-}
-
 std::string upstream_url(const Impl& s, const mws::Marketplace& mp) {
   if (!s.cfg.mws.endpoint.empty()) {
     std::string base = s.cfg.mws.endpoint;
@@ -204,16 +168,6 @@ std::string upstream_url(const Impl& s, const mws::Marketplace& mp) {
     return base + std::string(mws::kPath);
   }
   return "https://" + mp.host + std::string(mws::kPath);
-}
-
-void count_upstream(const std::string& action, const std::string& status, double seconds) {
-  auto& m = Metrics::instance();
-  m.counter("recgate_upstream_requests_total", "Upstream calls made, by api, operation and status.",
-            {{"api", "mws"}, {"operation", action}, {"status", status}})
-      .inc();
-  m.histogram("recgate_upstream_request_duration_seconds", "Upstream call duration, by api and operation.",
-              {{"api", "mws"}, {"operation", action}})
-      .observe(seconds);
 }
 
 // Throttle, sign, send; retries after an upstream throttle within the deadline.
@@ -242,12 +196,12 @@ awaitable<Expected<CallResult>> call_mws(Impl* s, std::string account_name, mws:
     auto r = co_await s->client.request(std::move(req));
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const std::string status = r.ok() ? std::to_string(r.response.status) : std::string(upstream::to_string(r.error));
-    count_upstream(action, status, secs);
+    svc::count_upstream("mws", action, status, secs);
     log(r.ok() && r.response.status == 200 ? LogLevel::debug : LogLevel::warn, "upstream call",
         {{"request_id", request_id}, {"api", "mws"}, {"account", account_name}, {"operation", action}, {"status", status},
          {"duration_ms", secs * 1000}, {"attempt", attempt}, {"waited_ms", grant->waited_s * 1000}});
     if (!r.ok()) {
-      Problem p = transport_problem(r, action);
+      Problem p = svc::transport_problem(r, "MWS " + action);
       s->record_failure(p);
       co_return p;
     }
@@ -293,7 +247,7 @@ awaitable<Expected<SnapshotPtr>> fetch_snapshot(Impl* s, std::string account, mw
   auto snap = std::make_shared<Snapshot>();
   snap->checked_at_ms = now_ms();
   snap->per_category = parsed->per_category;
-  const std::string key = sep_join(account, mp.id);
+  const std::string key = svc::key_join(account, mp.id);
   {
     std::lock_guard lk(s->snap_mu);
     s->snapshots[key] = snap;
@@ -317,7 +271,7 @@ awaitable<Expected<SnapshotPtr>> snapshot_work(Impl* s, std::string account, mws
                                                std::int64_t not_before_ms,
                                                std::chrono::steady_clock::time_point deadline, std::string request_id) {
   // Re-checked by a flight that ended after this request arrived: reuse it.
-  if (auto snap = s->snapshot(sep_join(account, mp.id)); snap && snap->checked_at_ms >= not_before_ms)
+  if (auto snap = s->snapshot(svc::key_join(account, mp.id)); snap && snap->checked_at_ms >= not_before_ms)
     co_return snap;
   co_return co_await fetch_snapshot(s, std::move(account), std::move(mp), deadline, std::move(request_id));
 }
@@ -333,7 +287,7 @@ awaitable<SnapState> get_snapshot(Impl* s, std::string account, mws::Marketplace
                                   std::int64_t started_ms, std::chrono::steady_clock::time_point deadline,
                                   std::string request_id) {
   SnapState st;
-  const std::string key = sep_join(account, mp.id);
+  const std::string key = svc::key_join(account, mp.id);
   st.snap = s->snapshot(key);
   std::optional<std::int64_t> checked;
   if (st.snap) checked = st.snap->checked_at_ms;
@@ -346,10 +300,7 @@ awaitable<SnapState> get_snapshot(Impl* s, std::string account, mws::Marketplace
   };
   auto res = co_await s->snapshot_flights.run(key, work, &joined);
   if (joined)
-    Metrics::instance()
-        .counter("recgate_coalesced_requests_total", "Requests that joined an identical upstream call in flight.",
-                 {{"kind", "mws.snapshot"}})
-        .inc();
+    svc::count_coalesced("mws.snapshot");
   if (!res) {
     st.error = make_problem(499, "client_closed", "cancelled");
     st.stale = st.snap != nullptr;
@@ -467,13 +418,6 @@ struct CategoryAnswer {
   cache::Outcome outcome;
 };
 
-void count_lookup(cache::Outcome o) {
-  Metrics::instance()
-      .counter("recgate_cache_lookups_total", "Cache lookups, by api and result (hit, miss, stale).",
-               {{"api", "mws"}, {"result", cache::outcome_name(o)}})
-      .inc();
-}
-
 struct RequestOptions {
   cache::RequestDirectives directives;
   std::chrono::steady_clock::time_point deadline;
@@ -496,7 +440,7 @@ awaitable<Expected<CategoryAnswer>> answer_category(Impl* s, std::string account
                                                     std::string category, std::vector<std::string> filters,
                                                     SnapState snap, RequestOptions opts) {
   const std::string fkey = join_filters(filters);
-  const std::string key = sep_join(account, mp.id, category, fkey);
+  const std::string key = svc::key_join(account, mp.id, category, fkey);
   auto entry = co_await find_entry(s, key, account, mp.id, category, fkey);
   const std::int64_t now = now_ms();
   cache::SnapshotView view{snap.snap != nullptr, snap.stale,
@@ -524,10 +468,7 @@ awaitable<Expected<CategoryAnswer>> answer_category(Impl* s, std::string account
   };
   auto res = co_await s->list_flights.run(key, work, &joined);
   if (joined)
-    Metrics::instance()
-        .counter("recgate_coalesced_requests_total", "Requests that joined an identical upstream call in flight.",
-                 {{"kind", "mws.list"}})
-        .inc();
+    svc::count_coalesced("mws.list");
   if (!res) co_return make_problem(499, "client_closed", "cancelled");
   if (res->has_value()) co_return CategoryAnswer{category, res->value(), cache::Outcome::miss};
   if (entry && cache::stale_allowed({entry->validator, entry->fetched_at_ms}, now_ms(), s->policy)) {
@@ -550,20 +491,6 @@ std::string etag_of(const std::string& account, const std::string& mpid, const s
   return "\"" + hex64(h) + "\"";
 }
 
-Response finish(Context& ctx, int status, std::string body, const std::string& cache_status, std::int64_t age,
-                const std::string& etag) {
-  const bool not_modified = !etag.empty() && cache::if_none_match(std::string(ctx.header("If-None-Match")), etag);
-  Response res = not_modified ? http::text_response(304, "", "application/json")
-                              : http::json_response(status, std::move(body));
-  if (not_modified) res.erase(boost::beast::http::field::content_type);
-  res.set("Cache-Status", cache_status);
-  res.set("Age", std::to_string(age));
-  if (!etag.empty()) res.set(boost::beast::http::field::etag, etag);
-  res.set(boost::beast::http::field::cache_control, "private, no-cache");
-  ctx.log_fields.emplace_back("cache", cache_status);
-  return res;
-}
-
 Response recommendations_response(Context& ctx, const std::string& account, const mws::Marketplace& mp,
                                   const std::vector<CategoryAnswer>& answers) {
   std::vector<cache::Outcome> outcomes;
@@ -580,7 +507,7 @@ Response recommendations_response(Context& ctx, const std::string& account, cons
   body += ",\"categories\":[";
   for (std::size_t i = 0; i < answers.size(); ++i) {
     const auto& a = answers[i];
-    count_lookup(a.outcome);
+    svc::count_lookup("mws", a.outcome);
     outcomes.push_back(a.outcome);
     if (a.outcome != cache::Outcome::miss) age = std::max(age, cache::age_seconds(a.entry->fetched_at_ms, now));
     if (i) body += ',';
@@ -597,7 +524,7 @@ Response recommendations_response(Context& ctx, const std::string& account, cons
     body += '}';
   }
   body += "]}";
-  return finish(ctx, 200, std::move(body), cache::cache_status(outcomes), age, etag_of(account, mp.id, answers));
+  return svc::cached_response(ctx, std::move(body), cache::cache_status(outcomes), age, etag_of(account, mp.id, answers));
 }
 
 // The hit path: everything from memory, no coroutine, no I/O, no exclusive
@@ -611,13 +538,13 @@ std::optional<Response> try_hit(Impl* s, Context& ctx) {
   if (directives.no_cache) return std::nullopt;
   const mws::Marketplace& mp = *mws::find_marketplace(q->marketplace_id);
   const std::int64_t now = now_ms();
-  SnapshotPtr snap = s->snapshot(sep_join(account, mp.id));
+  SnapshotPtr snap = s->snapshot(svc::key_join(account, mp.id));
   if (!snap || cache::snapshot_due(snap->checked_at_ms, now, false, s->policy)) return std::nullopt;
   const std::string fkey = join_filters(q->filters);
   std::vector<CategoryAnswer> answers;
   answers.reserve(q->categories.size());
   for (const auto& category : q->categories) {
-    auto entry = s->index.find(sep_join(account, mp.id, category, fkey));
+    auto entry = s->index.find(svc::key_join(account, mp.id, category, fkey));
     if (!entry) return std::nullopt;
     cache::SnapshotView view{true, false, snap->of(category)};
     if (cache::classify(category, {entry->validator, entry->fetched_at_ms}, view, now, s->policy) !=
@@ -669,7 +596,7 @@ awaitable<Response> handle_last_updated(Impl* s, Context& ctx) {
     if (!cache::stale_allowed(meta, now_ms(), s->policy)) co_return http::problem_response(*snap.error);
     outcome = cache::Outcome::stale;
   }
-  count_lookup(outcome);
+  svc::count_lookup("mws", outcome);
   const auto offered = mws::categories_for(mp);
   std::string body = "{\"account\":";
   json_string(body, account);
@@ -691,7 +618,7 @@ awaitable<Response> handle_last_updated(Impl* s, Context& ctx) {
   body += "}}";
   const std::int64_t age = outcome == cache::Outcome::miss ? 0 : cache::age_seconds(snap.snap->checked_at_ms, now_ms());
   const std::string etag = "\"" + hex64(cache::fnv1a64(body.substr(body.find(",\"lastUpdated\"")))) + "\"";
-  co_return finish(ctx, 200, std::move(body), cache::cache_status({outcome}), age, etag);
+  co_return svc::cached_response(ctx, std::move(body), cache::cache_status({outcome}), age, etag);
 }
 
 void load_from_store(Impl& s) {
@@ -702,7 +629,7 @@ void load_from_store(Impl& s) {
     auto st = db.prepare("SELECT account, marketplace, checked_at, body FROM mws_snapshot");
     while (st.step()) {
       if (auto snap = snapshot_from_json(st.text(3), st.int64(2)))
-        snaps.emplace_back(sep_join(st.text(0), st.text(1)), snap);
+        snaps.emplace_back(svc::key_join(st.text(0), st.text(1)), snap);
     }
     auto r = db.prepare(
         "SELECT account, marketplace, category, filters, last_updated, fetched_at, body FROM mws_recommendations "
@@ -715,7 +642,7 @@ void load_from_store(Impl& s) {
       e->body = r.text(6);
       e->content_type = "application/json";
       e->hash = cache::fnv1a64(e->body);
-      entries.emplace_back(sep_join(r.text(0), r.text(1), r.text(2), r.text(3)), std::move(e));
+      entries.emplace_back(svc::key_join(r.text(0), r.text(1), r.text(2), r.text(3)), std::move(e));
     }
   });
   {
@@ -777,14 +704,10 @@ MwsService::MwsService(const Config& cfg, Store& store, upstream::HttpClient& cl
     : impl_(std::make_shared<Impl>(cfg, store, client, throttler, ex)) {
   load_from_store(*impl_);
   auto weak = std::weak_ptr<Impl>(impl_);
-  Metrics::instance().add_collector([weak](Metrics& m) {
+  svc::register_cache_gauges("mws", [weak]() -> std::pair<std::size_t, std::size_t> {
     auto s = weak.lock();
-    if (!s) return;
-    m.gauge("recgate_cache_entries", "Cache entries held in memory, by api.", {{"api", "mws"}})
-        .set(static_cast<double>(s->index.size()));
-    m.gauge("recgate_cache_memory_bytes", "Approximate bytes of cached bodies held in memory, by api.",
-            {{"api", "mws"}})
-        .set(static_cast<double>(s->index.bytes()));
+    if (!s) return {0, 0};
+    return {s->index.size(), s->index.bytes()};
   });
 }
 

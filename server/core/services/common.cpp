@@ -1,0 +1,90 @@
+// Helpers shared by the services (see common.hpp).
+#include "core/services/common.hpp"
+
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+
+#include "core/metrics.hpp"
+
+namespace recgate::svc {
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string iso_seconds(std::int64_t ms) {
+  std::time_t t = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::string hex64(std::uint64_t v) {
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+void count_upstream(std::string_view api, std::string_view operation, const std::string& status, double seconds) {
+  auto& m = Metrics::instance();
+  m.counter("recgate_upstream_requests_total", "Upstream calls made, by api, operation and status.",
+            {{"api", std::string(api)}, {"operation", std::string(operation)}, {"status", status}})
+      .inc();
+  m.histogram("recgate_upstream_request_duration_seconds", "Upstream call duration, by api and operation.",
+              {{"api", std::string(api)}, {"operation", std::string(operation)}})
+      .observe(seconds);
+}
+
+void count_lookup(std::string_view api, cache::Outcome o) {
+  Metrics::instance()
+      .counter("recgate_cache_lookups_total", "Cache lookups, by api and result (hit, miss, stale).",
+               {{"api", std::string(api)}, {"result", cache::outcome_name(o)}})
+      .inc();
+}
+
+void count_coalesced(std::string_view kind) {
+  Metrics::instance()
+      .counter("recgate_coalesced_requests_total", "Requests that joined an identical upstream call in flight.",
+               {{"kind", std::string(kind)}})
+      .inc();
+}
+
+void register_cache_gauges(const std::string& api, std::function<std::pair<std::size_t, std::size_t>()> sizes) {
+  Metrics::instance().add_collector([api, sizes = std::move(sizes)](Metrics& m) {
+    auto [entries, bytes] = sizes();
+    m.gauge("recgate_cache_entries", "Cache entries held in memory, by api.", {{"api", api}})
+        .set(static_cast<double>(entries));
+    m.gauge("recgate_cache_memory_bytes", "Approximate bytes of cached bodies held in memory, by api.", {{"api", api}})
+        .set(static_cast<double>(bytes));
+  });
+}
+
+Problem transport_problem(const upstream::Result& r, const std::string& what) {
+  if (r.error == upstream::ErrorKind::timeout)
+    return make_problem(504, "upstream_timeout", what + " did not answer in time (" + r.detail + ")");
+  Problem p = make_problem(502, "upstream_unavailable",
+                           what + " failed: " + std::string(upstream::to_string(r.error)) +
+                               (r.detail.empty() ? "" : " (" + r.detail + ")"));
+  p.extensions.emplace_back("upstreamCode", std::string(upstream::to_string(r.error)));
+  return p;
+}
+
+http::Response cached_response(http::Context& ctx, std::string body, const std::string& cache_status,
+                               std::int64_t age, const std::string& etag) {
+  const bool not_modified = !etag.empty() && cache::if_none_match(std::string(ctx.header("If-None-Match")), etag);
+  http::Response res = not_modified ? http::text_response(304, "", "application/json")
+                                    : http::json_response(200, std::move(body));
+  if (not_modified) res.erase(boost::beast::http::field::content_type);
+  res.set("Cache-Status", cache_status);
+  res.set("Age", std::to_string(age));
+  if (!etag.empty()) res.set(boost::beast::http::field::etag, etag);
+  res.set(boost::beast::http::field::cache_control, "private, no-cache");
+  ctx.log_fields.emplace_back("cache", cache_status);
+  return res;
+}
+
+}  // namespace recgate::svc

@@ -1,0 +1,45 @@
+// Helpers shared by the MWS and Ads services: clock and formatting, cache
+// keys, the metrics both count, transport-failure problems, and the cached
+// response headers (Cache-Status, Age, ETag, 304). Service layer only.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "core/cache/policy.hpp"
+#include "core/http/server.hpp"
+#include "core/problem.hpp"
+#include "core/upstream/message.hpp"
+
+namespace recgate::svc {
+
+std::int64_t now_ms();                   // wall clock, ms since the epoch
+std::string iso_seconds(std::int64_t ms);  // "2026-11-22T06:00:01Z"
+std::string hex64(std::uint64_t v);
+
+// Cache keys: parts joined by \x1f. (Variadic rather than an initializer_list:
+// g++ 12 miscompiles initializer_list temporaries inside coroutines.)
+template <class... P>
+std::string key_join(const P&... parts) {
+  std::string k;
+  ((k += std::string_view(parts), k += '\x1f'), ...);
+  k.pop_back();
+  return k;
+}
+
+void count_upstream(std::string_view api, std::string_view operation, const std::string& status, double seconds);
+void count_lookup(std::string_view api, cache::Outcome o);
+void count_coalesced(std::string_view kind);
+// recgate_cache_entries / recgate_cache_memory_bytes for one api, computed at scrape time.
+void register_cache_gauges(const std::string& api, std::function<std::pair<std::size_t, std::size_t>()> sizes);
+
+// Upstream transport failure: 504 upstream_timeout, else 502 upstream_unavailable
+// with the error kind as upstreamCode. `what` names the call ("MWS ListRecommendations").
+Problem transport_problem(const upstream::Result& r, const std::string& what);
+
+// A 200 with the cache headers, or a 304 when If-None-Match matches the ETag.
+http::Response cached_response(http::Context& ctx, std::string body, const std::string& cache_status,
+                               std::int64_t age, const std::string& etag);
+
+}  // namespace recgate::svc
