@@ -75,11 +75,11 @@ void count_refresh(const std::string& account, const std::string& result) {
       .inc();
 }
 
-void log_call(const char* api, const std::string& account, const char* operation, const std::string& status,
-              double secs, int attempt, double waited_s) {
+void log_call(const std::string& request_id, const char* api, const std::string& account, const char* operation,
+              const std::string& status, double secs, int attempt, double waited_s) {
   const bool ok = status == "200";
   log(ok ? LogLevel::debug : LogLevel::warn, "upstream call",
-      {{"api", api}, {"account", account}, {"operation", operation}, {"status", status},
+      {{"request_id", request_id}, {"api", api}, {"account", account}, {"operation", operation}, {"status", status},
        {"duration_ms", secs * 1000}, {"attempt", attempt}, {"waited_ms", waited_s * 1000}});
 }
 
@@ -92,8 +92,8 @@ void log_token_failed(const std::string& account, const std::string& code, int s
   log_warn("lwa token refresh failed", {{"account", account}, {"error", code}, {"status", status}});
 }
 
-void log_stale(const std::string& account, const std::string& reason) {
-  log_warn("serving stale", {{"api", "ads"}, {"account", account}, {"reason", reason}});
+void log_stale(const std::string& request_id, const std::string& account, const std::string& reason) {
+  log_warn("serving stale", {{"request_id", request_id}, {"api", "ads"}, {"account", account}, {"reason", reason}});
 }
 
 // ---- problems ------------------------------------------------------------
@@ -226,7 +226,7 @@ upstream::Request token_request(const Impl& s, const AdsAccount& acc) {
 }
 
 // One refresh for the account, made by whichever caller started the flight.
-awaitable<Expected<TokenPtr>> refresh_token(Impl* s, std::string account, Deadline deadline) {
+awaitable<Expected<TokenPtr>> refresh_token(Impl* s, std::string account, Deadline deadline, std::string rid) {
   const AdsAccount& acc = s->cfg.ads.accounts.at(account);
   if (auto t = s->usable_token(account, now_ms())) co_return t;  // refreshed just before this flight
   const std::string bucket = kLwaBucket;
@@ -242,7 +242,7 @@ awaitable<Expected<TokenPtr>> refresh_token(Impl* s, std::string account, Deadli
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const std::string status = r.ok() ? std::to_string(r.response.status) : std::string(upstream::to_string(r.error));
     count_upstream("lwa", "Token", status, secs);
-    log_call("lwa", account, "Token", status, secs, attempt, grant->waited_s);
+    log_call(rid, "lwa", account, "Token", status, secs, attempt, grant->waited_s);
     if (!r.ok()) {
       count_refresh(account, "error");
       co_return transport_problem(r, "the Login with Amazon token endpoint");
@@ -268,11 +268,11 @@ awaitable<Expected<TokenPtr>> refresh_token(Impl* s, std::string account, Deadli
   }
 }
 
-awaitable<Expected<TokenPtr>> get_token(Impl* s, std::string account, Deadline deadline) {
+awaitable<Expected<TokenPtr>> get_token(Impl* s, std::string account, Deadline deadline, std::string rid) {
   if (auto t = s->usable_token(account, now_ms())) co_return t;
   bool joined = false;
-  Coalescer<Expected<TokenPtr>>::Work work = [s, account, deadline]() {
-    return refresh_token(s, account, deadline);
+  Coalescer<Expected<TokenPtr>>::Work work = [s, account, deadline, rid]() {
+    return refresh_token(s, account, deadline, rid);
   };
   auto res = co_await s->token_flights.run(account, work, &joined);
   if (joined) count_coalesced("lwa.token");
@@ -304,7 +304,8 @@ Problem throttled_beyond_wait(Problem p) {
 // Throttle, token, send. Retries a 429 within the deadline (the throttler
 // holds the bucket for Retry-After or an exponential backoff), and a 401 once
 // after a token refresh.
-awaitable<Expected<std::string>> call_ads(Impl* s, std::string account, ads::ProductRequest pr, Deadline deadline) {
+awaitable<Expected<std::string>> call_ads(Impl* s, std::string account, ads::ProductRequest pr, Deadline deadline,
+                                          std::string rid) {
   const AdsAccount& acc = s->cfg.ads.accounts.at(account);
   const std::string bucket = kAdsBucket;
   const std::string body = ads::upstream_body(pr);
@@ -313,7 +314,7 @@ awaitable<Expected<std::string>> call_ads(Impl* s, std::string account, ads::Pro
   for (int attempt = 1;; ++attempt) {
     auto grant = co_await s->throttler.acquire(account, bucket, remaining(deadline));
     if (!grant) co_return upstream_throttled ? throttled_beyond_wait(grant.error()) : grant.error();
-    auto token = co_await get_token(s, account, deadline);
+    auto token = co_await get_token(s, account, deadline, rid);
     if (!token) co_return token.error();
     const std::string used = (*token)->access_token;
     upstream::Request req = ads_request(*s, acc, pr, body, used);
@@ -322,7 +323,7 @@ awaitable<Expected<std::string>> call_ads(Impl* s, std::string account, ads::Pro
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const std::string status = r.ok() ? std::to_string(r.response.status) : std::string(upstream::to_string(r.error));
     count_upstream("ads", "ProductRecommendations", status, secs);
-    log_call("ads", account, "ProductRecommendations", status, secs, attempt, grant->waited_s);
+    log_call(rid, "ads", account, "ProductRecommendations", status, secs, attempt, grant->waited_s);
     if (!r.ok()) co_return transport_problem(r, "the Ads API");
     const int code = r.response.status;
     if (code == 200) {
@@ -380,8 +381,9 @@ void keep_answer(Impl& s, const std::string& key, const std::string& account, co
 
 // `key` empty: a cursor request, never stored.
 awaitable<Expected<cache::EntryPtr>> fetch_answer(Impl* s, std::string key, std::string account,
-                                                  std::string request_key, ads::ProductRequest pr, Deadline deadline) {
-  auto r = co_await call_ads(s, account, pr, deadline);
+                                                  std::string request_key, ads::ProductRequest pr, Deadline deadline,
+                                                  std::string rid) {
+  auto r = co_await call_ads(s, account, pr, deadline, rid);
   if (!r) co_return r.error();
   cache::EntryPtr e = make_entry(std::move(*r), s->cfg.ads.cache_ttl_s);
   if (!key.empty()) keep_answer(*s, key, account, request_key, e);
@@ -418,6 +420,7 @@ Response finish(Context& ctx, const cache::Entry& e, const std::string& cache_st
 struct RequestOptions {
   cache::RequestDirectives directives;
   Deadline deadline;
+  std::string request_id;  // for upstream log lines (a coalesced call logs its leader's)
 };
 
 RequestOptions request_options(const Impl& s, const Context& ctx) {
@@ -426,6 +429,7 @@ RequestOptions request_options(const Impl& s, const Context& ctx) {
   int wait = s.cfg.throttle.max_wait_s;
   if (auto w = cache::parse_prefer_wait(std::string(ctx.header("Prefer")))) wait = std::min(*w, 3600);
   o.deadline = std::chrono::steady_clock::now() + std::chrono::seconds(wait);
+  o.request_id = ctx.request_id;
   return o;
 }
 
@@ -463,7 +467,7 @@ awaitable<Response> handle_product_recommendations(Impl* s, Context& ctx) {
     if (opts.directives.only_if_cached) co_return http::problem_response(not_cached(true));
     const std::string no_key;
     const std::string no_request_key;
-    auto r = co_await fetch_answer(s, no_key, account, no_request_key, *pr, opts.deadline);
+    auto r = co_await fetch_answer(s, no_key, account, no_request_key, *pr, opts.deadline, opts.request_id);
     if (!r) co_return http::problem_response(r.error());
     co_return finish(ctx, **r, "recgate; fwd=bypass", 0);
   }
@@ -486,8 +490,8 @@ awaitable<Response> handle_product_recommendations(Impl* s, Context& ctx) {
 
   bool joined = false;
   Coalescer<Expected<cache::EntryPtr>>::Work work = [s, key, account, request_key, req = *pr,
-                                                      d = opts.deadline]() {
-    return fetch_answer(s, key, account, request_key, req, d);
+                                                      d = opts.deadline, rid = opts.request_id]() {
+    return fetch_answer(s, key, account, request_key, req, d, rid);
   };
   auto res = co_await s->answer_flights.run(key, work, &joined);
   if (joined) count_coalesced("ads.answer");
@@ -498,7 +502,7 @@ awaitable<Response> handle_product_recommendations(Impl* s, Context& ctx) {
     co_return finish(ctx, *res->value(), status, 0);
   }
   if (entry && stale_ok(*s, *entry)) {
-    log_stale(account, res->error().code);
+    log_stale(opts.request_id, account, res->error().code);
     svc::count_lookup("ads", cache::Outcome::stale);
     co_return finish(ctx, *entry, stale_status(), cache::age_seconds(entry->fetched_at_ms, now_ms()));
   }
