@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# Hit latency with a small and a large number of stored entries (default 1k
+# vs 1M), side by side: two recgate processes run at once, one per database,
+# and wrk alternates between them. Prints p50/p99 per run, the large/small
+# ratios (target <= 1.2), start-up time (spawn -> /healthz, which includes
+# loading the entries from SQLite into memory) and RSS.
+#
+# Each database gets N Selection entries with distinct filters
+# BrandName=Brand000000..., all fresh (stored under the snapshot's timestamp,
+# snapshot checked "now", check_interval_s one week), bodies of BODY_MIN..BODY_MAX
+# bytes. Two kinds of run:
+#   one-key: every request asks for BrandName=Brand000123 (in both sets)
+#   random : every request picks a uniformly random key among the N stored
+#            (wrk Lua script), so the large set exercises a 1M-entry hash table
+#            and cold memory.
+# The upstream endpoint points at a closed port: a miss would show as non-2xx.
+#
+# Environment: SMALL (1000), LARGE (1000000), BODY_MIN/BODY_MAX (512/512),
+#   ROUNDS (2), WRK_ARGS ("-t2 -c32 -d10s"), QUICK=1 (ROUNDS=1, -d5s), plus
+#   lib.sh's BUILD_DIR, NO_BUILD, KEEP_TMP.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+if [ "${QUICK:-0}" = 1 ]; then
+  ROUNDS=${ROUNDS:-1}
+  WRK_ARGS=${WRK_ARGS:--t2 -c32 -d5s}
+fi
+SMALL=${SMALL:-1000}
+LARGE=${LARGE:-1000000}
+BODY_MIN=${BODY_MIN:-512}
+BODY_MAX=${BODY_MAX:-512}
+ROUNDS=${ROUNDS:-2}
+export WRK_ARGS=${WRK_ARGS:--t2 -c32 -d10s}
+
+need_tools
+build_release
+bench_init
+
+PREFIX="/v1/mws/main/recommendations?marketplace=$MP&category=Selection&filter=BrandName%3DBrand"
+ONE_KEY="${PREFIX}000123"
+
+declare -A PORT PID START RSS POP
+for set in small large; do
+  n=$SMALL; [ $set = large ] && n=$LARGE
+  log "populating $set database: $n entries"
+  POP[$set]=$(populate "$BENCH_TMP/$set/recgate.db" "$n" --body-min "$BODY_MIN" --body-max "$BODY_MAX" | tail -1)
+  log "  ${POP[$set]}"
+done
+for set in small large; do
+  n=$SMALL; [ $set = large ] && n=$LARGE
+  PORT[$set]=$(free_port)
+  cfg=$(recgate_config "$set" "${PORT[$set]}" "$BENCH_TMP/$set/recgate.db" 1 \
+        "\"cache\":{\"memory_entries\":$((n + n / 10 + 1000)),\"memory_bytes\":$(( (n + 1000) * (BODY_MAX + 1024) ))}")
+  start_recgate "$set" "$cfg" "${PORT[$set]}"
+  PID[$set]=$RG_PID
+  START[$set]=$RG_START_S
+  sleep 1
+  RSS[$set]=$(rss_mib "$RG_PID")
+  entries=$(metric "${PORT[$set]}" 'recgate_cache_entries\{api="mws"\}')
+  log "$set: recgate :${PORT[$set]} up in ${START[$set]}s, RSS ${RSS[$set]} MiB, $entries entries in memory"
+  [ "$entries" -ge "$n" ] || log "WARNING: only $entries of $n entries in memory"
+  # sanity: a few keys are hits
+  for k in 000000 000123 $(printf '%06d' $((n - 1))); do
+    h=$(curl -fsS -D - -o /dev/null "http://127.0.0.1:${PORT[$set]}${PREFIX}$k" | tr -d '\r' | sed -n 's/^Cache-Status: //Ip')
+    [ "$h" = "recgate; hit" ] || die "$set key Brand$k: Cache-Status '$h' (expected a hit)"
+  done
+done
+
+echo "== hit_latency_entries: hit latency with $SMALL vs $LARGE stored entries =="
+echo "machine: $(nproc) CPUs, load avg: $(cut -d' ' -f1-3 /proc/loadavg); recgate threads=${RECGATE_THREADS:-2}; wrk: $WRK_ARGS --latency; rounds: $ROUNDS"
+echo "bodies: $BODY_MIN..$BODY_MAX bytes (small: ${POP[small]}; large: ${POP[large]})"
+
+# warm-up both
+WRK_ARGS="-t2 -c32 -d2s" run_wrk warm-small "http://127.0.0.1:${PORT[small]}$ONE_KEY" >/dev/null
+WRK_ARGS="-t2 -c32 -d2s" run_wrk warm-large "http://127.0.0.1:${PORT[large]}$ONE_KEY" >/dev/null
+
+RESULTS=$BENCH_TMP/results.txt
+: >"$RESULTS"
+declare -A H0
+for set in small large; do H0[$set]=$(metric "${PORT[$set]}" 'recgate_cache_lookups_total\{.*result="hit"'); done
+for r in $(seq 1 "$ROUNDS"); do
+  for set in small large; do
+    run_wrk "one-key/$set#$r" "http://127.0.0.1:${PORT[$set]}$ONE_KEY" | tee -a "$RESULTS"
+  done
+  for set in small large; do
+    n=$SMALL; [ $set = large ] && n=$LARGE
+    BENCH_KEYS=$n BENCH_PATH_PREFIX="$PREFIX" BENCH_KEY_WIDTH=6 \
+      run_wrk "random/$set#$r" "http://127.0.0.1:${PORT[$set]}/" | tee -a "$RESULTS"
+  done
+done
+
+echo
+for set in small large; do
+  h1=$(metric "${PORT[$set]}" 'recgate_cache_lookups_total\{.*result="hit"')
+  other=$(metric "${PORT[$set]}" 'recgate_cache_lookups_total\{.*result="(miss|stale)"')
+  req=$(grep "/$set#" "$RESULTS" | sed -n 's/.*requests=\([0-9]*\).*/\1/p' | awk '{s+=$1} END {print s+0}')
+  echo "checks ($set): hit lookups during the runs $((h1 - H0[$set])) for $req wrk requests; miss/stale lookups: $other"
+done
+echo
+printf '%-8s %12s %14s %12s %12s\n' set entries "start-up s" "RSS MiB" "RSS now MiB"
+for set in small large; do
+  n=$SMALL; [ $set = large ] && n=$LARGE
+  printf '%-8s %12s %14s %12s %12s\n' $set "$n" "${START[$set]}" "${RSS[$set]}" "$(rss_mib "${PID[$set]}")"
+done
+python3 - "$RESULTS" <<'PY'
+import sys, statistics as st
+rows = [dict(kv.split("=", 1) for kv in line.split()[1:]) for line in open(sys.argv[1])]
+print()
+print(f"{'run':<18}{'req/s':>10}{'p50 ms':>10}{'p90 ms':>10}{'p99 ms':>10}{'non2xx':>8}")
+for r in rows:
+    print(f"{r['label']:<18}{float(r['rps']):>10.0f}{int(r['p50_us'])/1000:>10.3f}{int(r['p90_us'])/1000:>10.3f}"
+          f"{int(r['p99_us'])/1000:>10.3f}{r['non2xx']:>8}")
+print()
+for kind in ("one-key", "random"):
+    def m(set_, k):
+        return st.mean(float(r[k]) for r in rows if r["label"].startswith(f"{kind}/{set_}#"))
+    s50, l50, s99, l99 = m("small", "p50_us"), m("large", "p50_us"), m("small", "p99_us"), m("large", "p99_us")
+    srps, lrps = m("small", "rps"), m("large", "rps")
+    print(f"{kind:<8} small: p50 {s50/1000:.3f} ms p99 {s99/1000:.3f} ms {srps:.0f} req/s | "
+          f"large: p50 {l50/1000:.3f} ms p99 {l99/1000:.3f} ms {lrps:.0f} req/s")
+    print(f"RATIO {kind} large/small: p50 {l50/s50:.2f}  p99 {l99/s99:.2f}  throughput {lrps/srps:.2f}   (target latency <= 1.2)")
+PY

@@ -1,0 +1,228 @@
+# Shared helpers for the recgate benchmark scripts (sourced, not run).
+# Everything listens on 127.0.0.1; every process started here is recorded and
+# killed by bench_cleanup (installed as an EXIT/INT/TERM trap by bench_init).
+#
+# Environment:
+#   BUILD_DIR   build directory (default: <repo>/build-bench, Release)
+#   NO_BUILD=1  do not (re)build; use the binaries already in BUILD_DIR
+#   KEEP_TMP=1  keep the temporary directory (configs, logs, databases)
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$BENCH_DIR/../.." && pwd)
+BUILD_DIR=${BUILD_DIR:-$ROOT/build-bench}
+RECGATE=$BUILD_DIR/recgate
+SANDBOX=$BUILD_DIR/recgate-sandbox
+MP=ATVPDKIKX0DER
+
+BENCH_PIDS=()
+BENCH_TMP=""
+
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+bench_cleanup() {
+  local pid
+  for pid in "${BENCH_PIDS[@]}"; do
+    kill "$pid" 2>/dev/null || true
+  done
+  for pid in "${BENCH_PIDS[@]}"; do
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  BENCH_PIDS=()
+  if [ -n "$BENCH_TMP" ] && [ -d "$BENCH_TMP" ]; then
+    if [ "${KEEP_TMP:-0}" = 1 ]; then log "kept $BENCH_TMP"; else rm -rf "$BENCH_TMP"; fi
+  fi
+}
+
+bench_init() {
+  BENCH_TMP=$(mktemp -d "${TMPDIR:-/tmp}/recgate-bench.XXXXXX")
+  chmod 755 "$BENCH_TMP"
+  trap bench_cleanup EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+}
+
+# Stops one process started by us (SIGTERM, then SIGKILL after 5 s).
+stop_pid() {
+  local pid=$1
+  kill "$pid" 2>/dev/null || true
+  for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -9 "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  local keep=() p
+  for p in "${BENCH_PIDS[@]}"; do [ "$p" = "$pid" ] || keep+=("$p"); done
+  BENCH_PIDS=("${keep[@]}")
+}
+
+need_tools() {
+  local missing=()
+  command -v wrk >/dev/null || missing+=(wrk)
+  if [ "${1:-}" = nginx ]; then command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx-light); fi
+  command -v curl >/dev/null || missing+=(curl)
+  command -v python3 >/dev/null || missing+=(python3)
+  if [ ${#missing[@]} -gt 0 ]; then
+    log "installing: ${missing[*]}"
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo=sudo
+    $sudo apt-get update >/dev/null
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+}
+
+# Release build of the two executables into BUILD_DIR; retries while other
+# engineers' files in the tree do not compile.
+build_release() {
+  if [ "${NO_BUILD:-0}" = 1 ]; then
+    [ -x "$RECGATE" ] && [ -x "$SANDBOX" ] || die "NO_BUILD=1 but $RECGATE / $SANDBOX missing"
+    return
+  fi
+  local attempt
+  for attempt in 1 2 3 4 5 6; do
+    if cmake -S "$ROOT" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release >"$BUILD_DIR.cmake.log" 2>&1 &&
+       cmake --build "$BUILD_DIR" -j2 --target recgate recgate-sandbox >"$BUILD_DIR.build.log" 2>&1; then
+      return
+    fi
+    log "build failed (attempt $attempt; see $BUILD_DIR.build.log); retrying in 30 s"
+    sleep 30
+  done
+  die "build keeps failing; see $BUILD_DIR.build.log"
+}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# wait_http URL [tries]: until URL answers 2xx (tries x 0.05 s).
+wait_http() {
+  local url=$1 tries=${2:-400}
+  for _ in $(seq 1 "$tries"); do
+    curl -fsS -o /dev/null "$url" 2>/dev/null && return 0
+    sleep 0.05
+  done
+  return 1
+}
+
+# start_sandbox: sets SANDBOX_PORT, SANDBOX_PID. Its log: $BENCH_TMP/sandbox.log
+start_sandbox() {
+  "$SANDBOX" --config "$ROOT/config/sandbox.json" --listen 127.0.0.1:0 >"$BENCH_TMP/sandbox.log" 2>&1 &
+  SANDBOX_PID=$!
+  BENCH_PIDS+=("$SANDBOX_PID")
+  SANDBOX_PORT=""
+  for _ in $(seq 1 200); do
+    SANDBOX_PORT=$(grep -m1 '"msg":"listening"' "$BENCH_TMP/sandbox.log" 2>/dev/null |
+                   sed -n 's/.*"port":\([0-9]*\).*/\1/p' || true)
+    [ -n "$SANDBOX_PORT" ] && break
+    kill -0 "$SANDBOX_PID" 2>/dev/null || { cat "$BENCH_TMP/sandbox.log" >&2; die "sandbox exited"; }
+    sleep 0.05
+  done
+  [ -n "$SANDBOX_PORT" ] || die "sandbox did not report its port"
+  wait_http "http://127.0.0.1:$SANDBOX_PORT/healthz" || die "sandbox not healthy"
+}
+
+# recgate_config NAME PORT DB UPSTREAM_PORT EXTRA_JSON -> path of the config file.
+# EXTRA_JSON: additional top-level members, e.g. '"cache":{"memory_entries":2000000}'.
+# mws.check_interval_s is one week so that hits never re-check upstream.
+recgate_config() {
+  local name=$1 port=$2 db=$3 up=$4 extra=${5:-}
+  local f=$BENCH_TMP/$name.json
+  [ -n "$extra" ] && extra="$extra,"
+  cat >"$f" <<EOF
+{
+  "listen": "127.0.0.1:$port",
+  "database": "$db",
+  "threads": ${RECGATE_THREADS:-2},
+  "log": { "level": "warn" },
+  $extra
+  "mws": {
+    "endpoint": "http://127.0.0.1:$up",
+    "check_interval_s": 604800,
+    "accounts": {
+      "main": { "seller_id": "A1XEXAMPLEDF", "access_key_id": "AKIASANDBOXEXAMPLE",
+                "secret_key": "sandbox-secret-key-not-for-production", "auth_token": "amzn.mws.sandbox-token" }
+    }
+  }
+}
+EOF
+  echo "$f"
+}
+
+# start_recgate NAME CONFIG PORT: sets RG_PID and RG_START_S (spawn -> /healthz answering).
+start_recgate() {
+  local name=$1 cfg=$2 port=$3
+  local t0 t1
+  t0=$(date +%s.%N)
+  "$RECGATE" --config "$cfg" >"$BENCH_TMP/$name.log" 2>&1 &
+  RG_PID=$!
+  BENCH_PIDS+=("$RG_PID")
+  local ok=0
+  for _ in $(seq 1 6000); do   # up to ~5 min (loading 1M entries)
+    if curl -fsS -o /dev/null "http://127.0.0.1:$port/healthz" 2>/dev/null; then ok=1; break; fi
+    kill -0 "$RG_PID" 2>/dev/null || { cat "$BENCH_TMP/$name.log" >&2; die "recgate ($name) exited"; }
+    sleep 0.05
+  done
+  [ $ok = 1 ] || die "recgate ($name) did not come up"
+  t1=$(date +%s.%N)
+  RG_START_S=$(python3 -c "print(f'{$t1-$t0:.2f}')")
+}
+
+rss_mib() { awk '/^VmRSS:/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
+hwm_mib() { awk '/^VmHWM:/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
+
+# metric PORT NAME_AND_LABELS_REGEX: sums the matching series of recgate's /metrics.
+metric() {
+  curl -fsS "http://127.0.0.1:$1/metrics" | python3 -c '
+import re, sys
+pat = re.compile(sys.argv[1])
+tot = 0.0
+for line in sys.stdin:
+    if line.startswith("#"): continue
+    name, _, val = line.rstrip().rpartition(" ")
+    if pat.search(name): tot += float(val)
+print(int(tot) if tot == int(tot) else tot)' "$2"
+}
+
+# run_wrk LABEL URL [extra wrk args...]: runs wrk with WRK_ARGS and the report
+# script; prints wrk's own output to stderr and one line
+#   WRK label=... rps=... p50_us=... p99_us=... ...
+# on stdout. BENCH_KEYS / BENCH_PATH_PREFIX in the environment switch the Lua
+# script to random keys.
+run_wrk() {
+  local label=$1 url=$2
+  shift 2
+  local out
+  # shellcheck disable=SC2086
+  out=$(wrk ${WRK_ARGS:--t2 -c32 -d15s} --latency -s "$BENCH_DIR/wrk_report.lua" "$@" "$url" 2>&1)
+  echo "$out" | sed "s|^|    [$label] |" >&2
+  local j
+  j=$(echo "$out" | sed -n 's/^WRKJSON //p')
+  [ -n "$j" ] || die "wrk gave no report for $label"
+  python3 - "$label" "$j" <<'PY'
+import json, sys
+label, j = sys.argv[1], json.loads(sys.argv[2])
+rps = j["requests"] / (j["duration_us"] / 1e6)
+errs = j["errors_connect"] + j["errors_read"] + j["errors_write"] + j["errors_timeout"]
+print(f"WRK label={label} rps={rps:.0f} p50_us={j['p50_us']} p90_us={j['p90_us']} p99_us={j['p99_us']} "
+      f"p999_us={j['p999_us']} max_us={j['max_us']} mean_us={j['mean_us']:.0f} requests={j['requests']} "
+      f"non2xx={j['errors_status']} sockerr={errs} bytes={j['bytes']}")
+PY
+}
+
+# migrate_db DB: lets recgate create its schema in DB (start once, stop).
+migrate_db() {
+  local db=$1 port cfg
+  port=$(free_port)
+  cfg=$(recgate_config migrate "$port" "$db" 1)
+  start_recgate migrate "$cfg" "$port"
+  stop_pid "$RG_PID"
+}
+
+# populate DB N [populate_db.py args...]: schema + N fresh Selection entries.
+populate() {
+  local db=$1 n=$2
+  shift 2
+  mkdir -p "$(dirname "$db")"
+  migrate_db "$db"
+  python3 "$BENCH_DIR/populate_db.py" --db "$db" --entries "$n" "$@"
+}

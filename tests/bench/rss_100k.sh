@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Resident memory of recgate holding ENTRIES (default 100k) MWS cache entries
+# in memory, bodies BODY_MIN..BODY_MAX bytes (default 1024..4096, uniform;
+# typical merged recommendation lists). Compares with a recgate on an empty
+# database (same config) to print the per-entry overhead beyond the body bytes:
+#   overhead/entry = (RSS(N) - RSS(empty) - sum of body bytes) / N
+# Also prints the peak RSS during start-up (VmHWM: the load from SQLite) and
+# RSS after a short burst of random hits over all entries.
+#
+# Environment: ENTRIES (100000), BODY_MIN (1024), BODY_MAX (4096), QUICK=1
+#   (shorter hit burst), plus lib.sh's BUILD_DIR, NO_BUILD, KEEP_TMP.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+ENTRIES=${ENTRIES:-100000}
+BODY_MIN=${BODY_MIN:-1024}
+BODY_MAX=${BODY_MAX:-4096}
+HIT_S=5s
+[ "${QUICK:-0}" = 1 ] && HIT_S=2s
+
+need_tools
+build_release
+bench_init
+
+log "populating: $ENTRIES entries of $BODY_MIN..$BODY_MAX bytes"
+POP=$(populate "$BENCH_TMP/full/recgate.db" "$ENTRIES" --body-min "$BODY_MIN" --body-max "$BODY_MAX" | tail -1)
+log "  $POP"
+BODY_TOTAL=$(echo "$POP" | sed -n 's/.*body_bytes_total=\([0-9]*\).*/\1/p')
+mkdir -p "$BENCH_TMP/empty"
+migrate_db "$BENCH_TMP/empty/recgate.db"
+
+CACHE="\"cache\":{\"memory_entries\":$((ENTRIES * 2)),\"memory_bytes\":$((ENTRIES * (BODY_MAX + 1024) * 2))}"
+declare -A PORT PID START RSS HWM
+for set in empty full; do
+  PORT[$set]=$(free_port)
+  cfg=$(recgate_config "$set" "${PORT[$set]}" "$BENCH_TMP/$set/recgate.db" 1 "$CACHE")
+  start_recgate "$set" "$cfg" "${PORT[$set]}"
+  PID[$set]=$RG_PID
+  START[$set]=$RG_START_S
+  # one request of each kind the bench makes, so both processes have touched the same code paths
+  curl -fsS -o /dev/null "http://127.0.0.1:${PORT[$set]}/metrics"
+  sleep 2
+  RSS[$set]=$(rss_mib "$RG_PID")
+  HWM[$set]=$(hwm_mib "$RG_PID")
+done
+IN_MEM=$(metric "${PORT[full]}" 'recgate_cache_entries\{api="mws"\}')
+IDX_BYTES=$(metric "${PORT[full]}" 'recgate_cache_memory_bytes\{api="mws"\}')
+
+PREFIX="/v1/mws/main/recommendations?marketplace=$MP&category=Selection&filter=BrandName%3DBrand"
+h=$(curl -fsS -D - -o /dev/null "http://127.0.0.1:${PORT[full]}${PREFIX}000042" | tr -d '\r' | sed -n 's/^Cache-Status: //Ip')
+[ "$h" = "recgate; hit" ] || die "Cache-Status '$h' (expected a hit)"
+BENCH_KEYS=$ENTRIES BENCH_PATH_PREFIX="$PREFIX" WRK_ARGS="-t2 -c16 -d$HIT_S" \
+  run_wrk random-hits "http://127.0.0.1:${PORT[full]}/" >"$BENCH_TMP/hits.txt"
+RSS_AFTER=$(rss_mib "${PID[full]}")
+
+echo "== rss_100k: recgate RSS with $ENTRIES entries in memory =="
+echo "bodies: $POP"
+echo "entries in memory (recgate_cache_entries): $IN_MEM; index's own byte count (recgate_cache_memory_bytes): $(python3 -c "print(f'{$IDX_BYTES/1048576:.1f}')") MiB"
+printf '%-7s %10s %10s %14s %12s\n' db "RSS MiB" "peak MiB" "start-up s" entries
+printf '%-7s %10s %10s %14s %12s\n' empty "${RSS[empty]}" "${HWM[empty]}" "${START[empty]}" 0
+printf '%-7s %10s %10s %14s %12s\n' full "${RSS[full]}" "${HWM[full]}" "${START[full]}" "$IN_MEM"
+echo "after ${HIT_S} of random hits over all entries: RSS $RSS_AFTER MiB ($(sed -n 's/.*rps=\([0-9]*\).*non2xx=\([0-9]*\).*/\1 req\/s, non-2xx \2/p' "$BENCH_TMP/hits.txt"))"
+python3 - "${RSS[empty]}" "${RSS[full]}" "$RSS_AFTER" "$BODY_TOTAL" "$ENTRIES" <<'PY'
+import sys
+empty, full, after, body, n = float(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+mib = 1048576
+print(f"RSS with {n} entries: {full:.1f} MiB (empty: {empty:.1f} MiB; entries add {full-empty:.1f} MiB, "
+      f"of which bodies {body/mib:.1f} MiB)")
+print(f"per entry: {(full-empty)*mib/n:.0f} B resident, body mean {body/n:.0f} B, "
+      f"overhead beyond the body {((full-empty)*mib-body)/n:.0f} B/entry")
+print(f"after random hits: {after:.1f} MiB; overhead beyond the body {((after-empty)*mib-body)/n:.0f} B/entry")
+PY
