@@ -78,16 +78,17 @@ build_release() {
     [ -x "$RECGATE" ] && [ -x "$SANDBOX" ] || die "NO_BUILD=1 but $RECGATE / $SANDBOX missing"
     return
   fi
-  local attempt
+  local attempt blog="$BUILD_DIR/bench-build.log"
+  mkdir -p "$BUILD_DIR"
   for attempt in 1 2 3 4 5 6; do
-    if cmake -S "$ROOT" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release >"$BUILD_DIR.cmake.log" 2>&1 &&
-       cmake --build "$BUILD_DIR" -j2 --target recgate recgate-sandbox >"$BUILD_DIR.build.log" 2>&1; then
+    if cmake -S "$ROOT" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release >"$blog" 2>&1 &&
+       cmake --build "$BUILD_DIR" -j2 --target recgate recgate-sandbox >>"$blog" 2>&1; then
       return
     fi
-    log "build failed (attempt $attempt; see $BUILD_DIR.build.log); retrying in 30 s"
+    log "build failed (attempt $attempt; see $blog); retrying in 30 s"
     sleep 30
   done
-  die "build keeps failing; see $BUILD_DIR.build.log"
+  die "build keeps failing; see $blog"
 }
 
 free_port() {
