@@ -9,7 +9,7 @@
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -20,6 +20,7 @@
 #include <boost/beast/http/parser.hpp>
 
 #include <random>
+#include <unordered_map>
 #include <sstream>
 #include <thread>
 
@@ -178,8 +179,33 @@ struct Server::Impl {
   std::unique_ptr<net::steady_timer> drain_timer;
   Server* owner;
 
+  // One io_context per I/O thread, each run by exactly that thread, so a
+  // session needs no strand and never contends on a shared queue. Worker 0
+  // is the Server's main io_context (services, signals, acceptor).
+  std::vector<std::unique_ptr<net::io_context>> extra_workers;
+  std::vector<net::executor_work_guard<net::io_context::executor_type>> guards;
+  std::atomic<std::size_t> next_worker{0};
+  net::io_context* main_ioc;
+
   Impl(net::io_context& ioc, ServerOptions o, std::vector<Route> r, Server* s)
-      : opts(std::move(o)), routes(std::move(r)), acceptor(ioc), owner(s) {}
+      : opts(std::move(o)), routes(std::move(r)), acceptor(ioc), owner(s), main_ioc(&ioc) {
+    for (int i = 1; i < std::max(1, opts.threads); ++i) {
+      extra_workers.push_back(std::make_unique<net::io_context>(1));
+      guards.push_back(net::make_work_guard(*extra_workers.back()));
+    }
+  }
+
+  net::io_context& pick_worker() {
+    const std::size_t n = extra_workers.size() + 1;
+    const std::size_t i = next_worker.fetch_add(1, std::memory_order_relaxed) % n;
+    return i == 0 ? *main_ioc : *extra_workers[i - 1];
+  }
+
+  void stop_all() {
+    for (auto& g : guards) g.reset();
+    main_ioc->stop();
+    for (auto& w : extra_workers) w->stop();
+  }
 };
 
 namespace {
@@ -191,7 +217,7 @@ struct SessionShared {
 };
 
 void finish_request(SessionShared s) {
-  if (s.impl->inflight.fetch_sub(1) == 1 && s.draining->load()) s.ioc->stop();
+  if (s.impl->inflight.fetch_sub(1) == 1 && s.draining->load()) s.impl->stop_all();
 }
 
 awaitable<Response> call_handler(const Route* route, Context* ctx) {
@@ -255,16 +281,34 @@ awaitable<Response> dispatch(SessionShared s, Context& ctx, beast::tcp_stream& s
       make_problem(404, "not_found", "no route for " + ctx.path + "; see the README for the API"));
 }
 
+// Per-thread memo of the series a request touches: the registry lookup
+// (label strings, shared lock, map search) is paid once per thread and series.
 void count_request(const ServerOptions& opts, const Context& ctx, int status, double seconds) {
   if (!opts.metrics) return;
-  auto& m = Metrics::instance();
+  struct Series {
+    Counter* requests;
+    Histogram* duration;
+  };
+  thread_local std::unordered_map<std::string, Series> memo;
   const std::string route = ctx.route_name.empty() ? "unmatched" : ctx.route_name;
-  m.counter("recgate_http_requests_total", "HTTP requests answered, by route, method and status.",
-            {{"route", route}, {"method", std::string(ctx.req.method_string())}, {"status", std::to_string(status)}})
-      .inc();
-  m.histogram("recgate_http_request_duration_seconds", "Time from request read to response written, by route.",
-              {{"route", route}})
-      .observe(seconds);
+  std::string key = route;
+  key += ' ';
+  key.append(ctx.req.method_string().data(), ctx.req.method_string().size());
+  key += ' ';
+  key += std::to_string(status);
+  auto it = memo.find(key);
+  if (it == memo.end()) {
+    auto& m = Metrics::instance();
+    Series sr{&m.counter("recgate_http_requests_total", "HTTP requests answered, by route, method and status.",
+                         {{"route", route},
+                          {"method", std::string(ctx.req.method_string())},
+                          {"status", std::to_string(status)}}),
+              &m.histogram("recgate_http_request_duration_seconds",
+                           "Time from request read to response written, by route.", {{"route", route}})};
+    it = memo.emplace(std::move(key), sr).first;
+  }
+  it->second.requests->inc();
+  it->second.duration->observe(seconds);
 }
 
 void access_log(const ServerOptions& opts, const Context& ctx, int status, double seconds) {
@@ -425,7 +469,7 @@ void log_session_exception(std::exception_ptr e) {
 awaitable<void> accept_loop(SessionShared s) {
   for (;;) {
     auto [ec, socket] =
-        co_await s.impl->acceptor.async_accept(net::make_strand(*s.ioc), tuple_awaitable);
+        co_await s.impl->acceptor.async_accept(s.impl->pick_worker(), tuple_awaitable);
     if (ec) {
       if (ec == net::error::operation_aborted || !s.impl->acceptor.is_open()) co_return;
       log_warn("accept failed", {{"error", ec.message()}});
@@ -441,7 +485,7 @@ awaitable<void> accept_loop(SessionShared s) {
 }  // namespace
 
 Server::Server(ServerOptions opts, std::vector<Route> routes)
-    : ioc_(opts.threads > 0 ? opts.threads : 1),
+    : ioc_(1),
       impl_(std::make_unique<Impl>(ioc_, std::move(opts), std::move(routes), this)) {}
 
 Server::~Server() = default;
@@ -471,9 +515,8 @@ std::uint16_t Server::start() {
 }
 
 void Server::run() {
-  const int n = std::max(1, impl_->opts.threads);
   std::vector<std::thread> extra;
-  for (int i = 1; i < n; ++i) extra.emplace_back([this] { ioc_.run(); });
+  for (auto& w : impl_->extra_workers) extra.emplace_back([ioc = w.get()] { ioc->run(); });
   ioc_.run();
   for (auto& t : extra) t.join();
 }
@@ -486,14 +529,14 @@ void Server::shutdown() {
     beast::error_code ignored;
     impl_->acceptor.close(ignored);
     if (impl_->inflight.load() == 0) {
-      ioc_.stop();
+      impl_->stop_all();
       return;
     }
     impl_->drain_timer = std::make_unique<net::steady_timer>(ioc_, impl_->opts.drain_timeout);
     impl_->drain_timer->async_wait([this](beast::error_code) {
       if (impl_->inflight.load() > 0) log_warn("drain timeout; closing with requests in flight",
                                                {{"inflight", impl_->inflight.load()}});
-      ioc_.stop();
+      impl_->stop_all();
     });
   });
 }

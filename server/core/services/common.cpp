@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <unordered_map>
 
 #include "core/metrics.hpp"
 
@@ -40,10 +41,18 @@ void count_upstream(std::string_view api, std::string_view operation, const std:
 }
 
 void count_lookup(std::string_view api, cache::Outcome o) {
-  Metrics::instance()
-      .counter("recgate_cache_lookups_total", "Cache lookups, by api and result (hit, miss, stale).",
-               {{"api", std::string(api)}, {"result", cache::outcome_name(o)}})
-      .inc();
+  // Memoized per thread: this runs on every cache hit.
+  thread_local std::unordered_map<std::string, Counter*> memo;
+  std::string key(api);
+  key += cache::outcome_name(o);
+  auto it = memo.find(key);
+  if (it == memo.end())
+    it = memo.emplace(std::move(key),
+                      &Metrics::instance().counter("recgate_cache_lookups_total",
+                                                   "Cache lookups, by api and result (hit, miss, stale).",
+                                                   {{"api", std::string(api)}, {"result", cache::outcome_name(o)}}))
+             .first;
+  it->second->inc();
 }
 
 void count_coalesced(std::string_view kind) {
