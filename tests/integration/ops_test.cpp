@@ -126,7 +126,8 @@ TEST_CASE("ops: no configured secret appears in logs, errors, status or metrics"
   Process check({RECGATE_BIN, "--check-config", "--config", dir.file("recgate.json")}, env);
   CHECK(check.wait_exit() == 0);
   rg.proc.signal(SIGTERM);
-  CHECK(rg.proc.wait_exit() == 0);
+  const int code = rg.proc.wait_exit();
+  CHECK(code == 0);
   const std::string all = seen + rg.proc.output() + check.output();
   for (const auto& [name, secret] : env) CHECK_MESSAGE(all.find(secret) == std::string::npos, name, " leaked");
 }

@@ -182,13 +182,14 @@ struct Server::Impl {
   // One io_context per I/O thread, each run by exactly that thread, so a
   // session needs no strand and never contends on a shared queue. Worker 0
   // is the Server's main io_context (services, signals, acceptor).
-  std::vector<std::unique_ptr<net::io_context>> extra_workers;
+  std::vector<std::unique_ptr<net::io_context>>& extra_workers;  // owned by Server
   std::vector<net::executor_work_guard<net::io_context::executor_type>> guards;
   std::atomic<std::size_t> next_worker{0};
   net::io_context* main_ioc;
 
-  Impl(net::io_context& ioc, ServerOptions o, std::vector<Route> r, Server* s)
-      : opts(std::move(o)), routes(std::move(r)), acceptor(ioc), owner(s), main_ioc(&ioc) {
+  Impl(net::io_context& ioc, std::vector<std::unique_ptr<net::io_context>>& workers, ServerOptions o,
+       std::vector<Route> r, Server* s)
+      : opts(std::move(o)), routes(std::move(r)), acceptor(ioc), owner(s), extra_workers(workers), main_ioc(&ioc) {
     for (int i = 1; i < std::max(1, opts.threads); ++i) {
       extra_workers.push_back(std::make_unique<net::io_context>(1));
       guards.push_back(net::make_work_guard(*extra_workers.back()));
@@ -486,7 +487,7 @@ awaitable<void> accept_loop(SessionShared s) {
 
 Server::Server(ServerOptions opts, std::vector<Route> routes)
     : ioc_(1),
-      impl_(std::make_unique<Impl>(ioc_, std::move(opts), std::move(routes), this)) {}
+      impl_(std::make_unique<Impl>(ioc_, workers_, std::move(opts), std::move(routes), this)) {}
 
 Server::~Server() = default;
 

@@ -103,6 +103,9 @@ class Server {
   struct Impl;  // defined in server.cpp
 
  private:
+  // The other I/O threads' io_contexts; declared first so they outlive ioc_,
+  // whose pending accept may hold a socket bound to one of them.
+  std::vector<std::unique_ptr<boost::asio::io_context>> workers_;
   boost::asio::io_context ioc_;
   std::unique_ptr<Impl> impl_;
   std::atomic<bool> draining_{false};
