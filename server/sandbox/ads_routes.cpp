@@ -8,6 +8,7 @@
 
 #include "sandbox/admin.hpp"
 #include "sandbox/ads_state.hpp"
+#include "sandbox/routes.hpp"
 
 namespace recgate::sandbox {
 
@@ -16,16 +17,6 @@ using http::Context;
 using http::Response;
 
 namespace {
-
-Response make_response(int status, std::string body, const std::vector<std::pair<std::string, std::string>>& headers) {
-  Response res;
-  res.result(static_cast<unsigned>(status));
-  res.version(11);
-  for (const auto& [k, v] : headers) res.set(k, v);
-  res.body() = std::move(body);
-  res.prepare_payload();
-  return res;
-}
 
 net::awaitable<Response> respond(AdsOutcome out, Context& ctx) {
   if (!out.code.empty()) ctx.log_fields.emplace_back("ads_code", out.code);

@@ -19,8 +19,6 @@ namespace net = boost::asio;
 using http::Context;
 using http::Response;
 
-namespace {
-
 Response make_response(int status, std::string body, const std::vector<std::pair<std::string, std::string>>& headers) {
   Response res;
   res.result(static_cast<unsigned>(status));
@@ -30,6 +28,8 @@ Response make_response(int status, std::string body, const std::vector<std::pair
   res.prepare_payload();
   return res;
 }
+
+namespace {
 
 Response admin_response(const AdminAnswer& a) {
   return make_response(a.status, a.body, {{"Content-Type", a.content_type}, {"Cache-Control", "no-store"}});
