@@ -60,8 +60,11 @@ class Coalescer {
       // The job travels as a raw pointer owned by run_flight's body: g++ 12
       // destroys non-trivial by-value coroutine parameters twice in this spot.
       auto* job = new Job{this, key, f, std::move(work)};
+      // The completion handler keeps the Flight (and so the cancellation
+      // signal the spawned coroutine's state hangs on) alive until the
+      // coroutine has completely finished; ASan caught the Flight dying first.
       boost::asio::co_spawn(f->strand, run_flight(job),
-                            boost::asio::bind_cancellation_slot(f->cancel.slot(), [](std::exception_ptr) {}));
+                            boost::asio::bind_cancellation_slot(f->cancel.slot(), [f](std::exception_ptr) {}));
     }
     bool aborted = co_await wait(f.get());
     if (aborted) co_return std::nullopt;

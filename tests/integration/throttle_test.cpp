@@ -77,8 +77,9 @@ TEST_CASE("throttle: Prefer: wait=0 on an empty bucket gets 429 at once with Ret
   CHECK(r.header("ratelimit").find("r=0") != std::string::npos);
   // Decided from the queue position, not after waiting: far below the Retry-After.
   CHECK(elapsed < std::chrono::seconds(5));
-  auto metrics = http_get(rg.port, "/metrics").body;
-  CHECK(metrics.find("recgate_throttle_rejections_total") != std::string::npos);
+  auto m = http_get(rg.port, "/metrics");
+  CHECK_MESSAGE(m.status == 200, m.error);
+  CHECK(m.body.find("recgate_throttle_rejections_total{operation=\"mws.ListRecommendations\"} 1") != std::string::npos);
 }
 
 TEST_CASE("throttle: drain the bucket, restart recgate, burst again: still no throttle upstream") {
