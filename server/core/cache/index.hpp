@@ -23,12 +23,13 @@ struct Entry {
   std::string content_type;
   std::string body;
   std::uint64_t hash = 0;  // of body (strong validator material)
+  std::uint64_t seq = 0;   // owner's fetch sequence number (0: loaded from disk)
   mutable std::atomic<std::uint64_t> last_access{0};
 
   Entry() = default;
   Entry(const Entry& o)
       : validator(o.validator), fetched_at_ms(o.fetched_at_ms), expires_at_ms(o.expires_at_ms),
-        content_type(o.content_type), body(o.body), hash(o.hash), last_access(o.last_access.load()) {}
+        content_type(o.content_type), body(o.body), hash(o.hash), seq(o.seq), last_access(o.last_access.load()) {}
   std::size_t bytes() const { return body.size() + content_type.size() + 128; }
 };
 
