@@ -42,7 +42,7 @@ TEST_CASE("recgate serves health, readiness and problem responses, then exits 0 
 
   auto na = http_request(rg.port, "DELETE", "/healthz");
   CHECK(na.status == 405);
-  CHECK(na.header("allow") == "GET");
+  CHECK(na.header("allow") == "GET, HEAD");
   CHECK(na.body.find("method_not_allowed") != std::string::npos);
 
   auto big_header = http_get(rg.port, "/healthz", {{"X-Filler", std::string(20000, 'a')}});
@@ -61,6 +61,73 @@ TEST_CASE("recgate serves health, readiness and problem responses, then exits 0 
   rg.proc.signal(SIGTERM);
   CHECK(rg.proc.wait_exit() == 0);
   CHECK(rg.proc.wait_for_line({"recgate stopped"}, std::chrono::seconds(5)).has_value());
+}
+
+TEST_CASE("a client that never finishes its request is closed after read_timeout_ms and holds up no one") {
+  TempDir dir;
+  // idle_timeout is long: only the read timeout can close these connections.
+  Recgate rg(dir, minimal_config(dir, "\"read_timeout_ms\":300,\"idle_timeout_ms\":60000"));
+
+  RawConnection slow_header(rg.port);
+  REQUIRE(slow_header.send("GET /healthz HTTP/1.1\r\nHost: x\r\n"));
+  RawConnection slow_body(rg.port);
+  REQUIRE(slow_body.send("POST /v1/cache HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc"));
+
+  // Others are served while both hang.
+  CHECK(http_get(rg.port, "/healthz").status == 200);
+
+  std::string got;
+  CHECK(slow_header.read_to_close(got) == RawConnection::Outcome::closed);
+  CHECK(got.empty());
+  CHECK(slow_body.read_to_close(got) == RawConnection::Outcome::closed);
+  CHECK(got.empty());
+  CHECK(http_get(rg.port, "/healthz").status == 200);
+}
+
+TEST_CASE("an idle keep-alive connection is closed after idle_timeout_ms - a request in pieces is still read") {
+  TempDir dir;
+  Recgate rg(dir, minimal_config(dir, "\"read_timeout_ms\":60000,\"idle_timeout_ms\":300"));
+
+  RawConnection c(rg.port);
+  // The header arrives in two pieces: the second read completes it.
+  REQUIRE(c.send("GET /healthz HTTP/1.1\r\nHo"));
+  std::string got;
+  CHECK(c.read_until("\r\n\r\n", got, std::chrono::milliseconds(200)) == RawConnection::Outcome::timeout);
+  REQUIRE(c.send("st: x\r\n\r\n"));
+  REQUIRE(c.read_until("\"ok\"", got) == RawConnection::Outcome::found);
+  CHECK(got.rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
+  // Then the connection stays open, idle, until the server closes it.
+  CHECK(c.read_to_close(got) == RawConnection::Outcome::closed);
+  CHECK(got.empty());
+}
+
+TEST_CASE("pipelined requests are answered in order - HEAD gets the headers without the body") {
+  TempDir dir;
+  Recgate rg(dir, minimal_config(dir));
+  const std::string answer = raw_exchange(rg.port,
+                                          "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Request-Id: first\r\n\r\n"
+                                          "HEAD /healthz HTTP/1.1\r\nHost: x\r\nX-Request-Id: second\r\n\r\n"
+                                          "GET /no/such HTTP/1.1\r\nHost: x\r\nX-Request-Id: third\r\n"
+                                          "Connection: close\r\n\r\n");
+  const auto first = answer.find("X-Request-Id: first");
+  const auto second = answer.find("X-Request-Id: second");
+  const auto third = answer.find("X-Request-Id: third");
+  REQUIRE(first != std::string::npos);
+  REQUIRE(second != std::string::npos);
+  REQUIRE(third != std::string::npos);
+  CHECK(first < second);
+  CHECK(second < third);
+  // One body for GET, none for HEAD (same Content-Length advertised).
+  const auto body_pos = answer.find("\"ok\"");
+  CHECK(body_pos > first);
+  CHECK(body_pos < second);
+  CHECK(answer.find("\"ok\"", body_pos + 1) == std::string::npos);
+  // HEAD is answered like GET (200, not 405).
+  const auto ok1 = answer.find("HTTP/1.1 200 OK\r\n");
+  REQUIRE(ok1 != std::string::npos);
+  CHECK(answer.find("HTTP/1.1 200 OK\r\n", ok1 + 1) != std::string::npos);
+  CHECK(answer.find("HTTP/1.1 404 Not Found\r\n") != std::string::npos);
+  CHECK(answer.find("Connection: close\r\n", third) != std::string::npos);
 }
 
 TEST_CASE("access log lines are JSON with request id, method, target, status and duration") {

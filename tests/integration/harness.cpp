@@ -5,6 +5,9 @@
 #include <signal.h>
 #include <spawn.h>
 #include <poll.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -314,6 +317,57 @@ std::string raw_exchange(int port, const std::string& bytes, std::chrono::millis
   stream.async_read_some(net::buffer(buf), on_read);
   ioc.run();
   return out;
+}
+
+RawConnection::RawConnection(int port) {
+  fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<std::uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (fd_ >= 0 && ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    ::close(fd_);
+    fd_ = -1;
+  }
+}
+
+RawConnection::~RawConnection() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+bool RawConnection::send(const std::string& bytes) {
+  std::size_t off = 0;
+  while (fd_ >= 0 && off < bytes.size()) {
+    const ssize_t n = ::send(fd_, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL);
+    if (n <= 0) return false;
+    off += static_cast<std::size_t>(n);
+  }
+  return fd_ >= 0;
+}
+
+RawConnection::Outcome RawConnection::read_until(const std::string& until, std::string& out,
+                                                 std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  out.clear();
+  char buf[4096];
+  for (;;) {
+    if (!until.empty() && out.find(until) != std::string::npos) return Outcome::found;
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (fd_ < 0) return Outcome::closed;
+    if (left.count() <= 0) return Outcome::timeout;
+    pollfd p{fd_, POLLIN, 0};
+    const int r = ::poll(&p, 1, static_cast<int>(left.count()));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return Outcome::timeout;
+    const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return Outcome::closed;  // orderly close or reset
+    out.append(buf, static_cast<std::size_t>(n));
+  }
+}
+
+RawConnection::Outcome RawConnection::read_to_close(std::string& out, std::chrono::milliseconds timeout) {
+  return read_until("", out, timeout);
 }
 
 Sandbox::Sandbox(const std::vector<std::string>& extra_args)

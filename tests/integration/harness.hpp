@@ -105,6 +105,26 @@ bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds tim
 // Sends raw bytes and returns whatever comes back until close or timeout.
 std::string raw_exchange(int port, const std::string& bytes, std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
+// A plain blocking TCP client for byte-level tests (slow or partial requests).
+class RawConnection {
+ public:
+  explicit RawConnection(int port);
+  ~RawConnection();
+  RawConnection(const RawConnection&) = delete;
+  RawConnection& operator=(const RawConnection&) = delete;
+  bool send(const std::string& bytes);
+  // Reads until `until` appears in what was read since the last call, the
+  // peer closes, or `timeout` passes; the outcome says which.
+  enum class Outcome { found, closed, timeout };
+  Outcome read_until(const std::string& until, std::string& out,
+                     std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  // Reads until the peer closes (closed) or `timeout` passes.
+  Outcome read_to_close(std::string& out, std::chrono::milliseconds timeout = std::chrono::seconds(10));
+
+ private:
+  int fd_ = -1;
+};
+
 // The sandbox with the repository's config/sandbox.json on port 0.
 struct Sandbox {
   explicit Sandbox(const std::vector<std::string>& extra_args = {});

@@ -13,12 +13,15 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+#include <boost/beast/core/buffers_suffix.hpp>
+#include <boost/beast/core/buffer_traits.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
 #include <boost/beast/http/parser.hpp>
 
+#include <array>
 #include <random>
 #include <unordered_map>
 #include <sstream>
@@ -83,9 +86,19 @@ bool acceptable_request_id(std::string_view s) {
   return true;
 }
 
-// Splits a path pattern or a path into segments.
-std::vector<std::string_view> segments(std::string_view p) {
-  std::vector<std::string_view> out;
+// A route pattern split once at start-up: literal segments and {param}
+// segments, matched against a path without allocating.
+struct CompiledPattern {
+  struct Segment {
+    std::string text;  // literal text, or the parameter's name
+    bool param = false;
+  };
+  std::vector<Segment> segments;
+  bool trailing_slash = false;
+};
+
+CompiledPattern compile_pattern(std::string_view p) {
+  CompiledPattern c;
   std::size_t i = 0;
   while (i < p.size()) {
     if (p[i] == '/') {
@@ -94,26 +107,46 @@ std::vector<std::string_view> segments(std::string_view p) {
     }
     auto j = p.find('/', i);
     if (j == std::string_view::npos) j = p.size();
-    out.push_back(p.substr(i, j - i));
+    auto seg = p.substr(i, j - i);
+    if (seg.size() > 2 && seg.front() == '{' && seg.back() == '}')
+      c.segments.push_back({std::string(seg.substr(1, seg.size() - 2)), true});
+    else
+      c.segments.push_back({std::string(seg), false});
     i = j;
   }
-  return out;
+  c.trailing_slash = p.size() > 1 && p.back() == '/';
+  return c;
 }
 
-bool match(std::string_view pattern, std::string_view path, std::vector<std::pair<std::string, std::string>>& params) {
-  auto ps = segments(pattern);
-  auto xs = segments(path);
-  if (ps.size() != xs.size()) return false;
-  if ((pattern.size() > 1 && pattern.back() == '/') != (path.size() > 1 && path.back() == '/')) return false;
-  std::vector<std::pair<std::string, std::string>> out;
-  for (std::size_t i = 0; i < ps.size(); ++i) {
-    if (ps[i].size() > 2 && ps[i].front() == '{' && ps[i].back() == '}') {
-      out.emplace_back(std::string(ps[i].substr(1, ps[i].size() - 2)), std::string(xs[i]));
-    } else if (ps[i] != xs[i]) {
-      return false;
+// Empty segments ("//") are skipped, as in the pattern.
+bool next_segment(std::string_view path, std::size_t& pos, std::string_view& seg) {
+  while (pos < path.size() && path[pos] == '/') ++pos;
+  if (pos >= path.size()) return false;
+  auto j = path.find('/', pos);
+  if (j == std::string_view::npos) j = path.size();
+  seg = path.substr(pos, j - pos);
+  pos = j;
+  return true;
+}
+
+bool match(const CompiledPattern& pattern, std::string_view path,
+           std::vector<std::pair<std::string, std::string>>* params) {
+  if (pattern.trailing_slash != (path.size() > 1 && path.back() == '/')) return false;
+  std::size_t pos = 0;
+  std::string_view seg;
+  for (const auto& ps : pattern.segments) {
+    if (!next_segment(path, pos, seg)) return false;
+    if (!ps.param && ps.text != seg) return false;
+  }
+  if (next_segment(path, pos, seg)) return false;
+  if (params) {  // second pass only for the route taken
+    params->clear();
+    pos = 0;
+    for (const auto& ps : pattern.segments) {
+      next_segment(path, pos, seg);
+      if (ps.param) params->emplace_back(ps.text, std::string(seg));
     }
   }
-  params = std::move(out);
   return true;
 }
 
@@ -174,6 +207,7 @@ std::string log_target(std::string_view target) {
 struct Server::Impl {
   ServerOptions opts;
   std::vector<Route> routes;
+  std::vector<CompiledPattern> patterns;  // patterns[i] is routes[i].pattern, split
   tcp::acceptor acceptor;
   std::atomic<int> inflight{0};
   std::unique_ptr<net::steady_timer> drain_timer;
@@ -190,6 +224,7 @@ struct Server::Impl {
   Impl(net::io_context& ioc, std::vector<std::unique_ptr<net::io_context>>& workers, ServerOptions o,
        std::vector<Route> r, Server* s)
       : opts(std::move(o)), routes(std::move(r)), acceptor(ioc), owner(s), extra_workers(workers), main_ioc(&ioc) {
+    for (const auto& route : routes) patterns.push_back(compile_pattern(route.pattern));
     for (int i = 1; i < std::max(1, opts.threads); ++i) {
       extra_workers.push_back(std::make_unique<net::io_context>(1));
       guards.push_back(net::make_work_guard(*extra_workers.back()));
@@ -246,15 +281,18 @@ awaitable<Response> dispatch(SessionShared s, Context& ctx, beast::tcp_stream& s
   using namespace net::experimental::awaitable_operators;
   const auto& routes = s.impl->routes;
   std::string allow;
-  for (const auto& r : routes) {
-    std::vector<std::pair<std::string, std::string>> params;
-    if (!match(r.pattern, ctx.path, params)) continue;
-    if (r.method != ctx.req.method()) {
+  for (std::size_t i = 0; i < routes.size(); ++i) {
+    const Route& r = routes[i];
+    if (!match(s.impl->patterns[i], ctx.path, nullptr)) continue;
+    // HEAD is served by the GET route; the session sends the headers only.
+    const bool head_as_get = ctx.req.method() == bhttp::verb::head && r.method == bhttp::verb::get;
+    if (r.method != ctx.req.method() && !head_as_get) {
       if (!allow.empty()) allow += ", ";
       allow += std::string(bhttp::to_string(r.method));
+      if (r.method == bhttp::verb::get) allow += ", HEAD";
       continue;
     }
-    ctx.path_params = std::move(params);
+    match(s.impl->patterns[i], ctx.path, &ctx.path_params);
     ctx.route_name = r.name;
     if (r.fast) {
       try {
@@ -287,29 +325,40 @@ awaitable<Response> dispatch(SessionShared s, Context& ctx, beast::tcp_stream& s
 void count_request(const ServerOptions& opts, const Context& ctx, int status, double seconds) {
   if (!opts.metrics) return;
   struct Series {
+    std::string route;
+    bhttp::verb method;
+    int status;
     Counter* requests;
     Histogram* duration;
   };
-  thread_local std::unordered_map<std::string, Series> memo;
-  const std::string route = ctx.route_name.empty() ? "unmatched" : ctx.route_name;
-  std::string key = route;
-  key += ' ';
-  key.append(ctx.req.method_string().data(), ctx.req.method_string().size());
-  key += ' ';
-  key += std::to_string(status);
-  auto it = memo.find(key);
-  if (it == memo.end()) {
+  // A handful of series per thread: a linear scan beats hashing a built key.
+  thread_local std::vector<Series> memo;
+  const std::string_view route = ctx.route_name.empty() ? std::string_view("unmatched") : ctx.route_name;
+  const bhttp::verb method = ctx.req.method();
+  Series* found = nullptr;
+  for (auto& sr : memo)
+    if (sr.status == status && sr.method == method && sr.route == route) {
+      found = &sr;
+      break;
+    }
+  if (!found) {
+    // Unknown methods share one label value: a client must not mint series.
+    const std::string method_label =
+        method == bhttp::verb::unknown ? "other" : std::string(bhttp::to_string(method));
     auto& m = Metrics::instance();
-    Series sr{&m.counter("recgate_http_requests_total", "HTTP requests answered, by route, method and status.",
-                         {{"route", route},
-                          {"method", std::string(ctx.req.method_string())},
-                          {"status", std::to_string(status)}}),
-              &m.histogram("recgate_http_request_duration_seconds",
-                           "Time from request read to response written, by route.", {{"route", route}})};
-    it = memo.emplace(std::move(key), sr).first;
+    memo.push_back(Series{std::string(route), method, status,
+                          &m.counter("recgate_http_requests_total",
+                                     "HTTP requests answered, by route, method and status.",
+                                     {{"route", std::string(route)},
+                                      {"method", method_label},
+                                      {"status", std::to_string(status)}}),
+                          &m.histogram("recgate_http_request_duration_seconds",
+                                       "Time from request read to response written, by route.",
+                                       {{"route", std::string(route)}})});
+    found = &memo.back();
   }
-  it->second.requests->inc();
-  it->second.duration->observe(seconds);
+  found->requests->inc();
+  found->duration->observe(seconds);
 }
 
 void access_log(const ServerOptions& opts, const Context& ctx, int status, double seconds) {
@@ -319,7 +368,7 @@ void access_log(const ServerOptions& opts, const Context& ctx, int status, doubl
                           {"target", log_target(std::string_view(ctx.req.target().data(), ctx.req.target().size()))},
                           {"status", status},
                           {"duration_ms", seconds * 1000.0}};
-  if (!ctx.route_name.empty()) f.emplace_back("route", ctx.route_name);
+  if (!ctx.route_name.empty()) f.emplace_back("route", std::string(ctx.route_name));
   for (const auto& [k, v] : ctx.log_fields) f.emplace_back(k, v);
   log(LogLevel::info, "request", f);
 }
@@ -338,10 +387,65 @@ awaitable<void> reject(beast::tcp_stream& stream, const ServerOptions& opts, int
     log_info("request rejected", {{"request_id", id}, {"status", status}, {"code", code}});
 }
 
+// Feeds what is already buffered to the parser, up to the end of the header.
+// need_more is not an error: the caller reads more.
+beast::error_code parse_buffered_header(bhttp::request_parser<bhttp::string_body>& parser,
+                                        beast::flat_buffer& buffer) {
+  beast::error_code ec;
+  while (buffer.size() > 0 && !parser.is_header_done()) {
+    const std::size_t n = parser.put(buffer.data(), ec);
+    buffer.consume(n);
+    if (ec == bhttp::error::need_more) return {};
+    if (ec) return ec;
+    if (n == 0) break;
+  }
+  return ec;
+}
+
+// Status line and fields, as Beast's serializer would write them.
+void render_head(const Response& res, std::string& out) {
+  out.clear();
+  out += res.version() == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
+  const unsigned code = res.result_int();
+  out += static_cast<char>('0' + code / 100 % 10);
+  out += static_cast<char>('0' + code / 10 % 10);
+  out += static_cast<char>('0' + code % 10);
+  out += ' ';
+  const auto reason = res.reason();
+  out.append(reason.data(), reason.size());
+  out += "\r\n";
+  for (const auto& f : res) {
+    const auto name = f.name_string();
+    const auto value = f.value();
+    out.append(name.data(), name.size());
+    out += ": ";
+    out.append(value.data(), value.size());
+    out += "\r\n";
+  }
+  out += "\r\n";
+}
+
+// Writes what the socket takes now, without waiting (the socket is in
+// non-blocking mode): one writev of header and body. Returns the bytes written.
+std::size_t write_now(tcp::socket& socket, const std::array<net::const_buffer, 2>& wire, beast::error_code& ec) {
+  const std::size_t n = socket.write_some(wire, ec);
+  if (ec == net::error::would_block || ec == net::error::try_again) {
+    ec = {};
+    return 0;
+  }
+  return ec ? 0 : n;
+}
+
 awaitable<void> run_session(SessionShared s, tcp::socket socket) {
   const ServerOptions& opts = s.impl->opts;
   beast::tcp_stream stream(std::move(socket));
   beast::flat_buffer buffer;
+  std::string head;  // the serialized response header, reused across the connection's requests
+  {
+    // Lets write_all try a write without waiting (async operations are unaffected).
+    beast::error_code ignored;
+    stream.socket().non_blocking(true, ignored);
+  }
   for (;;) {
     if (buffer.size() == 0) {
       // Idle keep-alive wait for the first byte of the next request.
@@ -353,8 +457,14 @@ awaitable<void> run_session(SessionShared s, tcp::socket socket) {
     bhttp::request_parser<bhttp::string_body> parser;
     parser.header_limit(static_cast<std::uint32_t>(opts.max_header_bytes));
     parser.body_limit(opts.max_body_bytes);
-    stream.expires_after(opts.read_timeout);
-    auto [hec, hn] = co_await bhttp::async_read_header(stream, buffer, parser, tuple_awaitable);
+    // Usually the whole header arrived with the first read: parse it from the
+    // buffer without an asynchronous operation or a timer.
+    beast::error_code hec = parse_buffered_header(parser, buffer);
+    if (!hec && !parser.is_header_done()) {
+      stream.expires_after(opts.read_timeout);
+      auto [rec, rn] = co_await bhttp::async_read_header(stream, buffer, parser, tuple_awaitable);
+      hec = rec;
+    }
     if (hec == bhttp::error::header_limit) {
       co_await reject(stream, opts, 431, "header_too_large",
                       "the request header block exceeds " + std::to_string(opts.max_header_bytes) + " bytes");
@@ -378,6 +488,7 @@ awaitable<void> run_session(SessionShared s, tcp::socket socket) {
       break;
     }
     if (!parser.is_done()) {
+      stream.expires_after(opts.read_timeout);
       auto [bec, bn] = co_await bhttp::async_read(stream, buffer, parser, tuple_awaitable);
       if (bec == bhttp::error::body_limit) {
         co_await reject(stream, opts, 413, "body_too_large",
@@ -427,14 +538,9 @@ awaitable<void> run_session(SessionShared s, tcp::socket socket) {
     res.version(req.version());
     const bool keep = req.keep_alive() && !s.draining->load() && !ctx.truncate_response_at;
     res.keep_alive(keep);
-    if (req.method() == bhttp::verb::head) {
-      res.prepare_payload();
-      res.body().clear();
-    } else {
-      res.prepare_payload();
-    }
-    stream.expires_after(opts.read_timeout);
+    res.prepare_payload();  // Content-Length of the body, also for HEAD (the body is not sent)
     if (ctx.truncate_response_at) {
+      stream.expires_after(opts.read_timeout);
       std::ostringstream os;
       os << res;
       std::string wire = os.str();
@@ -445,7 +551,22 @@ awaitable<void> run_session(SessionShared s, tcp::socket socket) {
       finish_request(s);
       break;
     }
-    auto [wec, wn] = co_await bhttp::async_write(stream, res, tuple_awaitable);
+    const bool send_body = req.method() != bhttp::verb::head;
+    render_head(res, head);
+    std::array<net::const_buffer, 2> wire{net::buffer(head),
+                                          send_body ? net::buffer(res.body()) : net::const_buffer()};
+    // A response that fits the socket's send buffer (almost all of them) is
+    // written at once, without a timer or an asynchronous operation; the rest
+    // is written asynchronously under the read timeout.
+    beast::error_code wec;
+    const std::size_t written = write_now(stream.socket(), wire, wec);
+    if (!wec && written < wire[0].size() + wire[1].size()) {
+      beast::buffers_suffix<std::array<net::const_buffer, 2>> rest(wire);
+      rest.consume(written);
+      stream.expires_after(opts.read_timeout);
+      auto [aec, an] = co_await net::async_write(stream, rest, tuple_awaitable);
+      wec = aec;
+    }
     count_request(opts, ctx, status, seconds);
     access_log(opts, ctx, status, seconds);
     finish_request(s);

@@ -38,7 +38,7 @@ struct Context {
   QueryParams query;                        // decoded pairs in order ('+' is a space)
   std::vector<std::pair<std::string, std::string>> path_params;  // {name} -> value
   std::chrono::steady_clock::time_point started;
-  std::string route_name;                   // the matched route's name (metrics label)
+  std::string_view route_name;              // the matched route's name (metrics label; static storage)
   // Fault injection (sandbox): write only this many bytes of the response, then close.
   std::optional<std::size_t> truncate_response_at;
   // Extra fields for this request's access log line (e.g. cache status).
