@@ -154,7 +154,12 @@ start_recgate() {
   local name=$1 cfg=$2 port=$3
   local t0 t1
   t0=$(date +%s.%N)
-  "$RECGATE" --config "$cfg" >"$BENCH_TMP/$name.log" 2>&1 &
+  # RG_CPUS: pin recgate to these CPUs (taskset list, e.g. "1").
+  if [ -n "${RG_CPUS:-}" ]; then
+    taskset -c "$RG_CPUS" "$RECGATE" --config "$cfg" >"$BENCH_TMP/$name.log" 2>&1 &
+  else
+    "$RECGATE" --config "$cfg" >"$BENCH_TMP/$name.log" 2>&1 &
+  fi
   RG_PID=$!
   BENCH_PIDS+=("$RG_PID")
   local ok=0
@@ -194,7 +199,10 @@ run_wrk() {
   shift 2
   local out
   # shellcheck disable=SC2086
-  out=$(wrk ${WRK_ARGS:--t2 -c32 -d15s} --latency -s "$BENCH_DIR/wrk_report.lua" "$@" "$url" 2>&1)
+  # WRK_CPUS: pin wrk to these CPUs.
+  local pin=()
+  [ -n "${WRK_CPUS:-}" ] && pin=(taskset -c "$WRK_CPUS")
+  out=$("${pin[@]}" wrk ${WRK_ARGS:--t2 -c32 -d15s} --latency -s "$BENCH_DIR/wrk_report.lua" "$@" "$url" 2>&1)
   echo "$out" | sed "s|^|    [$label] |" >&2
   local j
   j=$(echo "$out" | sed -n 's/^WRKJSON //p')

@@ -20,8 +20,7 @@ struct Entry {
   std::optional<std::string> validator;  // MWS: the category lastUpdated it was fetched under
   std::int64_t fetched_at_ms = 0;
   std::int64_t expires_at_ms = 0;  // Ads: TTL; 0: none
-  std::string content_type;
-  std::string body;
+  std::string body;  // a JSON document (every cached answer is one)
   std::uint64_t hash = 0;  // of body (strong validator material)
   std::uint64_t seq = 0;   // owner's fetch sequence number (0: loaded from disk)
   mutable std::atomic<std::uint64_t> last_access{0};
@@ -29,8 +28,8 @@ struct Entry {
   Entry() = default;
   Entry(const Entry& o)
       : validator(o.validator), fetched_at_ms(o.fetched_at_ms), expires_at_ms(o.expires_at_ms),
-        content_type(o.content_type), body(o.body), hash(o.hash), seq(o.seq), last_access(o.last_access.load()) {}
-  std::size_t bytes() const { return body.size() + content_type.size() + 128; }
+        body(o.body), hash(o.hash), seq(o.seq), last_access(o.last_access.load()) {}
+  std::size_t bytes() const { return body.size() + 128; }
 };
 
 using EntryPtr = std::shared_ptr<const Entry>;

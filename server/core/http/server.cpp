@@ -460,8 +460,10 @@ awaitable<void> run_session(SessionShared s, tcp::socket socket) {
     // Usually the whole header arrived with the first read: parse it from the
     // buffer without an asynchronous operation or a timer.
     beast::error_code hec = parse_buffered_header(parser, buffer);
+    bool read_deadline_armed = false;  // one read_timeout covers the rest of the header and the body
     if (!hec && !parser.is_header_done()) {
       stream.expires_after(opts.read_timeout);
+      read_deadline_armed = true;
       auto [rec, rn] = co_await bhttp::async_read_header(stream, buffer, parser, tuple_awaitable);
       hec = rec;
     }
@@ -488,7 +490,7 @@ awaitable<void> run_session(SessionShared s, tcp::socket socket) {
       break;
     }
     if (!parser.is_done()) {
-      stream.expires_after(opts.read_timeout);
+      if (!read_deadline_armed) stream.expires_after(opts.read_timeout);
       auto [bec, bn] = co_await bhttp::async_read(stream, buffer, parser, tuple_awaitable);
       if (bec == bhttp::error::body_limit) {
         co_await reject(stream, opts, 413, "body_too_large",

@@ -355,7 +355,6 @@ cache::EntryPtr make_entry(std::string body, std::int64_t ttl_s) {
   auto e = std::make_shared<cache::Entry>();
   e->fetched_at_ms = now_ms();
   e->expires_at_ms = e->fetched_at_ms + ttl_s * 1000;
-  e->content_type = "application/json";
   e->body = std::move(body);
   e->hash = cache::fnv1a64(e->body);
   return e;
@@ -373,7 +372,7 @@ void keep_answer(Impl& s, const std::string& key, const std::string& account, co
         .bind(2, request_key)
         .bind(3, e->fetched_at_ms)
         .bind(4, e->expires_at_ms)
-        .bind(5, e->content_type)
+        .bind(5, "application/json")  // answers are JSON documents (checked before they are kept)
         .bind(6, e->body)
         .step();
   });
@@ -395,14 +394,13 @@ awaitable<cache::EntryPtr> find_entry(Impl* s, std::string key, std::string acco
   // Not in memory (evicted or never loaded): look in SQLite off the I/O thread.
   auto query = [&account, &request_key](Db& db) -> cache::EntryPtr {
     auto st = db.prepare(
-        "SELECT fetched_at, expires_at, content_type, body FROM ads_answers WHERE account=? AND request_key=?");
+        "SELECT fetched_at, expires_at, body FROM ads_answers WHERE account=? AND request_key=?");
     st.bind(1, account).bind(2, request_key);
     if (!st.step()) return nullptr;
     auto e = std::make_shared<cache::Entry>();
     e->fetched_at_ms = st.int64(0);
     e->expires_at_ms = st.int64(1);
-    e->content_type = st.text(2);
-    e->body = st.text(3);
+    e->body = st.text(2);
     e->hash = cache::fnv1a64(e->body);
     return e;
   };
@@ -542,15 +540,14 @@ void load_from_store(Impl& s) {
     // Answers past their TTL and too old to be served stale are of no use.
     db.prepare("DELETE FROM ads_answers WHERE expires_at < ?1 AND fetched_at < ?2").bind(1, now).bind(2, oldest).step();
     auto r = db.prepare(
-        "SELECT account, request_key, fetched_at, expires_at, content_type, body FROM ads_answers "
+        "SELECT account, request_key, fetched_at, expires_at, body FROM ads_answers "
         "ORDER BY fetched_at DESC LIMIT ?");
     r.bind(1, static_cast<std::int64_t>(limit));
     while (r.step()) {
       auto e = std::make_shared<cache::Entry>();
       e->fetched_at_ms = r.int64(2);
       e->expires_at_ms = r.int64(3);
-      e->content_type = r.text(4);
-      e->body = r.text(5);
+      e->body = r.text(4);
       e->hash = cache::fnv1a64(e->body);
       entries.emplace_back(svc::key_join(r.text(0), r.text(1)), std::move(e));
     }

@@ -337,7 +337,6 @@ awaitable<cache::EntryPtr> find_entry(Impl* s, std::string key, std::string acco
     entry->validator = st.opt_text(0);
     entry->fetched_at_ms = st.int64(1);
     entry->body = st.text(2);
-    entry->content_type = "application/json";
     entry->hash = cache::fnv1a64(entry->body);
     return entry;
   });
@@ -391,7 +390,6 @@ awaitable<Expected<cache::EntryPtr>> fetch_list(Impl* s, std::string key, std::s
   entry->validator = validator;
   entry->fetched_at_ms = now_ms();
   entry->seq = ++s->fetch_seq;
-  entry->content_type = "application/json";
   entry->body = "[";
   for (std::size_t i = 0; i < members.size(); ++i) {
     if (i) entry->body += ',';
@@ -647,7 +645,6 @@ void load_from_store(Impl& s) {
       e->validator = r.opt_text(4);
       e->fetched_at_ms = r.int64(5);
       e->body = r.text(6);
-      e->content_type = "application/json";
       e->hash = cache::fnv1a64(e->body);
       entries.emplace_back(svc::key_join(r.text(0), r.text(1), r.text(2), r.text(3)), std::move(e));
     }
