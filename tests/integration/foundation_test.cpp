@@ -130,6 +130,20 @@ TEST_CASE("pipelined requests are answered in order - HEAD gets the headers with
   CHECK(answer.find("Connection: close\r\n", third) != std::string::npos);
 }
 
+TEST_CASE("an unknown method is a 405 and is counted as method other - a client cannot mint metric series") {
+  TempDir dir;
+  Recgate rg(dir, minimal_config(dir));
+  const std::string answer =
+      raw_exchange(rg.port, "BREW-X1 /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  CHECK(answer.rfind("HTTP/1.1 405 Method Not Allowed\r\n", 0) == 0);
+  CHECK(answer.find("Allow: GET, HEAD\r\n") != std::string::npos);
+  auto m = http_get(rg.port, "/metrics");
+  REQUIRE(m.status == 200);
+  CHECK(m.body.find("BREW-X1") == std::string::npos);
+  CHECK(m.body.find("recgate_http_requests_total{route=\"method_not_allowed\",method=\"other\",status=\"405\"} 1") !=
+        std::string::npos);
+}
+
 TEST_CASE("access log lines are JSON with request id, method, target, status and duration") {
   TempDir dir;
   Recgate rg(dir, minimal_config(dir));
