@@ -262,6 +262,10 @@ int run_app(const Config& cfg) {
 
   http::Server server(opts, std::move(routes));
   st.server = &server;
+  Metrics::instance().add_collector([open = server.connections()](Metrics& m) {
+    m.gauge("recgate_http_connections", "Client connections open now.")
+        .set(static_cast<double>(open->load(std::memory_order_relaxed)));
+  });
 
   upstream::ClientOptions copts;
   copts.connect_timeout = std::chrono::milliseconds(cfg.upstream.connect_timeout_ms);

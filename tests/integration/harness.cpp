@@ -319,8 +319,9 @@ std::string raw_exchange(int port, const std::string& bytes, std::chrono::millis
   return out;
 }
 
-RawConnection::RawConnection(int port) {
+RawConnection::RawConnection(int port, int rcvbuf) {
   fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd_ >= 0 && rcvbuf > 0) ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(static_cast<std::uint16_t>(port));
@@ -349,9 +350,11 @@ RawConnection::Outcome RawConnection::read_until(const std::string& until, std::
                                                  std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   out.clear();
-  char buf[4096];
+  char buf[65536];
+  std::size_t searched = 0;  // `until` does not start before this offset
   for (;;) {
-    if (!until.empty() && out.find(until) != std::string::npos) return Outcome::found;
+    if (!until.empty() && out.find(until, searched) != std::string::npos) return Outcome::found;
+    if (out.size() >= until.size()) searched = out.size() - until.size() + 1;
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (fd_ < 0) return Outcome::closed;
     if (left.count() <= 0) return Outcome::timeout;

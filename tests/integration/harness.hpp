@@ -108,7 +108,9 @@ std::string raw_exchange(int port, const std::string& bytes, std::chrono::millis
 // A plain blocking TCP client for byte-level tests (slow or partial requests).
 class RawConnection {
  public:
-  explicit RawConnection(int port);
+  // rcvbuf > 0 sets SO_RCVBUF before connecting (a small window makes a
+  // client that does not read stall the server's writes).
+  explicit RawConnection(int port, int rcvbuf = 0);
   ~RawConnection();
   RawConnection(const RawConnection&) = delete;
   RawConnection& operator=(const RawConnection&) = delete;

@@ -72,6 +72,17 @@ TEST_CASE("ops: /metrics parses with the reference parser and counters move as r
   CHECK(get(after_hit, "recgate_cache_entries{api=\"mws\"}") >= 1);
   CHECK(after_hit.count("recgate_bucket_tokens{account=\"main\",operation=\"mws.ListRecommendations\"}") == 1);
   CHECK(after_hit.count("recgate_bucket_waiters{account=\"main\",operation=\"mws.ListRecommendations\"}") == 1);
+
+  // Open connections: the scrape's own, then two idle keep-alive ones more.
+  // (A connection closed just before may take a moment to leave the count.)
+  auto open_now = [&] { return get(scrape(rg.port, dir), "recgate_http_connections{}"); };
+  CHECK(wait_until([&] { return open_now() == 1.0; }, std::chrono::seconds(10)));
+  {
+    KeepAlive a(rg.port), b(rg.port);
+    REQUIRE(a.request("GET", "/healthz").status == 200);
+    REQUIRE(b.request("GET", "/healthz").status == 200);
+    CHECK(wait_until([&] { return open_now() == 3.0; }, std::chrono::seconds(10)));
+  }
 }
 
 TEST_CASE("ops: client keys guard /v1 (constant-time compare) - health and metrics need none") {

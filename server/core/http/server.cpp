@@ -23,7 +23,6 @@
 
 #include <array>
 #include <random>
-#include <unordered_map>
 #include <sstream>
 #include <thread>
 
@@ -210,6 +209,7 @@ struct Server::Impl {
   std::vector<CompiledPattern> patterns;  // patterns[i] is routes[i].pattern, split
   tcp::acceptor acceptor;
   std::atomic<int> inflight{0};
+  std::shared_ptr<std::atomic<std::int64_t>> connections = std::make_shared<std::atomic<std::int64_t>>(0);
   std::unique_ptr<net::steady_timer> drain_timer;
   Server* owner;
 
@@ -436,13 +436,27 @@ std::size_t write_now(tcp::socket& socket, const std::array<net::const_buffer, 2
   return ec ? 0 : n;
 }
 
+// Counts a connection open for as long as its session lives. Holds the
+// counter: a session frame still suspended at shutdown is destroyed with its
+// io_context, after the Server's Impl.
+struct ConnectionCount {
+  explicit ConnectionCount(std::shared_ptr<std::atomic<std::int64_t>> n) : n_(std::move(n)) {
+    n_->fetch_add(1, std::memory_order_relaxed);
+  }
+  ~ConnectionCount() { n_->fetch_sub(1, std::memory_order_relaxed); }
+  ConnectionCount(const ConnectionCount&) = delete;
+  ConnectionCount& operator=(const ConnectionCount&) = delete;
+  std::shared_ptr<std::atomic<std::int64_t>> n_;
+};
+
 awaitable<void> run_session(SessionShared s, tcp::socket socket) {
   const ServerOptions& opts = s.impl->opts;
+  const ConnectionCount counted(s.impl->connections);
   beast::tcp_stream stream(std::move(socket));
   beast::flat_buffer buffer;
   std::string head;  // the serialized response header, reused across the connection's requests
   {
-    // Lets write_all try a write without waiting (async operations are unaffected).
+    // Lets write_now try a write without waiting (async operations are unaffected).
     beast::error_code ignored;
     stream.socket().non_blocking(true, ignored);
   }
@@ -644,6 +658,8 @@ void Server::run() {
   ioc_.run();
   for (auto& t : extra) t.join();
 }
+
+std::shared_ptr<const std::atomic<std::int64_t>> Server::connections() const { return impl_->connections; }
 
 void Server::shutdown() {
   net::post(ioc_, [this] {

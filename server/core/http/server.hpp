@@ -99,6 +99,8 @@ class Server {
   // Safe from any thread and from a signal handler's asio callback.
   void shutdown();
   bool draining() const { return draining_.load(); }
+  // Client connections open now (a gauge; shared so a metrics collector may outlive the server).
+  std::shared_ptr<const std::atomic<std::int64_t>> connections() const;
 
   struct Impl;  // defined in server.cpp
 

@@ -1,0 +1,118 @@
+// recgate's HTTP server in-process (one I/O thread, port 0) with test routes:
+// a response larger than the socket buffers goes out in full to a slow reader
+// without holding up other connections, and a reader that stops reading is
+// dropped after read_timeout.
+#include <doctest/doctest.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <string>
+#include <thread>
+
+#include "core/http/server.hpp"
+#include "harness.hpp"
+
+using namespace rgtest;
+namespace http = recgate::http;
+
+namespace {
+
+// 8 MiB, more than the socket buffers can hold (Linux's default tcp_wmem
+// maximum is 4 MiB; the client's window is kept small), with a pattern that
+// shows any lost or reordered byte.
+const std::string& big_body() {
+  static const std::string body = [] {
+    std::string b;
+    b.reserve(8u << 20);
+    for (unsigned i = 0; b.size() < (8u << 20); ++i) b += std::to_string(i) + '\n';
+    return b;
+  }();
+  return body;
+}
+
+boost::asio::awaitable<http::Response> big(http::Context&) {
+  co_return http::text_response(200, big_body(), "text/plain");
+}
+
+boost::asio::awaitable<http::Response> small(http::Context&) {
+  co_return http::text_response(200, "small", "text/plain");
+}
+
+// The server on its own thread for the scope of a test.
+struct InProcessServer {
+  explicit InProcessServer(std::chrono::milliseconds read_timeout) {
+    http::ServerOptions opts;
+    opts.threads = 1;
+    opts.read_timeout = read_timeout;
+    opts.access_log = false;
+    opts.metrics = false;
+    std::vector<http::Route> routes;
+    routes.push_back(http::Route{http::Verb::get, "/big", "big", big});
+    routes.push_back(http::Route{http::Verb::get, "/small", "small", small});
+    server = std::make_unique<http::Server>(opts, std::move(routes));
+    port = server->start();
+    thread = std::thread([this] { server->run(); });
+  }
+  ~InProcessServer() {
+    server->shutdown();
+    thread.join();
+  }
+  std::unique_ptr<http::Server> server;
+  int port = 0;
+  std::thread thread;
+};
+
+constexpr int kSmallWindow = 4096;
+
+}  // namespace
+
+TEST_CASE("http server: a response larger than the socket buffers reaches a slow reader whole, and others are served meanwhile") {
+  InProcessServer srv(std::chrono::seconds(30));
+  RawConnection slow(srv.port, kSmallWindow);
+  REQUIRE(slow.send("GET /big HTTP/1.1\r\nHost: x\r\n\r\n"));
+  // The slow client has read nothing: the server's write is pending. With
+  // one I/O thread, this answer shows the pending write blocks nothing.
+  RawConnection other(srv.port);
+  REQUIRE(other.send("GET /small HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+  std::string got;
+  CHECK(other.read_to_close(got) == RawConnection::Outcome::closed);
+  CHECK(got.rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
+  CHECK(got.size() >= 5);
+  CHECK(got.substr(got.size() - 5) == "small");
+
+  // Now read the big answer to its last byte.
+  const std::string length_line = "Content-Length: " + std::to_string(big_body().size()) + "\r\n";
+  REQUIRE(slow.read_until("\r\n\r\n", got) == RawConnection::Outcome::found);
+  CHECK(got.find(length_line) != std::string::npos);
+  std::string body = got.substr(got.find("\r\n\r\n") + 4);
+  // The server keeps the connection open (keep-alive): read up to the last
+  // line of the body, which is unique in it.
+  std::string rest;
+  if (body.size() < big_body().size()) {
+    const std::string last_line = big_body().substr(big_body().rfind('\n', big_body().size() - 2) + 1);
+    CHECK(slow.read_until(last_line, rest, std::chrono::seconds(60)) == RawConnection::Outcome::found);
+    body += rest;
+  }
+  CHECK(body.size() == big_body().size());
+  CHECK(body == big_body());
+}
+
+TEST_CASE("http server: a client that stops reading its answer is dropped after read_timeout") {
+  InProcessServer srv(std::chrono::milliseconds(300));
+  RawConnection stalled(srv.port, kSmallWindow);
+  REQUIRE(stalled.send("GET /big HTTP/1.1\r\nHost: x\r\n\r\n"));
+  // Served while the stalled write is pending.
+  RawConnection other(srv.port);
+  REQUIRE(other.send("GET /small HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+  std::string got;
+  CHECK(other.read_to_close(got) == RawConnection::Outcome::closed);
+  CHECK(got.rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
+  // The server gives up on the stalled connection: its count drops to zero
+  // (the other one closed after its answer).
+  CHECK(wait_until([&] { return srv.server->connections()->load() == 0; }, std::chrono::seconds(10)));
+  // Reading now drains what the kernels had buffered, then meets the close:
+  // the body is cut short.
+  std::string all;
+  CHECK(stalled.read_to_close(all) == RawConnection::Outcome::closed);
+  CHECK(all.rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
+  CHECK(all.size() < big_body().size());
+}
