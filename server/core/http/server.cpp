@@ -1,6 +1,7 @@
 // The Beast coroutine server: accept loop, one session coroutine per
-// connection on its own strand (arm a deadline, read, dispatch through the
-// route table, write, honour keep-alive), limits, access log, graceful drain.
+// connection on the io_context of one I/O thread (read, parse, dispatch
+// through the route table, write, honour keep-alive; a deadline is armed only
+// while waiting on the client), limits, access log, graceful drain.
 #include "core/http/server.hpp"
 
 #include <boost/asio/as_tuple.hpp>

@@ -1,5 +1,5 @@
 // The HTTP/1.1 server on Beast coroutines, shared by recgate and the sandbox:
-// accept loop, one session per connection on its own strand, limits and
+// accept loop, one session per connection on one I/O thread's io_context, limits and
 // timeouts, request ids, access log, dispatch through a const route table,
 // graceful drain. Handlers are coroutines returning a response.
 #pragma once
