@@ -299,23 +299,9 @@ bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds tim
 }
 
 std::string raw_exchange(int port, const std::string& bytes, std::chrono::milliseconds timeout) {
-  net::io_context ioc;
-  beast::tcp_stream stream(ioc);
-  stream.expires_after(timeout);
-  beast::error_code ec;
-  stream.socket().connect({net::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)}, ec);
-  if (ec) return {};
+  RawConnection c(port);
   std::string out;
-  net::async_write(stream, net::buffer(bytes), [&](beast::error_code, std::size_t) {});
-  ioc.run();
-  ioc.restart();
-  char buf[4096];
-  std::function<void(beast::error_code, std::size_t)> on_read = [&](beast::error_code e, std::size_t n) {
-    out.append(buf, n);
-    if (!e) stream.async_read_some(net::buffer(buf), on_read);
-  };
-  stream.async_read_some(net::buffer(buf), on_read);
-  ioc.run();
+  if (c.send(bytes)) c.read_to_close(out, timeout);
   return out;
 }
 
