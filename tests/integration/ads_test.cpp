@@ -224,6 +224,23 @@ TEST_CASE("ads: 20 concurrent requests before any token exists make exactly one 
   check_no_secrets(rg.proc);
 }
 
+TEST_CASE("ads: 30 concurrent identical cold requests make exactly one upstream call and get the same answer") {
+  Sandbox sb({"--ads-json", R"({"rate_per_s":100,"burst":100})"});
+  TempDir dir;
+  Recgate rg(dir, test_config(dir, sb.port));
+  std::vector<HttpResponse> answers(30);
+  std::vector<std::thread> threads;
+  for (std::size_t i = 0; i < answers.size(); ++i)
+    threads.emplace_back([&, i] { answers[i] = ads_post(rg.port, R"({"adAsins":["B09LJWZT6G"],"count":4})"); });
+  for (auto& t : threads) t.join();
+  for (const auto& a : answers) {
+    CHECK(a.status == 200);
+    CHECK(a.body == answers[0].body);
+  }
+  CHECK(ads_requests(sb.port) == 1);
+  CHECK(token_requests(sb.port) == 1);
+}
+
 TEST_CASE("ads: with 2-second tokens, a 10-second run refreshes about 5 times and no 401 reaches a client") {
   Sandbox sb({"--ads-json", R"({"token_lifetime_s":2,"rate_per_s":50,"burst":50})"});
   TempDir dir;

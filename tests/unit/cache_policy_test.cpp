@@ -135,3 +135,24 @@ TEST_CASE("cache index: replace keeps byte accounting right") {
   CHECK(idx.erase("k"));
   CHECK(idx.bytes() == 0);
 }
+
+TEST_CASE("cache index: put_if_absent never replaces what a fetch stored (a disk read-back loses to it)") {
+  Index idx(10, 1 << 20);
+  auto fetched = std::make_shared<Entry>();
+  fetched->body = "new";
+  auto from_disk = std::make_shared<Entry>();
+  from_disk->body = "old, read back from SQLite";
+  idx.put("k", fetched);
+  const auto bytes = idx.bytes();
+  CHECK(idx.put_if_absent("k", from_disk) == fetched);
+  CHECK(idx.find("k") == fetched);
+  CHECK(idx.bytes() == bytes);
+  // Absent: inserted and counted.
+  CHECK(idx.put_if_absent("other", from_disk) == from_disk);
+  CHECK(idx.find("other") == from_disk);
+  CHECK(idx.bytes() == bytes + from_disk->bytes());
+  // A zero-sized index holds nothing and hands the entry back.
+  Index none(0, 0);
+  CHECK(none.put_if_absent("k", from_disk) == from_disk);
+  CHECK_FALSE(none.find("k"));
+}

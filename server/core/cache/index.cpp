@@ -35,6 +35,17 @@ void Index::put(const std::string& key, EntryPtr e) {
   if (map_.size() > max_entries_ || bytes_ > max_bytes_) evict_locked();
 }
 
+EntryPtr Index::put_if_absent(const std::string& key, EntryPtr e) {
+  if (max_entries_ == 0) return e;
+  e->last_access.store(tick_.fetch_add(1, std::memory_order_relaxed), std::memory_order_relaxed);
+  std::unique_lock lk(mu_);
+  auto [it, inserted] = map_.try_emplace(key, e);
+  if (!inserted) return it->second;
+  bytes_ += e->bytes();
+  if (map_.size() > max_entries_ || bytes_ > max_bytes_) evict_locked();
+  return e;
+}
+
 bool Index::erase(const std::string& key) {
   std::unique_lock lk(mu_);
   auto it = map_.find(key);

@@ -22,13 +22,12 @@ struct Entry {
   std::int64_t expires_at_ms = 0;  // Ads: TTL; 0: none
   std::string body;  // a JSON document (every cached answer is one)
   std::uint64_t hash = 0;  // of body (strong validator material)
-  std::uint64_t seq = 0;   // owner's fetch sequence number (0: loaded from disk)
   mutable std::atomic<std::uint64_t> last_access{0};
 
   Entry() = default;
   Entry(const Entry& o)
       : validator(o.validator), fetched_at_ms(o.fetched_at_ms), expires_at_ms(o.expires_at_ms),
-        body(o.body), hash(o.hash), seq(o.seq), last_access(o.last_access.load()) {}
+        body(o.body), hash(o.hash), last_access(o.last_access.load()) {}
   std::size_t bytes() const { return body.size() + 128; }
 };
 
@@ -42,6 +41,11 @@ class Index {
 
   EntryPtr find(const std::string& key) const;
   void put(const std::string& key, EntryPtr e);
+  // Inserts e unless key is already present; returns the entry now held for
+  // key (e, or the one already there). For copies read back from disk: a
+  // disk read can finish after a fetch stored a newer entry, and must not
+  // replace it. With a zero-sized index nothing is held and e is returned.
+  EntryPtr put_if_absent(const std::string& key, EntryPtr e);
   bool erase(const std::string& key);
   // Erases every key starting with prefix; returns how many.
   std::size_t erase_prefix(const std::string& prefix);

@@ -380,8 +380,13 @@ void keep_answer(Impl& s, const std::string& key, const std::string& account, co
 
 // `key` empty: a cursor request, never stored.
 awaitable<Expected<cache::EntryPtr>> fetch_answer(Impl* s, std::string key, std::string account,
-                                                  std::string request_key, ads::ProductRequest pr, Deadline deadline,
-                                                  std::string rid) {
+                                                  std::string request_key, ads::ProductRequest pr,
+                                                  cache::EntryPtr seen, Deadline deadline, std::string rid) {
+  // A flight for this key that ended between the caller's cache lookup and
+  // now has stored a fresh answer (another entry than the one it saw; `seen`
+  // is held, so its address is not reused): use it, do not call again.
+  if (!key.empty())
+    if (auto e = s->index.find(key); e && e != seen && now_ms() < e->expires_at_ms) co_return e;
   auto r = co_await call_ads(s, account, pr, deadline, rid);
   if (!r) co_return r.error();
   cache::EntryPtr e = make_entry(std::move(*r), s->cfg.ads.cache_ttl_s);
@@ -405,7 +410,8 @@ awaitable<cache::EntryPtr> find_entry(Impl* s, std::string key, std::string acco
     return e;
   };
   auto e = co_await s->store.run(query);
-  if (e) s->index.put(key, e);
+  // A fetch may have stored a newer entry while we read the disk: keep it.
+  if (e) e = s->index.put_if_absent(key, e);
   co_return e;
 }
 
@@ -465,7 +471,8 @@ awaitable<Response> handle_product_recommendations(Impl* s, Context& ctx) {
     if (opts.directives.only_if_cached) co_return http::problem_response(not_cached(true));
     const std::string no_key;
     const std::string no_request_key;
-    auto r = co_await fetch_answer(s, no_key, account, no_request_key, *pr, opts.deadline, opts.request_id);
+    const cache::EntryPtr none;  // a named local: g++ 12 and temporaries in co_await expressions
+    auto r = co_await fetch_answer(s, no_key, account, no_request_key, *pr, none, opts.deadline, opts.request_id);
     if (!r) co_return http::problem_response(r.error());
     co_return finish(ctx, **r, "recgate; fwd=bypass", 0);
   }
@@ -487,9 +494,9 @@ awaitable<Response> handle_product_recommendations(Impl* s, Context& ctx) {
   }
 
   bool joined = false;
-  Coalescer<Expected<cache::EntryPtr>>::Work work = [s, key, account, request_key, req = *pr,
+  Coalescer<Expected<cache::EntryPtr>>::Work work = [s, key, account, request_key, req = *pr, seen = entry,
                                                       d = opts.deadline, rid = opts.request_id]() {
-    return fetch_answer(s, key, account, request_key, req, d, rid);
+    return fetch_answer(s, key, account, request_key, req, seen, d, rid);
   };
   auto res = co_await s->answer_flights.run(key, work, &joined);
   if (joined) count_coalesced("ads.answer");

@@ -55,7 +55,6 @@ void json_opt_string(std::string& out, const std::optional<std::string>& s) {
 
 struct Snapshot {
   std::int64_t checked_at_ms = 0;
-  std::uint64_t seq = 0;  // Impl::fetch_seq when fetched (0: loaded from disk)
   std::vector<std::pair<std::string, std::optional<std::string>>> per_category;
 
   std::optional<std::string> of(const std::string& category) const {
@@ -121,7 +120,6 @@ struct MwsService::Impl {
   net::any_io_executor ex;
   cache::PolicyConfig policy;
   cache::Index index;
-  std::atomic<std::uint64_t> fetch_seq{0};  // completed upstream fetches, in order
   mutable std::shared_mutex snap_mu;  // read on every hit: shared
   std::unordered_map<std::string, SnapshotPtr> snapshots;  // account|marketplace
   Coalescer<Expected<SnapshotPtr>> snapshot_flights;
@@ -249,7 +247,6 @@ awaitable<Expected<SnapshotPtr>> fetch_snapshot(Impl* s, std::string account, mw
   if (!parsed) co_return parsed.error();
   auto snap = std::make_shared<Snapshot>();
   snap->checked_at_ms = now_ms();
-  snap->seq = ++s->fetch_seq;
   snap->per_category = parsed->per_category;
   const std::string key = svc::key_join(account, mp.id);
   {
@@ -272,11 +269,12 @@ awaitable<Expected<SnapshotPtr>> fetch_snapshot(Impl* s, std::string account, mw
 }
 
 awaitable<Expected<SnapshotPtr>> snapshot_work(Impl* s, std::string account, mws::Marketplace mp,
-                                               std::uint64_t seen_seq,
+                                               SnapshotPtr seen,
                                                std::chrono::steady_clock::time_point deadline, std::string request_id) {
-  // Re-checked by a flight that ended after this request arrived: reuse it.
-  if (auto snap = s->snapshot(svc::key_join(account, mp.id)); snap && snap->seq > seen_seq)
-    co_return snap;
+  // Re-checked by a flight that ended after this request looked (the
+  // snapshot is no longer the one it saw): reuse it. `seen` is held, so its
+  // address cannot be reused by a newer snapshot.
+  if (auto snap = s->snapshot(svc::key_join(account, mp.id)); snap && snap != seen) co_return snap;
   co_return co_await fetch_snapshot(s, std::move(account), std::move(mp), deadline, std::move(request_id));
 }
 
@@ -288,7 +286,7 @@ struct SnapState {
 };
 
 awaitable<SnapState> get_snapshot(Impl* s, std::string account, mws::Marketplace mp, bool force, bool only_cached,
-                                  std::uint64_t seen_seq, std::chrono::steady_clock::time_point deadline,
+                                  std::chrono::steady_clock::time_point deadline,
                                   std::string request_id) {
   SnapState st;
   const std::string key = svc::key_join(account, mp.id);
@@ -299,8 +297,8 @@ awaitable<SnapState> get_snapshot(Impl* s, std::string account, mws::Marketplace
   bool joined = false;
   // Named local, not a temporary in the co_await expression: g++ 12 mishandles
   // non-trivial temporaries (closures) there.
-  Coalescer<Expected<SnapshotPtr>>::Work work = [s, account, mp, seen_seq, deadline, request_id]() {
-    return snapshot_work(s, account, mp, seen_seq, deadline, request_id);
+  Coalescer<Expected<SnapshotPtr>>::Work work = [s, account, mp, seen = st.snap, deadline, request_id]() {
+    return snapshot_work(s, account, mp, seen, deadline, request_id);
   };
   auto res = co_await s->snapshot_flights.run(key, work, &joined);
   if (joined)
@@ -340,17 +338,25 @@ awaitable<cache::EntryPtr> find_entry(Impl* s, std::string key, std::string acco
     entry->hash = cache::fnv1a64(entry->body);
     return entry;
   });
-  if (e) s->index.put(key, e);
+  // A fetch may have stored a newer entry while we read the disk: keep it.
+  // (Overwriting it with this older copy also lost the fetch's answer for
+  // requests that missed at the same time, which then called upstream again.)
+  if (e) e = s->index.put_if_absent(key, e);
   co_return e;
 }
 
 awaitable<Expected<cache::EntryPtr>> fetch_list(Impl* s, std::string key, std::string account, mws::Marketplace mp,
                                                 std::string category, std::vector<std::string> filters,
-                                                std::optional<std::string> validator, std::uint64_t seen_seq,
-                                                std::chrono::steady_clock::time_point deadline, std::string request_id) {
+                                                std::optional<std::string> validator, cache::SnapshotView view,
+                                                cache::EntryPtr seen, std::chrono::steady_clock::time_point deadline,
+                                                std::string request_id) {
   // A flight for this key that ended between our cache lookup and now has
-  // already stored what we need: use it instead of calling upstream again.
-  if (auto e = s->index.find(key); e && e->seq > seen_seq && e->validator == validator)
+  // already stored what we need: an entry other than the one we saw (held in
+  // `seen`, so its address is not reused) and fresh under our snapshot. Use
+  // it instead of calling upstream again.
+  if (auto e = s->index.find(key);
+      e && e != seen &&
+      cache::classify(category, {e->validator, e->fetched_at_ms}, view, now_ms(), s->policy) == cache::Verdict::fresh)
     co_return e;
   std::vector<std::string> members;
   std::string action = "ListRecommendations";
@@ -389,7 +395,6 @@ awaitable<Expected<cache::EntryPtr>> fetch_list(Impl* s, std::string key, std::s
   auto entry = std::make_shared<cache::Entry>();
   entry->validator = validator;
   entry->fetched_at_ms = now_ms();
-  entry->seq = ++s->fetch_seq;
   entry->body = "[";
   for (std::size_t i = 0; i < members.size(); ++i) {
     if (i) entry->body += ',';
@@ -424,9 +429,6 @@ struct CategoryAnswer {
 struct RequestOptions {
   cache::RequestDirectives directives;
   std::chrono::steady_clock::time_point deadline;
-  // fetch_seq at arrival: a fetch that completed later (seq greater) may be
-  // reused instead of calling upstream again (closes the coalescing gap).
-  std::uint64_t seen_seq = 0;
   std::string request_id;       // for upstream log lines (a coalesced call logs its leader's)
 };
 
@@ -436,7 +438,6 @@ RequestOptions request_options(const Impl& s, const Context& ctx) {
   int wait = s.cfg.throttle.max_wait_s;
   if (auto w = cache::parse_prefer_wait(std::string(ctx.header("Prefer")))) wait = std::min(*w, 3600);
   o.deadline = std::chrono::steady_clock::now() + std::chrono::seconds(wait);
-  o.seen_seq = s.fetch_seq.load();
   o.request_id = ctx.request_id;
   return o;
 }
@@ -467,9 +468,9 @@ awaitable<Expected<CategoryAnswer>> answer_category(Impl* s, std::string account
   const std::optional<std::string> validator =
       category == "ListingQuality" ? std::optional<std::string>{} : view.last_updated;
   Coalescer<Expected<cache::EntryPtr>>::Work work = [s, key, account, mp, category, filters, validator,
-                                                      nb = opts.seen_seq, d = opts.deadline,
+                                                      view, seen = entry, d = opts.deadline,
                                                       rid = opts.request_id]() {
-    return fetch_list(s, key, account, mp, category, filters, validator, nb, d, rid);
+    return fetch_list(s, key, account, mp, category, filters, validator, view, seen, d, rid);
   };
   auto res = co_await s->list_flights.run(key, work, &joined);
   if (joined)
@@ -569,7 +570,7 @@ awaitable<Response> handle_recommendations(Impl* s, Context& ctx) {
   const RequestOptions opts = request_options(*s, ctx);
 
   SnapState snap = co_await get_snapshot(s, account, mp, opts.directives.no_cache, opts.directives.only_if_cached,
-                                         opts.seen_seq, opts.deadline, opts.request_id);
+                                         opts.deadline, opts.request_id);
   std::vector<CategoryAnswer> answers;
   for (const auto& category : q->categories) {
     auto a = co_await answer_category(s, account, mp, category, q->filters, snap, opts);
@@ -587,7 +588,7 @@ awaitable<Response> handle_last_updated(Impl* s, Context& ctx) {
   const mws::Marketplace mp = *mws::find_marketplace(*mpid);
   const RequestOptions opts = request_options(*s, ctx);
   SnapState snap = co_await get_snapshot(s, account, mp, opts.directives.no_cache, opts.directives.only_if_cached,
-                                         opts.seen_seq, opts.deadline, opts.request_id);
+                                         opts.deadline, opts.request_id);
   cache::Outcome outcome = snap.outcome;
   if (!snap.snap) {
     if (opts.directives.only_if_cached)
