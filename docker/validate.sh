@@ -6,6 +6,8 @@
 #      (loopback ports, secrets wired to *_FILE, health-gated start, ...)
 #   4. Sandbox credentials in docker/secrets/*.example match config/sandbox.json
 #   5. recgate --check-config on docker/recgate.compose.json with those secrets
+#   6. Profile "monitoring": pinned official images, provisioning files mounted
+#      where Prometheus and Grafana look, promtool check config
 # Called by `scripts/dev.sh test` after ctest. Exits non-zero on any problem.
 # A tool that cannot be installed (offline) is skipped with a warning, except
 # under CI=true or RECGATE_VALIDATE_STRICT=1, where that is an error too.
@@ -136,9 +138,12 @@ for name, s in svcs.items():
         bad.append(f"{name}: no healthcheck")
     if s.get("restart") != "unless-stopped":
         bad.append(f"{name}: restart is not unless-stopped")
-    b = s.get("build", {})
-    if os.path.realpath(b.get("context", "")) != os.path.realpath(root) or b.get("dockerfile") != "docker/Dockerfile":
-        bad.append(f"{name}: build must be context .. (the repository root), dockerfile docker/Dockerfile")
+    if name in ("recgate", "sandbox"):
+        b = s.get("build", {})
+        if os.path.realpath(b.get("context", "")) != os.path.realpath(root) or b.get("dockerfile") != "docker/Dockerfile":
+            bad.append(f"{name}: build must be context .. (the repository root), dockerfile docker/Dockerfile")
+        if s.get("profiles"):
+            bad.append(f"{name}: must run without a profile")
 rg, sb = svcs.get("recgate", {}), svcs.get("sandbox", {})
 dep = rg.get("depends_on", {})
 if not isinstance(dep, dict) or dep.get("sandbox", {}).get("condition") != "service_healthy":
@@ -179,11 +184,56 @@ for v in strings(json.load(open(os.path.join(d, "recgate.compose.json")))):
 for var in sorted(used):
     if var not in env and var + "_FILE" not in env:
         bad.append(f"recgate.compose.json uses ${{{var}}} but the recgate service sets neither {var} nor {var}_FILE")
+# Profile "monitoring": official images, pinned; every mounted file exists and
+# lands where the other side looks for it.
+def mounts(svc):
+    out = {}
+    for v in svc.get("volumes", []):
+        parts = str(v).split(":")
+        if parts[0].startswith("/"):
+            out[parts[1]] = parts[0]
+    return out
+prom, graf = svcs.get("prometheus", {}), svcs.get("grafana", {})
+for name, svc, repo in (("prometheus", prom, "prom/prometheus"), ("grafana", graf, "grafana/grafana")):
+    if svc.get("profiles") != ["monitoring"]:
+        bad.append(f"{name}: must be in profile monitoring only")
+    image = svc.get("image", "")
+    if not re.fullmatch(re.escape(repo) + r":v?[0-9]+\.[0-9]+\.[0-9]+", image):
+        bad.append(f"{name}: image must be {repo} with a pinned version tag (got {image!r})")
+    for target, source in mounts(svc).items():
+        if not os.path.isfile(source):
+            bad.append(f"{name}: mounts {source}, which does not exist")
+pm, gm = mounts(prom), mounts(graf)
+want = {"/etc/prometheus/prometheus.yml": "prometheus/prometheus.yml", "/etc/prometheus/alerts.yml": "prometheus/alerts.yml"}
+for target, rel in want.items():
+    if os.path.realpath(pm.get(target, "")) != os.path.realpath(os.path.join(d, rel)):
+        bad.append(f"prometheus: docker/{rel} must be mounted at {target}")
+pcfg = yaml.safe_load(open(os.path.join(d, "prometheus", "prometheus.yml")))
+if pcfg.get("rule_files") != ["alerts.yml"]:
+    bad.append("prometheus.yml: rule_files must be [alerts.yml] (beside it in the container)")
+rg_port = json.load(open(os.path.join(d, "recgate.compose.json")))["listen"].rsplit(":", 1)[1]
+targets = [t for sc in pcfg.get("scrape_configs", []) for s in sc.get("static_configs", []) for t in s.get("targets", [])]
+if f"recgate:{rg_port}" not in targets:
+    bad.append(f"prometheus.yml: must scrape recgate:{rg_port} (recgate.compose.json listen)")
+dash_dir = yaml.safe_load(open(os.path.join(d, "grafana", "provisioning", "dashboards.yml")))["providers"][0]["options"]["path"]
+if os.path.realpath(gm.get(dash_dir + "/recgate.json", "")) != os.path.realpath(os.path.join(d, "grafana", "recgate.json")):
+    bad.append(f"grafana: docker/grafana/recgate.json must be mounted in the provider path {dash_dir}")
+for kind, f in (("datasources", "datasources.yml"), ("dashboards", "dashboards.yml")):
+    if not any(t.startswith(f"/etc/grafana/provisioning/{kind}/") and os.path.realpath(src) ==
+               os.path.realpath(os.path.join(d, "grafana", "provisioning", f)) for t, src in gm.items()):
+        bad.append(f"grafana: docker/grafana/provisioning/{f} must be mounted under /etc/grafana/provisioning/{kind}/")
+ds = yaml.safe_load(open(os.path.join(d, "grafana", "provisioning", "datasources.yml")))["datasources"]
+if not any(x.get("type") == "prometheus" and x.get("url") == "http://prometheus:9090" for x in ds):
+    bad.append("grafana datasources.yml: needs a prometheus data source at http://prometheus:9090")
+dash = json.load(open(os.path.join(d, "grafana", "recgate.json")))
+exprs = [t.get("expr", "") for p in dash.get("panels", []) for t in p.get("targets", [])]
+if not exprs or any("recgate_" not in e and not e.startswith("up{") for e in exprs):
+    bad.append("grafana/recgate.json: every panel query must name a recgate_* metric (or up)")
 for b in bad:
     print("docker/validate: FAIL: docker-compose.yml: " + b, file=sys.stderr)
 sys.exit(1 if bad else 0)
 PY
-    then ok "docker-compose.yml: loopback ports, health-gated start, secrets wired, named /data volume"
+    then ok "docker-compose.yml: loopback ports, health-gated start, secrets wired, named /data volume, monitoring profile provisioned"
     else fail "docker-compose.yml rules (see above)"; fi
     rm -f "$tmp"
   else
@@ -255,6 +305,18 @@ if [ -n "$BIN" ]; then
   fi
 else
   echo "docker/validate: WARNING: no recgate binary (build/ or build-asan/, or RECGATE_BIN); --check-config skipped" >&2
+fi
+
+# ---- 6. Monitoring profile: the Prometheus config and its rules ---------------------
+if command -v promtool >/dev/null 2>&1; then
+  if out=$(promtool check config "$D/prometheus/prometheus.yml" 2>&1); then
+    ok "promtool check config docker/prometheus/prometheus.yml (with alerts.yml)"
+  else
+    echo "$out" >&2
+    fail "promtool check config rejects docker/prometheus/prometheus.yml"
+  fi
+else
+  unavailable "promtool (Debian package prometheus)"
 fi
 
 if [ "$failures" -gt 0 ]; then

@@ -22,6 +22,19 @@ deps() {
     $sudo apt-get update
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends "${missing[@]}"
   fi
+  node_deps
+}
+
+# Node.js + npm for the OpenAPI lint (Redocly CLI, pinned in tests/openapi):
+# Debian's nodejs and npm when no npm is on PATH. A NodeSource node bundles
+# its own npm, which Debian's npm package would conflict with.
+node_deps() {
+  command -v npm >/dev/null 2>&1 && command -v node >/dev/null 2>&1 && return 0
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "installing: nodejs npm"
+  $sudo apt-get update
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends nodejs npm
 }
 
 jobs() { nproc 2>/dev/null || echo 2; }
@@ -37,6 +50,7 @@ test_all() {
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
   export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
   ctest --test-dir "$ROOT/build-asan" --output-on-failure -j"$(jobs)" --timeout 600
+  bash "$ROOT/tests/openapi/lint.sh"
   bash "$ROOT/docker/validate.sh"
 }
 

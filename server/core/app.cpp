@@ -14,6 +14,7 @@
 #include "core/log.hpp"
 #include "core/metrics.hpp"
 #include "core/mws/model.hpp"
+#include "core/openapi.hpp"
 #include "core/services/ads_service.hpp"
 #include "core/services/mws_service.hpp"
 #include "core/store.hpp"
@@ -89,6 +90,30 @@ awaitable<Response> handle_metrics(const AppState*, Context&) {
   co_return http::text_response(200, Metrics::instance().render(), "text/plain; version=0.0.4; charset=utf-8");
 }
 
+awaitable<Response> handle_openapi(const AppState*, Context&) {
+  co_return http::text_response(200, std::string(openapi_document()), "application/yaml");
+}
+
+// What an upstream is and whether Amazon still serves it (see the README's
+// "The two upstreams"): MWS was retired on 2024-04-01, the Ads API is live.
+void write_upstream_kind(rapidjson::Writer<rapidjson::StringBuffer>& w, const std::string& endpoint, bool retired) {
+  const bool amazon = endpoint.empty();
+  w.StartObject();
+  w.Key("kind"); w.String(amazon ? "amazon" : "custom");
+  w.Key("endpoint"); w.String(amazon ? "amazon" : endpoint.c_str());
+  w.Key("state"); w.String(retired ? "retired" : "live");
+  w.Key("detail");
+  if (retired)
+    w.String(amazon ? "Amazon retired MWS on 2024-04-01 and deleted its credentials on 2024-04-22: calls to Amazon "
+                      "cannot succeed; point mws.endpoint at recgate-sandbox or another stand-in that speaks MWS"
+                    : "Amazon retired MWS on 2024-04-01; this endpoint is a stand-in that speaks MWS "
+                      "(recgate-sandbox or another)");
+  else
+    w.String(amazon ? "the Ads API is live at Amazon; calls go to Amazon's regional hosts"
+                    : "the Ads API is live at Amazon; this endpoint is a stand-in (recgate-sandbox or another)");
+  w.EndObject();
+}
+
 awaitable<Response> handle_status(const AppState* st, Context& ctx) {
   if (!authorized(*st, ctx)) co_return co_await unauthorized();
   rapidjson::StringBuffer sb;
@@ -100,6 +125,13 @@ awaitable<Response> handle_status(const AppState* st, Context& ctx) {
   w.Bool(st->server && st->server->draining());
   w.Key("schemaVersion");
   w.Int(st->store->schema_version());
+  w.Key("upstreams");
+  w.StartObject();
+  w.Key("mws");
+  write_upstream_kind(w, st->cfg.mws.endpoint, true);
+  w.Key("ads");
+  write_upstream_kind(w, st->cfg.ads.endpoint, false);
+  w.EndObject();
   w.Key("buckets");
   w.StartArray();
   for (const auto& b : st->throttler->status()) {
@@ -241,6 +273,7 @@ int run_app(const Config& cfg) {
       route(http::Verb::get, "/healthz", "healthz", &st, handle_healthz),
       route(http::Verb::get, "/readyz", "readyz", &st, handle_readyz),
       route(http::Verb::get, "/metrics", "metrics", &st, handle_metrics),
+      route(http::Verb::get, "/openapi.yaml", "openapi", &st, handle_openapi),
       route(http::Verb::get, "/v1/status", "status", &st, handle_status),
       route(http::Verb::get, "/v1/mws/{account}/recommendations", "mws_recommendations", &st,
             handle_mws_recommendations, true),

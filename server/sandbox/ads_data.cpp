@@ -164,7 +164,7 @@ Universe build_universe(const AdsQuery& q, const AdsSandboxConfig& cfg) {
 
 }  // namespace
 
-std::string ads_error_body(const AdsError& e) {
+std::string ads_error_body(const AdsError& e, std::string_view request_id) {
   rapidjson::StringBuffer sb;
   Writer w(sb);
   w.StartObject();
@@ -172,6 +172,10 @@ std::string ads_error_body(const AdsError& e) {
   str(w, e.code);
   w.Key("details");
   str(w, e.details);
+  if (!request_id.empty()) {
+    w.Key("requestId");
+    str(w, request_id);
+  }
   w.EndObject();
   return std::string(sb.GetString(), sb.GetSize());
 }

@@ -15,13 +15,14 @@
 
 namespace recgate::sandbox {
 
-// An Ads error answer: {"code": code, "details": details} with HTTP status.
+// An Ads error answer: {"code": code, "details": details} with HTTP status
+// (and "requestId" when one is given, as the live API adds to a 401).
 struct AdsError {
   int status = 400;
   std::string code;
   std::string details;
 };
-std::string ads_error_body(const AdsError& e);
+std::string ads_error_body(const AdsError& e, std::string_view request_id = {});
 
 struct AdsQuery {
   std::vector<std::string> ad_asins;

@@ -97,6 +97,27 @@ AdsOutcome AdsState::error(int status, std::string code, std::string details) {
   return o;
 }
 
+AdsOutcome AdsState::authentication_failed() {
+  static const char* hex = "0123456789ABCDEF";
+  std::string request_id;
+  for (int i = 0; i < 20; ++i) request_id += hex[rng_() % 16];
+  AdsOutcome o = error(401, "401", "Authentication failed");
+  o.body = ads_error_body(AdsError{401, "401", "Authentication failed"}, request_id);
+  return o;
+}
+
+AdsOutcome AdsState::throttled(int retry_after_s) {
+  ++rate_limited_;
+  AdsOutcome o;
+  o.status = 429;
+  o.body = R"({"message":"Too Many Requests"})";
+  o.headers.emplace_back("Content-Type", "application/json");
+  o.headers.emplace_back("amazon-advertising-api-throttled", "true");
+  if (retry_after_s > 0) o.headers.emplace_back("Retry-After", std::to_string(retry_after_s));
+  o.code = "429";
+  return o;
+}
+
 std::optional<AdsFault> AdsState::take_fault(std::string_view target) {
   for (auto it = faults_.begin(); it != faults_.end(); ++it) {
     if (it->target != target) continue;
@@ -116,15 +137,14 @@ AdsOutcome AdsState::fault_outcome(const AdsFault& f, bool token_endpoint) {
         : f.status == 401 ? lwa_error(401, "invalid_client", "Client authentication failed")
                           : lwa_error(f.status, "invalid_request", "Injected fault");
   } else if (f.status == 429) {
-    ++rate_limited_;
-    o = error(429, "429", "Request was rate-limited. Retry later.");
+    o = throttled(f.retry_after_s >= 0 ? f.retry_after_s : cfg_.retry_after_s);
   } else if (f.status == 401) {
-    o = error(401, "UNAUTHORIZED", "Unauthorized");
+    o = authentication_failed();
   } else {
     o = error(f.status, std::to_string(f.status),
               f.status >= 500 ? "Something went wrong on the server. Retry later." : "Injected fault");
   }
-  if (f.status == 429) {
+  if (f.status == 429 && token_endpoint) {
     const int ra = f.retry_after_s >= 0 ? f.retry_after_s : cfg_.retry_after_s;
     if (ra > 0) o.headers.emplace_back("Retry-After", std::to_string(ra));
   }
@@ -219,10 +239,9 @@ AdsOutcome AdsState::recommendations_locked(const AdsInput& in, TimePoint now) {
   // Who is calling: bearer token, application, advertiser (reference B.1 errors).
   constexpr std::string_view bearer = "Bearer ";
   if (in.authorization.size() <= bearer.size() || in.authorization.compare(0, bearer.size(), bearer) != 0)
-    return error(401, "UNAUTHORIZED", "Unauthorized: missing Authorization: Bearer <access token>");
+    return authentication_failed();
   auto tok = tokens_.find(in.authorization.substr(bearer.size()));
-  if (tok == tokens_.end()) return error(401, "UNAUTHORIZED", "Unauthorized: unknown access token");
-  if (tok->second.expires_at <= now) return error(401, "UNAUTHORIZED", "Unauthorized: the access token has expired");
+  if (tok == tokens_.end() || tok->second.expires_at <= now) return authentication_failed();
   if (in.client_id.empty())
     return error(401, "UNAUTHORIZED", "Unauthorized: Amazon-Advertising-API-ClientId header is missing");
   if (in.client_id != tok->second.client_id)
@@ -253,12 +272,7 @@ AdsOutcome AdsState::recommendations_locked(const AdsInput& in, TimePoint now) {
                      std::string(kThemesType));
   const bool themes = shape == kThemesType;
 
-  if (!bucket_.try_take(now)) {
-    ++rate_limited_;
-    AdsOutcome o = error(429, "429", "Request was rate-limited. Retry later.");
-    if (cfg_.retry_after_s > 0) o.headers.emplace_back("Retry-After", std::to_string(cfg_.retry_after_s));
-    return o;
-  }
+  if (!bucket_.try_take(now)) return throttled(cfg_.retry_after_s);
   ++ads_by_shape_[themes ? "theme" : "asin"];
 
   auto q = parse_ads_query(in.body);

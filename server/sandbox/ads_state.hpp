@@ -91,6 +91,12 @@ class AdsState {
   };
 
   AdsOutcome error(int status, std::string code, std::string details);
+  // The live Ads API's shapes (reference B, issue 17): a bad or expired bearer
+  // token is 401 {"code":"401","details":"Authentication failed","requestId"};
+  // a throttle is 429 {"message":"Too Many Requests"} with
+  // amazon-advertising-api-throttled: true, Retry-After only if configured.
+  AdsOutcome authentication_failed();
+  AdsOutcome throttled(int retry_after_s);
   std::optional<AdsFault> take_fault(std::string_view target);
   AdsOutcome fault_outcome(const AdsFault& f, bool token_endpoint);
   AdsOutcome token_locked(const TokenInput& in, TimePoint now);

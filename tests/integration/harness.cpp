@@ -25,7 +25,9 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <cstdlib>
 #include <regex>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 
@@ -192,6 +194,61 @@ std::vector<std::string> Process::lines() const {
   return lines_;
 }
 
+namespace {
+
+std::mutex recgate_ports_mu;
+std::set<int> recgate_ports;  // ports of the Recgate processes alive in this test process
+
+void append_json_string(std::string& out, const std::string& s) {
+  out += '"';
+  for (unsigned char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      out += buf;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  out += '"';
+}
+
+}  // namespace
+
+void record_answer(int port, const std::string& method, const std::string& target, const HttpResponse& res) {
+  const char* log = std::getenv("RECGATE_ANSWER_LOG");
+  if (!log || !*log || res.status == 0) return;
+  {
+    std::lock_guard lk(recgate_ports_mu);
+    if (!recgate_ports.count(port)) return;
+  }
+  std::string line = "{\"method\":";
+  append_json_string(line, method);
+  line += ",\"path\":";
+  append_json_string(line, target.substr(0, target.find('?')));
+  line += ",\"status\":" + std::to_string(res.status) + ",\"headers\":{";
+  bool first = true;
+  for (const auto& [k, v] : res.headers) {
+    if (!first) line += ',';
+    first = false;
+    append_json_string(line, k);
+    line += ':';
+    append_json_string(line, v);
+  }
+  line += "},\"body\":";
+  append_json_string(line, res.body);
+  line += "}\n";
+  // One write(2) with O_APPEND: lines from test processes running in parallel do not interleave.
+  const int fd = ::open(log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) throw std::runtime_error(std::string("cannot open RECGATE_ANSWER_LOG ") + log);
+  const ssize_t n = ::write(fd, line.data(), line.size());
+  ::close(fd);
+  if (n != static_cast<ssize_t>(line.size())) throw std::runtime_error("short write to RECGATE_ANSWER_LOG");
+}
+
 HttpResponse http_request(int port, const std::string& method, const std::string& target, const std::string& body,
                           const std::vector<std::pair<std::string, std::string>>& headers,
                           std::chrono::milliseconds timeout) {
@@ -240,6 +297,7 @@ HttpResponse http_request(int port, const std::string& method, const std::string
   } catch (const std::exception& e) {
     out.error = e.what();
   }
+  record_answer(port, method, target, out);
   return out;
 }
 
@@ -286,6 +344,7 @@ HttpResponse KeepAlive::request(const std::string& method, const std::string& ta
     out.headers[name] = std::string(f.value());
   }
   out.body = res.body();
+  record_answer(impl_->port, method, target, out);
   return out;
 }
 
@@ -376,7 +435,15 @@ Recgate::Recgate(const TempDir& dir, const std::string& config_json,
             return std::vector<std::string>{RECGATE_BIN, "--config", dir.file(name)};
           }(),
           std::move(env)),
-      port(proc.wait_for_port()) {}
+      port(proc.wait_for_port()) {
+  std::lock_guard lk(recgate_ports_mu);
+  recgate_ports.insert(port);
+}
+
+Recgate::~Recgate() {
+  std::lock_guard lk(recgate_ports_mu);
+  recgate_ports.erase(port);
+}
 
 std::string test_config(const TempDir& dir, int sandbox_port, const std::string& extra, const std::string& mws_extra,
                         const std::string& ads_extra) {

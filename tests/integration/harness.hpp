@@ -135,12 +135,22 @@ struct Sandbox {
 };
 
 // recgate with `config_json` (a full JSON object) written to a temp dir.
+// While it lives, every answer from its port is recorded (see record_answer).
 struct Recgate {
   Recgate(const TempDir& dir, const std::string& config_json,
           std::vector<std::pair<std::string, std::string>> env = {}, const std::string& name = "recgate.json");
+  ~Recgate();
+  Recgate(const Recgate&) = delete;
+  Recgate& operator=(const Recgate&) = delete;
   Process proc;
   int port;
 };
+
+// When RECGATE_ANSWER_LOG names a file and `port` is a live Recgate's, appends
+// one JSON line {method, path, status, headers, body} for an answer recgate
+// gave: tests/openapi/check_answers.py validates each against docs/openapi.yaml.
+// http_request and KeepAlive call it; tests that read raw bytes do not.
+void record_answer(int port, const std::string& method, const std::string& target, const HttpResponse& res);
 
 // A recgate config for tests: port 0, the database in `dir`, MWS and Ads
 // pointed at the sandbox on `sandbox_port` with the sandbox's credentials.

@@ -271,8 +271,9 @@ TEST_CASE("ads sandbox: recommendations check token, client id, scope, media typ
     const char* says;
   };
   const Case cases[] = {
-      {"no bearer", [](AdsInput& in) { in.authorization.clear(); }, 401, "UNAUTHORIZED", "Bearer"},
-      {"unknown token", [](AdsInput& in) { in.authorization = "Bearer Atza|nope"; }, 401, "UNAUTHORIZED", "unknown"},
+      // A missing or unknown bearer token: the live API's {"code":"401","details":"Authentication failed"}.
+      {"no bearer", [](AdsInput& in) { in.authorization.clear(); }, 401, "401", "Authentication failed"},
+      {"unknown token", [](AdsInput& in) { in.authorization = "Bearer Atza|nope"; }, 401, "401", "Authentication failed"},
       {"no client id", [](AdsInput& in) { in.client_id.clear(); }, 401, "UNAUTHORIZED", "ClientId"},
       {"other client id", [](AdsInput& in) { in.client_id = "amzn1.other"; }, 401, "UNAUTHORIZED", "ClientId"},
       {"no scope", [](AdsInput& in) { in.scope.clear(); }, 401, "UNAUTHORIZED", "Scope header is missing"},
@@ -304,7 +305,9 @@ TEST_CASE("ads sandbox: recommendations check token, client id, scope, media typ
   // The token expires after its lifetime.
   auto expired = st.recommendations(good_input(token), kT0 + std::chrono::seconds(2));
   CHECK(expired.status == 401);
-  CHECK(json(expired.body)["details"].GetString() == doctest::Contains("expired"));
+  CHECK(error_code(expired) == "401");
+  CHECK(json(expired.body)["details"].GetString() == std::string("Authentication failed"));
+  CHECK(json(expired.body)["requestId"].GetStringLength() == 20);
   auto stats = json(st.stats_json());
   CHECK(stats["requests"]["by_status"]["401"].GetInt() == 7);
   CHECK(std::string(stats["last_request"]["content_type"].GetString()) == kReqType);
@@ -317,10 +320,15 @@ TEST_CASE("ads sandbox: rate bucket answers 429 with Retry-After, restores at ra
   for (int i = 0; i < 3; ++i) CHECK(st.recommendations(good_input(token), kT0).status == 200);
   auto limited = st.recommendations(good_input(token), kT0);
   CHECK(limited.status == 429);
-  CHECK(json(limited.body)["details"].GetString() == std::string("Request was rate-limited. Retry later."));
-  bool has_retry_after = false;
-  for (const auto& [k, v] : limited.headers) has_retry_after = has_retry_after || (k == "Retry-After" && v == "4");
+  // The live API's throttle: {"message":"Too Many Requests"} and amazon-advertising-api-throttled: true.
+  CHECK(limited.body == R"({"message":"Too Many Requests"})");
+  bool has_retry_after = false, has_throttled = false;
+  for (const auto& [k, v] : limited.headers) {
+    has_retry_after = has_retry_after || (k == "Retry-After" && v == "4");
+    has_throttled = has_throttled || (k == "amazon-advertising-api-throttled" && v == "true");
+  }
   CHECK(has_retry_after);
+  CHECK(has_throttled);
   CHECK(st.recommendations(good_input(token), kT0 + std::chrono::milliseconds(499)).status == 429);
   CHECK(st.recommendations(good_input(token), kT0 + std::chrono::milliseconds(500)).status == 200);
   CHECK(json(st.stats_json())["rate_limited"].GetInt() == 2);
@@ -349,7 +357,10 @@ TEST_CASE("ads sandbox: faults (429 with and without Retry-After, 401, token 500
   CHECK(with_ra.headers.back() == std::make_pair(std::string("Retry-After"), std::string("1")));
 
   CHECK(st.add_fault(R"({"status":401})", kT0).status == 200);
-  CHECK(error_code(st.recommendations(good_input(token), kT0)) == "UNAUTHORIZED");
+  auto unauthorized = st.recommendations(good_input(token), kT0);
+  CHECK(error_code(unauthorized) == "401");
+  CHECK(json(unauthorized.body)["details"].GetString() == std::string("Authentication failed"));
+  CHECK(json(unauthorized.body).HasMember("requestId"));
   CHECK(st.recommendations(good_input(token), kT0).status == 200);
 
   CHECK(st.add_fault(R"({"target":"token","status":500})", kT0).status == 200);

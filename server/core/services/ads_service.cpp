@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <ctime>
 #include <mutex>
+#include <optional>
 #include <unordered_map>
 
 #include "core/ads/lwa.hpp"
@@ -175,6 +176,22 @@ struct AdsService::Impl {
     return it->second;
   }
 
+  // LWA refusals that retrying cannot fix, by account, until the time given:
+  // a revoked refresh token costs one LWA call per hold, not one per request.
+  std::unordered_map<std::string, std::pair<std::int64_t, Problem>> rejections;
+
+  std::optional<Problem> held_rejection(const std::string& account, std::int64_t now) const {
+    std::lock_guard lk(token_mu);
+    auto it = rejections.find(account);
+    if (it == rejections.end() || it->second.first <= now) return std::nullopt;
+    return it->second.second;
+  }
+
+  void hold_rejection(const std::string& account, const Problem& p, std::int64_t until) {
+    std::lock_guard lk(token_mu);
+    rejections[account] = {until, p};
+  }
+
   // Forgets the account's token if it is still `rejected` (a 401 came back).
   void invalidate(const std::string& account, const std::string& rejected) {
     std::lock_guard lk(token_mu);
@@ -225,10 +242,22 @@ upstream::Request token_request(const Impl& s, const AdsAccount& acc) {
   return req;
 }
 
+// How long an LWA refusal that retrying cannot fix is answered from memory.
+// It heals only when someone re-authorizes the account or fixes its client
+// credentials; one call per 5 minutes notices that without flooding LWA.
+constexpr std::int64_t kLwaRejectionHoldMs = 300'000;
+
+// invalid_grant: the refresh token is revoked, expired or another client's;
+// invalid_client / unauthorized_client: the client credentials are wrong.
+bool lwa_refusal_is_final(const std::string& error) {
+  return error == "invalid_grant" || error == "invalid_client" || error == "unauthorized_client";
+}
+
 // One refresh for the account, made by whichever caller started the flight.
 awaitable<Expected<TokenPtr>> refresh_token(Impl* s, std::string account, Deadline deadline, std::string rid) {
   const AdsAccount& acc = s->cfg.ads.accounts.at(account);
   if (auto t = s->usable_token(account, now_ms())) co_return t;  // refreshed just before this flight
+  if (auto held = s->held_rejection(account, now_ms())) co_return std::move(*held);
   const std::string bucket = kLwaBucket;
   for (int attempt = 1;; ++attempt) {
     auto grant = co_await s->throttler.acquire(account, bucket, remaining(deadline));
@@ -255,7 +284,9 @@ awaitable<Expected<TokenPtr>> refresh_token(Impl* s, std::string account, Deadli
     if (!parsed.token) {
       count_refresh(account, r.response.status >= 500 ? "error" : "rejected");
       log_token_failed(account, parsed.error.error, r.response.status);
-      co_return lwa_problem(account, acc, parsed.error);
+      Problem p = lwa_problem(account, acc, parsed.error);
+      if (lwa_refusal_is_final(parsed.error.error)) s->hold_rejection(account, p, now_ms() + kLwaRejectionHoldMs);
+      co_return p;
     }
     s->throttler.on_upstream_success(account, bucket);
     auto token = std::make_shared<Token>();
