@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # recgate developer entry point; the README's two commands call it.
 #   bash scripts/dev.sh run     install deps, build, start recgate-sandbox + recgate (dev config)
-#   bash scripts/dev.sh test    install deps, build with ASan+UBSan (-Werror), run every test
+#   bash scripts/dev.sh test    install deps, build with ASan+UBSan (-Werror), run every test and the fuzzers (15 s each)
 #   bash scripts/dev.sh deps    only install the Debian packages from packages.txt
 #   bash scripts/dev.sh build   only build (release-ish) into build/
 set -euo pipefail
@@ -51,6 +51,8 @@ test_all() {
   export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
   ctest --test-dir "$ROOT/build-asan" --output-on-failure -j"$(jobs)" --timeout 600
   bash "$ROOT/tests/openapi/lint.sh"
+  # libFuzzer: replay the committed corpora, then 15 s of fuzzing per target.
+  bash "$ROOT/tests/fuzz/run.sh" 15
   bash "$ROOT/docker/validate.sh"
 }
 

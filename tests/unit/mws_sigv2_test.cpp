@@ -319,6 +319,14 @@ TEST_CASE("mws sigv2: ISO 8601 timestamps") {
       {"2013-03-04T18:12:21Zjunk", false, {}},
       {"2013-03-04T18:12:21+0000", false, {}},
       {"2013-03-04t18:12:21z", false, {}},
+      // Found by fuzz_sigv2: beyond 2262 the nanosecond clock overflowed (UB);
+      // before 1900 an offset could make a year that prints negative.
+      {"9999-12-31T23:59:59.1Z", false, {}},
+      {"2263-01-01T00:00:00Z", false, {}},
+      {"0000-01-01T00:00:00+01:00", false, {}},
+      {"1899-12-31T23:59:59Z", false, {}},
+      {"1900-01-01T00:00:00Z", true, milliseconds{-3571409541000}},
+      {"2200-12-31T23:59:59Z", true, milliseconds{5927233658000}},
       {"", false, {}},
   };
   for (const auto& r : rows) {

@@ -60,6 +60,9 @@ bool read_digits(std::string_view s, std::size_t& pos, std::size_t n, int& out) 
   return true;
 }
 
+constexpr int kMinYear = 1900;
+constexpr int kMaxYear = 2200;
+
 bool expect(std::string_view s, std::size_t& pos, char c) {
   if (pos >= s.size() || s[pos] != c) return false;
   ++pos;
@@ -189,6 +192,10 @@ bool parse_iso8601(std::string_view s, std::chrono::system_clock::time_point& ou
     return false;
   }
   if (h > 23 || mi > 59 || sec > 59) return false;
+  // system_clock counts nanoseconds in 64 bits (years 1678-2262): a year
+  // outside this range would overflow, and before 1900 could print as a
+  // negative year that does not parse back.
+  if (y < kMinYear || y > kMaxYear) return false;
   const year_month_day ymd{year{y}, month{static_cast<unsigned>(mo)}, day{static_cast<unsigned>(d)}};
   if (!ymd.ok()) return false;
 

@@ -33,7 +33,8 @@ std::string hmac_sha256_base64(std::string_view secret, std::string_view data);
 
 // "2013-03-04T18:12:21.687Z"
 std::string iso8601_utc_ms(std::chrono::system_clock::time_point t);
-// Parses ISO 8601 UTC with optional fraction and Z / +00:00 offsets. false if malformed.
+// Parses ISO 8601 UTC with optional fraction and Z / +00:00 offsets. false if
+// malformed or the year is outside 1900-2200 (what the clock holds, with room).
 bool parse_iso8601(std::string_view s, std::chrono::system_clock::time_point& out);
 
 struct Credentials {
