@@ -12,6 +12,7 @@
 #include "core/cache/retention.hpp"
 #include "core/migrations.hpp"
 #include "core/store.hpp"
+#include "core/throttle/throttler.hpp"
 
 using namespace recgate;
 
@@ -217,4 +218,43 @@ TEST_CASE("retention: LoadBudget stops at the first entry that passes either bou
   CHECK_FALSE(by_count.take(1));
   cache::LoadBudget none(0, 0);
   CHECK_FALSE(none.take(0));
+}
+
+namespace {
+// 200 when a token is granted at once, else the problem's status.
+boost::asio::awaitable<int> grant_status(Throttler* th, std::string operation) {
+  auto r = co_await th->acquire("main", std::move(operation), std::chrono::milliseconds(0));
+  co_return r ? 200 : r.error().status;
+}
+}  // namespace
+
+TEST_CASE("throttler persistence: after an unclean stop every bucket starts empty, and a stored hold still holds") {
+  std::string path = temp_db_path();
+  double now = 1'700'000'000.0;
+  auto clock = [&now] { return now; };
+  ThrottleConfig cfg;
+  {
+    auto store = Store::open(path);
+    Throttler th(cfg, store.get(), clock);
+    th.on_upstream_throttled("main", "ads.ProductRecommendations", 30.0);  // held for 30 s, written
+    store->flush();
+  }  // no mark_clean_shutdown: as after kill -9
+  now += 1;
+  auto store = Store::open(path);
+  CHECK_FALSE(store->previous_run_clean());
+  Throttler th(cfg, store.get(), clock);
+  auto find = [&](const std::string& op) -> std::optional<BucketStatus> {
+    for (const auto& b : th.status())
+      if (b.operation == op) return b;
+    return std::nullopt;
+  };
+  auto ads = find("ads.ProductRecommendations");
+  REQUIRE(ads);
+  CHECK(ads->tokens == 0);
+  CHECK(ads->next_token_s > 28);  // not before the hold ends
+  // A bucket without a row also starts empty (its grants may never have been written): no grant now.
+  boost::asio::io_context ioc;
+  auto fut = boost::asio::co_spawn(ioc, grant_status(&th, "mws.ListRecommendations"), boost::asio::use_future);
+  ioc.run();
+  CHECK(fut.get() == 429);
 }

@@ -171,8 +171,13 @@ struct Throttler::Impl : std::enable_shared_from_this<Throttler::Impl> {
     // No stored row: this bucket never granted (every grant is written), so
     // full is what it would be without a restart.
     TokenBucket tb(*spec, spec->capacity, t);
-    if (empty_since) tb = TokenBucket(*spec, 0, *empty_since);
-    else if (auto it = stored.find(key); it != stored.end()) tb = TokenBucket(*spec, it->second.first, it->second.second);
+    auto it = stored.find(key);
+    if (empty_since) {
+      // Empty, and no sooner than a stored hold (an upstream Retry-After) ends.
+      tb = TokenBucket(*spec, 0, std::max(*empty_since, it != stored.end() ? it->second.second : 0.0));
+    } else if (it != stored.end()) {
+      tb = TokenBucket(*spec, it->second.first, it->second.second);
+    }
     auto& slot = buckets[key];
     slot = std::make_unique<Bucket>(account, group, tb);
     return slot.get();
@@ -349,10 +354,11 @@ Throttler::Throttler(const ThrottleConfig& cfg, Store* store, Clock now) : impl_
     // it spent just before it died. Amazon's bucket is never below empty,
     // so starting every bucket empty now can never send more than it allows;
     // the cost is one refill period of burst after a crash.
+    log_warn("the previous run did not stop cleanly; every quota bucket starts empty", {{"database", store->path()}});
     std::lock_guard lk(impl_->mu);
     impl_->empty_since = impl_->now();
-    log_warn("the previous run did not stop cleanly; every quota bucket starts empty", {{"database", store->path()}});
-  } else if (store) {
+  }
+  if (store) {
     std::map<BucketKey, std::pair<double, double>> rows;
     store->run_sync([&rows](Db& db) {
       auto st = db.prepare("SELECT account, operation, tokens, updated_at FROM bucket_levels");
