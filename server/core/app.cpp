@@ -10,6 +10,7 @@
 #include <boost/asio/signal_set.hpp>
 #include <thread>
 
+#include "core/cache/retention.hpp"
 #include "core/http/server.hpp"
 #include "core/log.hpp"
 #include "core/metrics.hpp"
@@ -230,6 +231,20 @@ awaitable<Response> handle_purge(const AppState* st, Context& ctx) {
   co_return http::json_response(200, "{\"purged\":" + std::to_string(n) + "}");
 }
 
+// Best effort: a database another program keeps locked, or a full disk,
+// must not turn a clean stop into an abort. Only when the levels are written
+// is the stop recorded as clean; otherwise the next start empties every
+// bucket (store.hpp, previous_run_clean()).
+void save_levels(Throttler& throttler, Store& store) {
+  try {
+    throttler.save_all();
+    store.mark_clean_shutdown();
+  } catch (const std::exception& e) {
+    log_warn("cannot save quota bucket levels at shutdown; the next start begins with empty buckets",
+             {{"path", store.path()}, {"error", e.what()}});
+  }
+}
+
 using Fn = awaitable<Response> (*)(const AppState*, Context&);
 http::Route route(http::Verb v, std::string pattern, std::string name, const AppState* st, Fn fn,
                  bool watch_disconnect = false) {
@@ -314,29 +329,43 @@ int run_app(const Config& cfg) {
     log_error("cannot set up the upstream client", {{"error", e.what()}});
     return 1;
   }
-  Throttler throttler(cfg.throttle, store.get());
-  st.throttler = &throttler;
-  MwsService mws(cfg, *store, *client, throttler, server.ioc().get_executor());
-  st.mws = &mws;
-  AdsService ads(cfg, *store, *client, throttler, server.ioc().get_executor());
-  st.ads = &ads;
+  // These read their state from the database: any error there is one line
+  // naming the file and exit 1, never an uncaught exception.
+  std::unique_ptr<Throttler> throttler;
+  std::unique_ptr<MwsService> mws;
+  std::unique_ptr<AdsService> ads;
   try {
-    server.start();
+    throttler = std::make_unique<Throttler>(cfg.throttle, store.get());
+    mws = std::make_unique<MwsService>(cfg, *store, *client, *throttler, server.ioc().get_executor());
+    ads = std::make_unique<AdsService>(cfg, *store, *client, *throttler, server.ioc().get_executor());
   } catch (const std::exception& e) {
-    log_error("cannot start", {{"error", e.what()}});
+    log_error("cannot read the database", {{"path", cfg.database}, {"error", e.what()}});
     return 1;
   }
+  st.throttler = throttler.get();
+  st.mws = mws.get();
+  st.ads = ads.get();
+  cache::RetentionTimer retention(server.ioc(), *store, cache::retention_config(cfg),
+                                  std::chrono::seconds(cfg.cache.prune_interval_s));
+  // Handlers before the port is announced: a SIGTERM right after
+  // "listening" drains (and saves the levels) instead of killing.
   net::signal_set signals(server.ioc(), SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code& ec, int sig) {
     if (ec) return;
     log_info("signal received; draining", {{"signal", sig}});
     server.shutdown();
   });
+  try {
+    server.start();
+  } catch (const std::exception& e) {
+    log_error("cannot start", {{"error", e.what()}});
+    return 1;
+  }
   log_info("recgate started", {{"version", RECGATE_VERSION}, {"threads", opts.threads},
                                {"database", cfg.database}, {"clients", cfg.clients.size()}});
   server.run();
   client->shutdown();
-  throttler.save_all();
+  save_levels(*throttler, *store);
   store->flush();
   log_info("recgate stopped");
   return 0;

@@ -310,6 +310,7 @@ void parse_root(Obj& root, Config& c) {
       o.error("ads.token_endpoint: must be empty (regional LWA hosts) or a URL like https://host[:port]/auth/o2/token");
     o.integer("cache_ttl_s", c.ads.cache_ttl_s, 0, 86400 * 30);
     o.integer("token_refresh_margin_s", c.ads.token_refresh_margin_s, 0, 3000);
+    o.integer("max_stale_s", c.ads.max_stale_s, 0, 86400 * 365);
     o.map("accounts", [&](const std::string& name, Obj& a) {
       AdsAccount acc;
       a.str("region", acc.region);
@@ -332,6 +333,8 @@ void parse_root(Obj& root, Config& c) {
   root.object("cache", [&](Obj& o) {
     o.size("memory_entries", c.cache.memory_entries, 0, 100000000);
     o.size("memory_bytes", c.cache.memory_bytes, 0, 1ull << 40);
+    o.size("max_db_bytes", c.cache.max_db_bytes, 1ull << 20, 1ull << 40);
+    o.integer("prune_interval_s", c.cache.prune_interval_s, 1, 86400);
   });
   root.size("max_header_bytes", c.max_header_bytes, 1024, 1 << 20);
   root.size("max_body_bytes", c.max_body_bytes, 1024, 64 << 20);
@@ -498,6 +501,7 @@ std::string config_to_masked_json(const Config& c) {
   w.Key("token_endpoint"); w.String(c.ads.token_endpoint);
   w.Key("cache_ttl_s"); w.Int(c.ads.cache_ttl_s);
   w.Key("token_refresh_margin_s"); w.Int(c.ads.token_refresh_margin_s);
+  w.Key("max_stale_s"); w.Int(c.ads.max_stale_s);
   w.Key("accounts");
   w.StartObject();
   for (const auto& [name, a] : c.ads.accounts) {
@@ -516,6 +520,8 @@ std::string config_to_masked_json(const Config& c) {
   w.StartObject();
   w.Key("memory_entries"); w.Uint64(c.cache.memory_entries);
   w.Key("memory_bytes"); w.Uint64(c.cache.memory_bytes);
+  w.Key("max_db_bytes"); w.Uint64(c.cache.max_db_bytes);
+  w.Key("prune_interval_s"); w.Int(c.cache.prune_interval_s);
   w.EndObject();
   w.Key("max_header_bytes"); w.Uint64(c.max_header_bytes);
   w.Key("max_body_bytes"); w.Uint64(c.max_body_bytes);

@@ -74,12 +74,17 @@ struct AdsConfig {
   std::string token_endpoint;  // empty: regional LWA host
   int cache_ttl_s = 3600;
   int token_refresh_margin_s = 300;  // refresh this long before expires_in
+  int max_stale_s = 86400;  // an expired answer may be served stale this long after fetched_at
   std::map<std::string, AdsAccount> accounts;
 };
 
 struct CacheConfig {
   std::size_t memory_entries = 100000;       // hot entries kept in RAM
   std::size_t memory_bytes = 256 * 1024 * 1024;
+  // The SQLite file's bound: past it the oldest answers are deleted first.
+  std::size_t max_db_bytes = std::size_t{1} << 30;
+  // How often answers that can no longer be served are removed from it.
+  int prune_interval_s = 300;
 };
 
 struct LogConfig {

@@ -1,9 +1,16 @@
-// SQLite connection on its own thread; see store.hpp. The migration runner
-// lives in migrations.cpp.
+// SQLite connection on its own thread; see store.hpp: the process lock,
+// the corruption check and move-aside, the clean-shutdown marker. The
+// migration runner lives in migrations.cpp.
 #include "core/store.hpp"
 
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/file.h>
+#include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <future>
 
@@ -39,6 +46,9 @@ bool Stmt::step() {
   if (rc == SQLITE_ROW) return true;
   if (rc == SQLITE_DONE) return false;
   fail(sqlite3_db_handle(s_), "sqlite step");
+}
+void Stmt::reset() {
+  if (s_) sqlite3_reset(s_);
 }
 std::string Stmt::text(int col) const {
   auto* p = sqlite3_column_text(s_, col);
@@ -82,6 +92,174 @@ Stmt Db::prepare(const char* sql) {
 
 int Db::changes() const { return sqlite3_changes(db_); }
 
+namespace {
+
+// The WAL file is truncated back to this after a checkpoint (it would
+// otherwise keep its largest size for good).
+constexpr std::int64_t kJournalSizeLimit = 8 * 1024 * 1024;
+constexpr const char* kTables[] = {"mws_snapshot", "mws_recommendations", "ads_answers",
+                                   "lwa_tokens",   "bucket_levels",       "run_state"};
+
+bool is_corruption(int rc) {
+  rc &= 0xff;
+  return rc == SQLITE_NOTADB || rc == SQLITE_CORRUPT;
+}
+
+std::string read_holder_pid(int fd) {
+  char buf[32] = {};
+  ssize_t n = ::pread(fd, buf, sizeof buf - 1, 0);
+  std::string pid;
+  for (ssize_t i = 0; i < n && buf[i] >= '0' && buf[i] <= '9'; ++i) pid += buf[i];
+  return pid;
+}
+
+// flock, not SQLite's own locks: those are per transaction; this one says
+// "a recgate runs on this file" for the whole life of the process, and the
+// kernel drops it when the process dies, however it dies.
+int take_lock(const std::string& db_path) {
+  const std::string lock = db_path + ".lock";
+  int fd = ::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) throw StoreError("cannot open lock file " + lock + ": " + std::strerror(errno));
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    const int e = errno;
+    const std::string holder = read_holder_pid(fd);
+    ::close(fd);
+    if (e == EWOULDBLOCK)
+      throw StoreError("database " + db_path + " is in use by another recgate" +
+                       (holder.empty() ? std::string() : " (pid " + holder + ")") + " holding " + lock +
+                       "; one database serves one process");
+    throw StoreError("cannot lock " + lock + ": " + std::strerror(e));
+  }
+  const std::string pid = std::to_string(::getpid()) + "\n";
+  if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size()))
+    log_warn("cannot write the pid into the lock file", {{"path", lock}, {"error", std::strerror(errno)}});
+  return fd;
+}
+
+int exec_rc(sqlite3* db, const char* sql, std::string& err) {
+  char* msg = nullptr;
+  int rc = sqlite3_exec(db, sql, nullptr, nullptr, &msg);
+  if (rc != SQLITE_OK) err = msg ? msg : sqlite3_errstr(rc);
+  sqlite3_free(msg);
+  return rc;
+}
+
+// Opens and checks the file. nullptr with `corrupt` set: the file is not a
+// usable database. Any other failure (permissions, locked by another
+// program, a full disk) throws: moving the file aside would not cure it.
+std::unique_ptr<Db> open_checked(const std::string& path, std::string& corrupt) {
+  sqlite3* raw = nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+  if (rc != SQLITE_OK) {
+    std::string msg = raw ? sqlite3_errmsg(raw) : "out of memory";
+    sqlite3_close_v2(raw);
+    throw StoreError("cannot open database " + path + ": " + msg);
+  }
+  auto db = std::make_unique<Db>(raw);
+  sqlite3_busy_timeout(raw, 5000);
+  // Until the file is known to be good, closing must not delete its -wal
+  // (SQLite removes it on the last close): a corrupt one is moved aside whole.
+  int persist = 1;
+  sqlite3_file_control(raw, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
+  std::string err;
+  // auto_vacuum takes effect only before the first table exists: a new file
+  // gives pages freed by retention back to the file system.
+  const std::string pragmas = "PRAGMA auto_vacuum=INCREMENTAL; PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+                              "PRAGMA foreign_keys=ON; PRAGMA journal_size_limit=" +
+                              std::to_string(kJournalSizeLimit) + ";";
+  rc = exec_rc(raw, pragmas.c_str(), err);
+  if (rc != SQLITE_OK) {
+    if (is_corruption(rc)) {
+      corrupt = err;
+      return nullptr;
+    }
+    throw StoreError("database " + path + ": " + err);
+  }
+  sqlite3_stmt* st = nullptr;
+  rc = sqlite3_prepare_v2(raw, "PRAGMA quick_check(1)", -1, &st, nullptr);
+  if (rc == SQLITE_OK) rc = sqlite3_step(st);
+  std::string verdict;
+  if (rc == SQLITE_ROW) {
+    auto* t = sqlite3_column_text(st, 0);
+    verdict = t ? reinterpret_cast<const char*>(t) : "";
+  } else {
+    verdict = sqlite3_errmsg(raw);
+  }
+  sqlite3_finalize(st);
+  if (rc == SQLITE_ROW && verdict == "ok") {
+    persist = 0;
+    sqlite3_file_control(raw, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
+    return db;
+  }
+  if (rc == SQLITE_ROW || is_corruption(rc)) {
+    corrupt = "quick_check: " + verdict;
+    return nullptr;
+  }
+  throw StoreError("database " + path + ": quick_check failed: " + verdict);
+}
+
+std::string utc_stamp() {
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y%m%dT%H%M%SZ", &tm);
+  return buf;
+}
+
+// Renames PATH (and PATH-wal, PATH-shm when present) to PATH.corrupt-STAMP*;
+// returns the new name of PATH.
+std::string move_aside(const std::string& path) {
+  const std::string to = path + ".corrupt-" + utc_stamp();
+  for (const char* suffix : {"", "-wal", "-shm"}) {
+    const std::string from = path + suffix;
+    std::error_code ec;
+    if (!std::filesystem::exists(from, ec)) continue;
+    std::filesystem::rename(from, to + suffix, ec);
+    if (ec) throw StoreError("database " + path + " is corrupt and cannot be moved aside to " + to + suffix + ": " +
+                             ec.message());
+  }
+  return to;
+}
+
+void require_tables(Db& db, const std::string& path, int version) {
+  for (const char* table : kTables) {
+    auto st = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?");
+    st.bind(1, table);
+    if (!st.step())
+      throw StoreError("database " + path + " says schema version " + std::to_string(version) + " but has no table " +
+                       table + "; move the file aside (the cache is disposable) and start again");
+  }
+}
+
+}  // namespace
+
+void Store::open_on_thread() {
+  std::string corrupt;
+  auto db = open_checked(path_, corrupt);
+  const bool replaced = db == nullptr;
+  if (replaced) {
+    const std::string moved = move_aside(path_);
+    log_error("database is corrupt; moved aside and started empty (cached answers are fetched again, quota buckets "
+              "start empty)",
+              {{"path", path_}, {"moved_to", moved}, {"error", corrupt}});
+    db = open_checked(path_, corrupt);
+    if (!db) throw StoreError("database " + path_ + ": a newly created file is corrupt too: " + corrupt);
+  }
+  db_ = std::move(db);
+  auto r = migrate(db_->raw(), embedded_migrations());
+  if (!r.ok) throw StoreError("database " + path_ + ": " + r.error);
+  schema_version_ = r.schema_version;
+  require_tables(*db_, path_, schema_version_);
+  if (r.applied > 0)
+    log_info("database migrated", {{"path", path_}, {"applied", r.applied}, {"schema_version", r.schema_version}});
+  auto st = db_->prepare("SELECT clean_shutdown FROM run_state WHERE id = 1");
+  previous_run_clean_ = !replaced && st.step() && st.int64(0) == 1;
+  db_->exec(
+      "INSERT INTO run_state (id, clean_shutdown) VALUES (1, 0) "
+      "ON CONFLICT (id) DO UPDATE SET clean_shutdown = 0");
+}
+
 std::unique_ptr<Store> Store::open(const std::string& path) {
   std::unique_ptr<Store> s(new Store());
   s->path_ = path;
@@ -91,25 +269,11 @@ std::unique_ptr<Store> Store::open(const std::string& path) {
     std::filesystem::create_directories(p.parent_path(), ec);
     if (ec) throw StoreError("cannot create directory " + p.parent_path().string() + ": " + ec.message());
   }
+  s->lock_fd_ = take_lock(path);
   std::exception_ptr err;
   boost::asio::post(s->pool_, [&] {
     try {
-      sqlite3* raw = nullptr;
-      int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                               nullptr);
-      if (rc != SQLITE_OK) {
-        std::string msg = raw ? sqlite3_errmsg(raw) : "out of memory";
-        sqlite3_close_v2(raw);
-        throw StoreError("cannot open database " + path + ": " + msg);
-      }
-      s->db_ = std::make_unique<Db>(raw);
-      sqlite3_busy_timeout(raw, 5000);
-      s->db_->exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;");
-      auto r = migrate(raw, embedded_migrations());
-      if (!r.ok) throw StoreError(r.error);
-      s->schema_version_ = r.schema_version;
-      if (r.applied > 0)
-        log_info("database migrated", {{"path", path}, {"applied", r.applied}, {"schema_version", r.schema_version}});
+      s->open_on_thread();
     } catch (...) {
       err = std::current_exception();
     }
@@ -119,10 +283,15 @@ std::unique_ptr<Store> Store::open(const std::string& path) {
   return s;
 }
 
+void Store::mark_clean_shutdown() {
+  run_sync([](Db& db) { db.exec("UPDATE run_state SET clean_shutdown = 1 WHERE id = 1"); });
+}
+
 Store::~Store() {
   flush();
   pool_.join();
-  // db_ is closed here, after the thread is gone.
+  db_.reset();  // closed after the thread is gone, before the lock is released
+  if (lock_fd_ >= 0) ::close(lock_fd_);
 }
 
 void Store::post(std::function<void(Db&)> f) {

@@ -32,10 +32,18 @@ class StoreError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// A prepared statement; reset and cleared when re-fetched from Db::prepare.
+// A prepared statement; reset and cleared when re-fetched from Db::prepare,
+// and reset when this handle goes out of scope: a statement left on a row
+// would keep its read snapshot open, which blocks WAL checkpoints (the WAL
+// then grows) and writes to the same table on this connection.
 class Stmt {
  public:
   explicit Stmt(sqlite3_stmt* s) : s_(s) {}
+  ~Stmt() { reset(); }
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+  Stmt(Stmt&& o) noexcept : s_(o.s_) { o.s_ = nullptr; }
+  Stmt& operator=(Stmt&&) = delete;
   Stmt& bind(int i, std::string_view v);
   Stmt& bind(int i, const std::string& v) { return bind(i, std::string_view(v)); }
   Stmt& bind(int i, const char* v) { return bind(i, std::string_view(v)); }
@@ -45,6 +53,7 @@ class Stmt {
   Stmt& bind_null(int i);
   Stmt& bind(int i, const std::optional<std::string>& v) { return v ? bind(i, std::string_view(*v)) : bind_null(i); }
   bool step();  // true: a row is ready; false: done. Throws StoreError.
+  void reset();  // ends an iteration early (releases its read snapshot)
   std::string text(int col) const;
   std::optional<std::string> opt_text(int col) const;
   std::int64_t int64(int col) const;
@@ -75,7 +84,17 @@ class Db {
 class Store {
  public:
   // Opens (creating the parent directory), sets WAL, busy timeout and foreign
-  // keys, applies migrations. Throws StoreError with a clear message.
+  // keys, applies migrations and checks the tables are there. Throws
+  // StoreError with a message naming the file.
+  //
+  // One database, one process: an exclusive flock on PATH.lock (holding the
+  // pid) is taken first and kept until the Store is destroyed; a second
+  // process gets a StoreError naming the other pid.
+  //
+  // A corrupt file ("file is not a database", PRAGMA quick_check not ok) is
+  // moved aside as PATH.corrupt-YYYYMMDDTHHMMSSZ (with its -wal and -shm),
+  // logged as an error, and a fresh database created: everything in it is a
+  // cache or can start over (previous_run_clean() is then false).
   static std::unique_ptr<Store> open(const std::string& path);
   ~Store();
 
@@ -120,12 +139,23 @@ class Store {
   int schema_version() const { return schema_version_; }
   const std::string& path() const { return path_; }
 
+  // False when the previous process did not reach mark_clean_shutdown() (it
+  // was killed or crashed, or the file was corrupt and replaced): state it
+  // wrote late, such as quota bucket levels, may be missing. Open records
+  // this run as unclean until mark_clean_shutdown().
+  bool previous_run_clean() const { return previous_run_clean_; }
+  // Records a clean stop; call after the bucket levels are saved. Throws.
+  void mark_clean_shutdown();
+
  private:
   Store() = default;
+  void open_on_thread();
   std::string path_;
   std::unique_ptr<Db> db_;
   boost::asio::thread_pool pool_{1};
   int schema_version_ = 0;
+  bool previous_run_clean_ = false;
+  int lock_fd_ = -1;
 };
 
 }  // namespace recgate

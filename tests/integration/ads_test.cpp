@@ -401,7 +401,7 @@ TEST_CASE("ads: cursor requests are never cached; only-if-cached and no-cache") 
 TEST_CASE("ads: upstream failures serve a stored answer as stale, else 502; timeouts are 504") {
   Sandbox sb;
   TempDir dir;
-  // TTL 0: every stored answer is expired at once but may be served stale (mws.max_stale_s).
+  // TTL 0: every stored answer is expired at once but may be served stale (ads.max_stale_s).
   Recgate rg(dir, test_config(dir, sb.port, R"("upstream":{"request_timeout_ms":1000})", "", R"("cache_ttl_s":0)"));
   const std::string body = R"({"adAsins":["B09LJWZT6G"],"count":2})";
   auto first = ads_post(rg.port, body);

@@ -416,6 +416,7 @@ TEST_CASE("throttler: levels persist in SQLite - a restart never grants a fresh 
     CHECK(granted == 7);  // the margin keeps 0.25 of a token back
     th.on_upstream_throttled("main", "ads.ProductRecommendations", 30.0);
     store->flush();  // the writes were posted at grant time
+    store->mark_clean_shutdown();  // a clean stop: the levels are trusted (an unclean one starts empty)
   }
   h.now = t0 + 1;
   {
@@ -443,6 +444,7 @@ TEST_CASE("throttler: levels persist in SQLite - a restart never grants a fresh 
     CHECK(fresh->grant);
     CHECK(find_status(th, "main", "mws.GetLastUpdatedTimeForRecommendations")->tokens == doctest::Approx(7));
     th.save_all();
+    store->mark_clean_shutdown();
   }
   h.now = t0 + 2;
   {
@@ -452,6 +454,7 @@ TEST_CASE("throttler: levels persist in SQLite - a restart never grants a fresh 
           doctest::Approx(1 + 2 * r - 1).epsilon(1e-3));
     CHECK(find_status(th, "main", "mws.GetLastUpdatedTimeForRecommendations")->tokens ==
           doctest::Approx(7 + r).epsilon(1e-3));
+    store->mark_clean_shutdown();
   }
   h.now = t0 - 3600;  // the wall clock stepped back an hour across a restart
   {

@@ -14,6 +14,14 @@ std::uint64_t fnv1a64(std::string_view s, std::uint64_t h) {
   return h;
 }
 
+bool LoadBudget::take(std::size_t body_bytes) {
+  const std::size_t b = body_bytes + 128;  // as Entry::bytes()
+  if (entries_ + 1 > max_entries_ || b > max_bytes_ || bytes_ > max_bytes_ - b) return false;
+  ++entries_;
+  bytes_ += b;
+  return true;
+}
+
 EntryPtr Index::find(const std::string& key) const {
   std::shared_lock lk(mu_);
   auto it = map_.find(key);

@@ -22,18 +22,38 @@ struct Entry {
   std::int64_t expires_at_ms = 0;  // Ads: TTL; 0: none
   std::string body;  // a JSON document (every cached answer is one)
   std::uint64_t hash = 0;  // of body (strong validator material)
+  // False when committing it to SQLite failed: the answer then does not say
+  // "stored" (Cache-Status), since a restart would lose it.
+  bool stored = true;
   mutable std::atomic<std::uint64_t> last_access{0};
 
   Entry() = default;
   Entry(const Entry& o)
       : validator(o.validator), fetched_at_ms(o.fetched_at_ms), expires_at_ms(o.expires_at_ms),
-        body(o.body), hash(o.hash), last_access(o.last_access.load()) {}
+        body(o.body), hash(o.hash), stored(o.stored), last_access(o.last_access.load()) {}
   std::size_t bytes() const { return body.size() + 128; }
 };
 
 using EntryPtr = std::shared_ptr<const Entry>;
 
 std::uint64_t fnv1a64(std::string_view s, std::uint64_t seed = 1469598103934665603ull);
+
+// What a start-up load may put into an index: rows are taken newest first
+// until the next would pass either bound (cache.memory_entries,
+// cache.memory_bytes), so the load never holds more than the index may.
+class LoadBudget {
+ public:
+  LoadBudget(std::size_t max_entries, std::size_t max_bytes) : max_entries_(max_entries), max_bytes_(max_bytes) {}
+  // Accounts for one entry with a body of body_bytes; false (and nothing
+  // accounted) when it does not fit.
+  bool take(std::size_t body_bytes);
+  std::size_t entries() const { return entries_; }
+  std::size_t bytes() const { return bytes_; }
+
+ private:
+  std::size_t max_entries_, max_bytes_;
+  std::size_t entries_ = 0, bytes_ = 0;
+};
 
 class Index {
  public:

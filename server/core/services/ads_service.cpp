@@ -22,6 +22,7 @@
 #include "core/ads/request.hpp"
 #include "core/cache/index.hpp"
 #include "core/cache/policy.hpp"
+#include "core/cache/retention.hpp"
 #include "core/coalesce.hpp"
 #include "core/log.hpp"
 #include "core/metrics.hpp"
@@ -164,7 +165,7 @@ struct AdsService::Impl {
 
   Impl(const Config& c, Store& st, upstream::HttpClient& cl, Throttler& th, net::any_io_executor e)
       : cfg(c), store(st), client(cl), throttler(th), ex(e),
-        policy{c.mws.check_interval_s, c.mws.listing_quality_ttl_s, c.mws.max_stale_s},
+        policy{c.mws.check_interval_s, c.mws.listing_quality_ttl_s, c.ads.max_stale_s},
         index(c.cache.memory_entries, c.cache.memory_bytes), answer_flights(e), token_flights(e) {}
 
   // The account's token if it may still be handed out at now.
@@ -382,7 +383,7 @@ awaitable<Expected<std::string>> call_ads(Impl* s, std::string account, ads::Pro
 
 // ---- answers and the cache -------------------------------------------------
 
-cache::EntryPtr make_entry(std::string body, std::int64_t ttl_s) {
+std::shared_ptr<cache::Entry> make_entry(std::string body, std::int64_t ttl_s) {
   auto e = std::make_shared<cache::Entry>();
   e->fetched_at_ms = now_ms();
   e->expires_at_ms = e->fetched_at_ms + ttl_s * 1000;
@@ -391,10 +392,16 @@ cache::EntryPtr make_entry(std::string body, std::int64_t ttl_s) {
   return e;
 }
 
-void keep_answer(Impl& s, const std::string& key, const std::string& account, const std::string& request_key,
-                 const cache::EntryPtr& e) {
-  s.index.put(key, e);
-  s.store.post([account, request_key, e](Db& db) {
+void log_not_stored(const std::exception& e) {
+  log_error("cannot store an answer in the database; it is sent without \"stored\"",
+            {{"what", "ads answer"}, {"error", e.what()}});
+}
+
+// Commits the answer before it is sent (an answer that says "stored" must
+// survive kill -9); true when it is in SQLite.
+awaitable<bool> commit_answer(Impl* s, std::string account, std::string request_key, cache::EntryPtr e) {
+  const std::uint64_t max_db_bytes = s->cfg.cache.max_db_bytes;
+  auto write = [&](Db& db) {
     db.prepare(
           "INSERT INTO ads_answers(account, request_key, fetched_at, expires_at, content_type, body) "
           "VALUES (?,?,?,?,?,?) ON CONFLICT(account, request_key) DO UPDATE SET fetched_at=excluded.fetched_at, "
@@ -406,7 +413,15 @@ void keep_answer(Impl& s, const std::string& key, const std::string& account, co
         .bind(5, "application/json")  // answers are JSON documents (checked before they are kept)
         .bind(6, e->body)
         .step();
-  });
+    cache::bound_after_write(db, max_db_bytes);
+  };
+  try {
+    co_await s->store.run(write);
+    co_return true;
+  } catch (const std::exception& ex) {
+    log_not_stored(ex);
+  }
+  co_return false;
 }
 
 // `key` empty: a cursor request, never stored.
@@ -420,9 +435,13 @@ awaitable<Expected<cache::EntryPtr>> fetch_answer(Impl* s, std::string key, std:
     if (auto e = s->index.find(key); e && e != seen && now_ms() < e->expires_at_ms) co_return e;
   auto r = co_await call_ads(s, account, pr, deadline, rid);
   if (!r) co_return r.error();
-  cache::EntryPtr e = make_entry(std::move(*r), s->cfg.ads.cache_ttl_s);
-  if (!key.empty()) keep_answer(*s, key, account, request_key, e);
-  co_return e;
+  std::shared_ptr<cache::Entry> e = make_entry(std::move(*r), s->cfg.ads.cache_ttl_s);
+  if (!key.empty()) {
+    const cache::EntryPtr written = e;  // a named local: g++ 12 and co_await temporaries
+    e->stored = co_await commit_answer(s, account, request_key, written);
+    s->index.put(key, e);
+  }
+  co_return cache::EntryPtr(e);
 }
 
 awaitable<cache::EntryPtr> find_entry(Impl* s, std::string key, std::string account, std::string request_key) {
@@ -474,7 +493,11 @@ bool stale_ok(const Impl& s, const cache::Entry& e) {
 
 // Cache-Status values (RFC 9211), built outside the coroutines.
 std::string hit_status() { return cache::cache_status({cache::Outcome::hit}); }
-std::string miss_status() { return cache::cache_status({cache::Outcome::miss}); }
+// A miss says "stored" only once the answer is committed (Entry::stored).
+std::string miss_status(bool requested, bool stored) {
+  if (requested) return stored ? "recgate; fwd=request; stored" : "recgate; fwd=request";
+  return cache::cache_status({cache::Outcome::miss}, stored);
+}
 std::string stale_status() { return cache::cache_status({cache::Outcome::stale}); }
 
 Problem unsupported_media_type(const std::string& got) {
@@ -534,7 +557,7 @@ awaitable<Response> handle_product_recommendations(Impl* s, Context& ctx) {
   if (!res) co_return http::problem_response(make_problem(499, "client_closed", "cancelled"));
   if (res->has_value()) {
     svc::count_lookup("ads", cache::Outcome::miss);
-    const std::string status = opts.directives.no_cache ? std::string("recgate; fwd=request; stored") : miss_status();
+    const std::string status = miss_status(opts.directives.no_cache, res->value()->stored);
     co_return finish(ctx, *res->value(), status, 0);
   }
   if (entry && stale_ok(*s, *entry)) {
@@ -560,12 +583,12 @@ awaitable<std::size_t> do_purge(Impl* s, std::optional<std::string> account) {
   co_return std::max(deleted, in_memory);
 }
 
-void load_from_store(Impl& s) {
+// LWA tokens (one small row per account) are loaded before the server
+// starts; answers are warmed in the background within the memory bounds.
+// Rows that can no longer be served are removed by cache/retention.
+void load_tokens(Impl& s) {
   std::vector<std::pair<std::string, TokenPtr>> tokens;
-  std::vector<std::pair<std::string, cache::EntryPtr>> entries;
   const std::int64_t now = now_ms();
-  const std::int64_t oldest = now - static_cast<std::int64_t>(s.cfg.mws.max_stale_s) * 1000;
-  const std::size_t limit = s.cfg.cache.memory_entries;
   s.store.run_sync([&](Db& db) {
     auto t = db.prepare("SELECT account, access_token, expires_at, obtained_at FROM lwa_tokens");
     while (t.step()) {
@@ -575,28 +598,30 @@ void load_from_store(Impl& s) {
       tok->times = ads::TokenTimes{t.int64(3), t.int64(2)};
       tokens.emplace_back(t.text(0), std::move(tok));
     }
-    // Answers past their TTL and too old to be served stale are of no use.
-    db.prepare("DELETE FROM ads_answers WHERE expires_at < ?1 AND fetched_at < ?2").bind(1, now).bind(2, oldest).step();
-    auto r = db.prepare(
-        "SELECT account, request_key, fetched_at, expires_at, body FROM ads_answers "
-        "ORDER BY fetched_at DESC LIMIT ?");
-    r.bind(1, static_cast<std::int64_t>(limit));
-    while (r.step()) {
-      auto e = std::make_shared<cache::Entry>();
-      e->fetched_at_ms = r.int64(2);
-      e->expires_at_ms = r.int64(3);
-      e->body = r.text(4);
-      e->hash = cache::fnv1a64(e->body);
-      entries.emplace_back(svc::key_join(r.text(0), r.text(1)), std::move(e));
-    }
   });
   {
     std::lock_guard lk(s.token_mu);
     for (auto& [a, t] : tokens) s.tokens[a] = t;
   }
-  for (auto& [k, v] : entries) s.index.put(k, v);
   for (const auto& [a, t] : tokens) log_info("lwa token loaded", {{"account", a}, {"expires_at", iso_seconds(t->times.expires_at_ms)}});
-  if (!entries.empty()) log_info("ads cache loaded", {{"entries", entries.size()}});
+}
+
+std::pair<std::string, cache::EntryPtr> entry_from_row(Stmt& r) {
+  auto e = std::make_shared<cache::Entry>();
+  e->fetched_at_ms = r.int64(1);
+  e->expires_at_ms = r.int64(5);
+  e->body = r.text(6);
+  e->hash = cache::fnv1a64(e->body);
+  return {svc::key_join(r.text(3), r.text(4)), std::move(e)};
+}
+
+void warm_entries(const std::shared_ptr<Impl>& s) {
+  cache::WarmSpec spec{"ads",
+                       "SELECT length(body), fetched_at, rowid, account, request_key, expires_at, body FROM ads_answers "
+                       "WHERE (fetched_at, rowid) < (?1, ?2) ORDER BY fetched_at DESC, rowid DESC LIMIT ?3",
+                       entry_from_row};
+  cache::warm_index(s->store, s, s->index, cache::LoadBudget(s->cfg.cache.memory_entries, s->cfg.cache.memory_bytes),
+                    std::move(spec));
 }
 
 }  // namespace
@@ -604,7 +629,8 @@ void load_from_store(Impl& s) {
 AdsService::AdsService(const Config& cfg, Store& store, upstream::HttpClient& client, Throttler& throttler,
                        net::any_io_executor ex)
     : impl_(std::make_shared<Impl>(cfg, store, client, throttler, ex)) {
-  load_from_store(*impl_);
+  load_tokens(*impl_);
+  warm_entries(impl_);
   auto weak = std::weak_ptr<Impl>(impl_);
   svc::register_cache_gauges("ads", [weak]() -> std::pair<std::size_t, std::size_t> {
     auto s = weak.lock();

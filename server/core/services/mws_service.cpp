@@ -18,6 +18,7 @@
 #include <unordered_map>
 
 #include "core/cache/index.hpp"
+#include "core/cache/retention.hpp"
 #include "core/cache/policy.hpp"
 #include "core/coalesce.hpp"
 #include "core/log.hpp"
@@ -55,6 +56,7 @@ void json_opt_string(std::string& out, const std::optional<std::string>& s) {
 
 struct Snapshot {
   std::int64_t checked_at_ms = 0;
+  bool stored = true;  // committed to SQLite (see cache::Entry::stored)
   std::vector<std::pair<std::string, std::optional<std::string>>> per_category;
 
   std::optional<std::string> of(const std::string& category) const {
@@ -234,6 +236,60 @@ awaitable<Expected<CallResult>> call_mws(Impl* s, std::string account_name, mws:
   }
 }
 
+// ---- commits: an answer that says "stored" is in SQLite before it is sent
+
+void log_not_stored(const char* what, const std::exception& e) {
+  log_error("cannot store an answer in the database; it is sent without \"stored\"",
+            {{"what", what}, {"error", e.what()}});
+}
+
+awaitable<bool> commit_snapshot(Impl* s, std::string account, std::string mpid, std::string body, std::int64_t at) {
+  auto write = [&](Db& db) {
+    db.prepare(
+          "INSERT INTO mws_snapshot(account, marketplace, checked_at, body) VALUES (?,?,?,?) "
+          "ON CONFLICT(account, marketplace) DO UPDATE SET checked_at=excluded.checked_at, body=excluded.body")
+        .bind(1, account)
+        .bind(2, mpid)
+        .bind(3, at)
+        .bind(4, body)
+        .step();
+  };
+  try {
+    co_await s->store.run(write);
+    co_return true;
+  } catch (const std::exception& e) {
+    log_not_stored("mws last-updated", e);
+  }
+  co_return false;
+}
+
+awaitable<bool> commit_list(Impl* s, std::string account, std::string mpid, std::string category, std::string filters,
+                            std::shared_ptr<const cache::Entry> entry) {
+  const std::uint64_t max_db_bytes = s->cfg.cache.max_db_bytes;
+  auto write = [&](Db& db) {
+    db.prepare(
+          "INSERT INTO mws_recommendations(account, marketplace, category, filters, last_updated, fetched_at, body) "
+          "VALUES (?,?,?,?,?,?,?) ON CONFLICT(account, marketplace, category, filters) DO UPDATE SET "
+          "last_updated=excluded.last_updated, fetched_at=excluded.fetched_at, body=excluded.body")
+        .bind(1, account)
+        .bind(2, mpid)
+        .bind(3, category)
+        .bind(4, filters)
+        .bind(5, entry->validator)
+        .bind(6, entry->fetched_at_ms)
+        .bind(7, entry->body)
+        .step();
+    cache::bound_after_write(db, max_db_bytes);
+  };
+  try {
+    co_await s->store.run(write);
+    co_return true;
+  } catch (const std::exception& e) {
+    log_not_stored("mws recommendations", e);
+  }
+  co_return false;
+}
+
 // ---- snapshots -----------------------------------------------------------
 
 awaitable<Expected<SnapshotPtr>> fetch_snapshot(Impl* s, std::string account, mws::Marketplace mp,
@@ -249,22 +305,13 @@ awaitable<Expected<SnapshotPtr>> fetch_snapshot(Impl* s, std::string account, mw
   snap->checked_at_ms = now_ms();
   snap->per_category = parsed->per_category;
   const std::string key = svc::key_join(account, mp.id);
+  const std::string body = snapshot_to_json(*snap);  // named locals: g++ 12 and co_await temporaries
+  const std::int64_t at = snap->checked_at_ms;
+  snap->stored = co_await commit_snapshot(s, account, mp.id, body, at);
   {
     std::lock_guard lk(s->snap_mu);
     s->snapshots[key] = snap;
   }
-  const std::string body = snapshot_to_json(*snap);
-  const std::int64_t at = snap->checked_at_ms;
-  s->store.post([account, mpid = mp.id, body, at](Db& db) {
-    db.prepare(
-          "INSERT INTO mws_snapshot(account, marketplace, checked_at, body) VALUES (?,?,?,?) "
-          "ON CONFLICT(account, marketplace) DO UPDATE SET checked_at=excluded.checked_at, body=excluded.body")
-        .bind(1, account)
-        .bind(2, mpid)
-        .bind(3, at)
-        .bind(4, body)
-        .step();
-  });
   co_return SnapshotPtr(snap);
 }
 
@@ -402,21 +449,10 @@ awaitable<Expected<cache::EntryPtr>> fetch_list(Impl* s, std::string key, std::s
   }
   entry->body += "]";
   entry->hash = cache::fnv1a64(entry->body);
+  const std::string fkey = join_filters(filters);  // named locals: g++ 12 and co_await temporaries
+  const std::shared_ptr<const cache::Entry> written = entry;
+  entry->stored = co_await commit_list(s, account, mp.id, category, fkey, written);
   s->index.put(key, entry);
-  s->store.post([account, mpid = mp.id, category, f = join_filters(filters), entry](Db& db) {
-    db.prepare(
-          "INSERT INTO mws_recommendations(account, marketplace, category, filters, last_updated, fetched_at, body) "
-          "VALUES (?,?,?,?,?,?,?) ON CONFLICT(account, marketplace, category, filters) DO UPDATE SET "
-          "last_updated=excluded.last_updated, fetched_at=excluded.fetched_at, body=excluded.body")
-        .bind(1, account)
-        .bind(2, mpid)
-        .bind(3, category)
-        .bind(4, f)
-        .bind(5, entry->validator)
-        .bind(6, entry->fetched_at_ms)
-        .bind(7, entry->body)
-        .step();
-  });
   co_return cache::EntryPtr(entry);
 }
 
@@ -500,6 +536,7 @@ std::string etag_of(const std::string& account, const std::string& mpid, const s
 Response recommendations_response(Context& ctx, const std::string& account, const mws::Marketplace& mp,
                                   const std::vector<CategoryAnswer>& answers) {
   std::vector<cache::Outcome> outcomes;
+  bool stored = true;  // every answer fetched now is in SQLite
   std::int64_t age = 0;
   const std::int64_t now = now_ms();
   std::size_t size = 64;
@@ -515,6 +552,7 @@ Response recommendations_response(Context& ctx, const std::string& account, cons
     const auto& a = answers[i];
     svc::count_lookup("mws", a.outcome);
     outcomes.push_back(a.outcome);
+    if (a.outcome == cache::Outcome::miss) stored = stored && a.entry->stored;
     if (a.outcome != cache::Outcome::miss) age = std::max(age, cache::age_seconds(a.entry->fetched_at_ms, now));
     if (i) body += ',';
     body += "{\"category\":";
@@ -530,7 +568,7 @@ Response recommendations_response(Context& ctx, const std::string& account, cons
     body += '}';
   }
   body += "]}";
-  return svc::cached_response(ctx, std::move(body), cache::cache_status(outcomes), age, etag_of(account, mp.id, answers));
+  return svc::cached_response(ctx, std::move(body), cache::cache_status(outcomes, stored), age, etag_of(account, mp.id, answers));
 }
 
 // The hit path: everything from memory, no coroutine, no I/O, no exclusive
@@ -624,39 +662,45 @@ awaitable<Response> handle_last_updated(Impl* s, Context& ctx) {
   body += "}}";
   const std::int64_t age = outcome == cache::Outcome::miss ? 0 : cache::age_seconds(snap.snap->checked_at_ms, now_ms());
   const std::string etag = "\"" + hex64(cache::fnv1a64(body.substr(body.find(",\"lastUpdated\"")))) + "\"";
-  co_return svc::cached_response(ctx, std::move(body), cache::cache_status({outcome}), age, etag);
+  co_return svc::cached_response(ctx, std::move(body), cache::cache_status({outcome}, snap.snap->stored), age, etag);
 }
 
-void load_from_store(Impl& s) {
+// Snapshots (one small row per account and marketplace) are loaded before
+// the server starts; answers are warmed in the background within the memory
+// bounds (requests that come first read them from disk: find_entry).
+void load_snapshots(Impl& s) {
   std::vector<std::pair<std::string, SnapshotPtr>> snaps;
-  std::vector<std::pair<std::string, cache::EntryPtr>> entries;
-  const std::size_t limit = s.cfg.cache.memory_entries;
   s.store.run_sync([&](Db& db) {
     auto st = db.prepare("SELECT account, marketplace, checked_at, body FROM mws_snapshot");
     while (st.step()) {
       if (auto snap = snapshot_from_json(st.text(3), st.int64(2)))
         snaps.emplace_back(svc::key_join(st.text(0), st.text(1)), snap);
     }
-    auto r = db.prepare(
-        "SELECT account, marketplace, category, filters, last_updated, fetched_at, body FROM mws_recommendations "
-        "ORDER BY fetched_at DESC LIMIT ?");
-    r.bind(1, static_cast<std::int64_t>(limit));
-    while (r.step()) {
-      auto e = std::make_shared<cache::Entry>();
-      e->validator = r.opt_text(4);
-      e->fetched_at_ms = r.int64(5);
-      e->body = r.text(6);
-      e->hash = cache::fnv1a64(e->body);
-      entries.emplace_back(svc::key_join(r.text(0), r.text(1), r.text(2), r.text(3)), std::move(e));
-    }
   });
   {
     std::lock_guard lk(s.snap_mu);
     for (auto& [k, v] : snaps) s.snapshots[k] = v;
   }
-  for (auto& [k, v] : entries) s.index.put(k, v);
-  if (!entries.empty() || !snaps.empty())
-    log_info("mws cache loaded", {{"entries", entries.size()}, {"snapshots", snaps.size()}});
+  if (!snaps.empty()) log_info("mws snapshots loaded", {{"snapshots", snaps.size()}});
+}
+
+std::pair<std::string, cache::EntryPtr> entry_from_row(Stmt& r) {
+  auto e = std::make_shared<cache::Entry>();
+  e->validator = r.opt_text(7);
+  e->body = r.text(8);
+  e->fetched_at_ms = r.int64(1);
+  e->hash = cache::fnv1a64(e->body);
+  return {svc::key_join(r.text(3), r.text(4), r.text(5), r.text(6)), std::move(e)};
+}
+
+void warm_entries(const std::shared_ptr<Impl>& s) {
+  cache::WarmSpec spec{"mws",
+                       "SELECT length(body), fetched_at, rowid, account, marketplace, category, filters, last_updated, "
+                       "body FROM mws_recommendations WHERE (fetched_at, rowid) < (?1, ?2) "
+                       "ORDER BY fetched_at DESC, rowid DESC LIMIT ?3",
+                       entry_from_row};
+  cache::warm_index(s->store, s, s->index, cache::LoadBudget(s->cfg.cache.memory_entries, s->cfg.cache.memory_bytes),
+                    std::move(spec));
 }
 
 awaitable<std::size_t> do_purge(Impl* s, std::optional<std::string> account, std::optional<std::string> marketplace,
@@ -707,7 +751,8 @@ awaitable<std::size_t> do_purge(Impl* s, std::optional<std::string> account, std
 MwsService::MwsService(const Config& cfg, Store& store, upstream::HttpClient& client, Throttler& throttler,
                        net::any_io_executor ex)
     : impl_(std::make_shared<Impl>(cfg, store, client, throttler, ex)) {
-  load_from_store(*impl_);
+  load_snapshots(*impl_);
+  warm_entries(impl_);
   auto weak = std::weak_ptr<Impl>(impl_);
   svc::register_cache_gauges("mws", [weak]() -> std::pair<std::size_t, std::size_t> {
     auto s = weak.lock();

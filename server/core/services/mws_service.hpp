@@ -25,8 +25,8 @@ class HttpClient;
 
 class MwsService {
  public:
-  // Loads stored snapshots and the most recent cache rows into memory
-  // (blocking, at start-up only).
+  // Loads stored snapshots (blocking, small), then warms the memory index
+  // with the most recent answers in the background, within cache.memory_*.
   MwsService(const Config& cfg, Store& store, upstream::HttpClient& client, Throttler& throttler,
              boost::asio::any_io_executor ex);
   ~MwsService();

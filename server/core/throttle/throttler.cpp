@@ -157,6 +157,9 @@ struct Throttler::Impl : std::enable_shared_from_this<Throttler::Impl> {
   mutable std::mutex mu;
   std::map<BucketKey, std::unique_ptr<Bucket>> buckets;
   std::map<BucketKey, std::pair<double, double>> stored;  // tokens, updated_at (s)
+  // Set when the previous process did not stop cleanly: every bucket starts
+  // empty at this time (see the constructor).
+  std::optional<double> empty_since;
 
   // --- everything below runs with mu held ---
 
@@ -168,7 +171,13 @@ struct Throttler::Impl : std::enable_shared_from_this<Throttler::Impl> {
     // No stored row: this bucket never granted (every grant is written), so
     // full is what it would be without a restart.
     TokenBucket tb(*spec, spec->capacity, t);
-    if (auto it = stored.find(key); it != stored.end()) tb = TokenBucket(*spec, it->second.first, it->second.second);
+    auto it = stored.find(key);
+    if (empty_since) {
+      // Empty, and no sooner than a stored hold (an upstream Retry-After) ends.
+      tb = TokenBucket(*spec, 0, std::max(*empty_since, it != stored.end() ? it->second.second : 0.0));
+    } else if (it != stored.end()) {
+      tb = TokenBucket(*spec, it->second.first, it->second.second);
+    }
     auto& slot = buckets[key];
     slot = std::make_unique<Bucket>(account, group, tb);
     return slot.get();
@@ -339,6 +348,16 @@ Throttler::Throttler(const ThrottleConfig& cfg, Store* store, Clock now) : impl_
   impl_->cfg = cfg;
   impl_->store = store;
   impl_->now = now ? std::move(now) : Clock(wall_clock_seconds);
+  if (store && !store->previous_run_clean()) {
+    // The previous process was killed (or the file replaced): a grant is
+    // written after it is handed out, so the stored levels may miss tokens
+    // it spent just before it died. Amazon's bucket is never below empty,
+    // so starting every bucket empty now can never send more than it allows;
+    // the cost is one refill period of burst after a crash.
+    log_warn("the previous run did not stop cleanly; every quota bucket starts empty", {{"database", store->path()}});
+    std::lock_guard lk(impl_->mu);
+    impl_->empty_since = impl_->now();
+  }
   if (store) {
     std::map<BucketKey, std::pair<double, double>> rows;
     store->run_sync([&rows](Db& db) {

@@ -60,7 +60,9 @@ class Throttler {
 
   // Loads persisted levels with store->run_sync (store may be null: no
   // persistence). A bucket without a stored row starts full: it never granted
-  // a token, since every grant is written.
+  // a token, since every grant is written. When the previous process did not
+  // stop cleanly (store->previous_run_clean() false), no level is trusted and
+  // every bucket starts empty.
   Throttler(const ThrottleConfig& cfg, Store* store, Clock now = wall_clock_seconds);
   ~Throttler();
   Throttler(const Throttler&) = delete;
