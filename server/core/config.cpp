@@ -301,20 +301,22 @@ void check_endpoint(Obj& o, const char* key, const std::string& url, const Upstr
             "; use https (http is allowed to loopback, or to hosts listed in upstream.plain_http_hosts)");
 }
 
-// A bucket grants only once its level reaches 1 + reserve_tokens +
-// 2·margin·rate (throttle/token_bucket.hpp); above capacity it never would.
-void check_grant_floor(Obj& o, const ThrottleConfig& t) {
+// A grant leaves reserve_tokens unspent, so it needs 1 + reserve_tokens
+// tokens. The bucket caps that floor at capacity, so a reserve that does not
+// fit is silently spent: at or above capacity it is an error (nothing of it
+// would be kept), above capacity - 1 a warning (part of it would be spent).
+void check_reserve(Obj& o, const ThrottleConfig& t) {
   for (const auto& g : kBucketGroups) {
     const auto it = t.buckets.find(g.group);
     const BucketConfig& b = it == t.buckets.end() ? g.bucket : it->second;
-    const double floor = 1 + t.reserve_tokens + 2 * (t.margin_ms / 1000.0) * b.restore_per_s;
-    if (floor <= b.capacity) continue;
+    if (1 + t.reserve_tokens <= b.capacity) continue;
     std::ostringstream os;
-    os << "throttle.reserve_tokens: " << t.reserve_tokens << " (with throttle.margin_ms " << t.margin_ms
-       << ") leaves bucket " << g.group << " (capacity " << b.capacity
-       << ") unable to grant: a grant needs 1 + reserve_tokens + 2*margin*restore_per_s = " << floor
-       << " tokens; keep reserve_tokens below capacity - 1 of every bucket";
-    o.error(os.str());
+    os << "throttle.reserve_tokens: " << t.reserve_tokens << " does not fit bucket " << g.group << " (capacity "
+       << b.capacity << "): a grant needs 1 + reserve_tokens tokens, so "
+       << (t.reserve_tokens >= b.capacity ? "none" : "part") << " of the reserve would be kept; keep it at most "
+       << "capacity - 1 (or raise throttle.buckets." << g.group << ".capacity)";
+    if (t.reserve_tokens >= b.capacity) o.error(os.str());
+    else o.ctx().warnings.push_back(os.str());
   }
 }
 
@@ -379,7 +381,7 @@ void parse_root(Obj& root, Config& c) {
       b.number("restore_per_s", bc.restore_per_s, 0, 100000, true);
       c.throttle.buckets[name] = bc;
     });
-    check_grant_floor(o, c.throttle);
+    check_reserve(o, c.throttle);
   });
   root.object("mws", [&](Obj& o) {
     o.str("endpoint", c.mws.endpoint);

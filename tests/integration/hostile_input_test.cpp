@@ -36,7 +36,7 @@ std::pair<int, std::string> check_config(const std::string& json) {
 
 }  // namespace
 
-TEST_CASE("hostile input: a million nested [ is a 400 naming the limit; the process lives and serves the next") {
+TEST_CASE("hostile input: a million nested brackets is a 400 naming the limit, the process lives and serves the next") {
   Sandbox sb;
   TempDir dir;
   Recgate rg(dir, test_config(dir, sb.port));

@@ -231,9 +231,14 @@ TEST_CASE("config: --check-config catches unusable endpoints, listen names, rese
       {"host name in listen", R"({"listen":"localhost:8080"})", "listen: the host must be an IP address", nullptr},
       {"IPv6 listen", R"({"listen":"[::1]:0"})", nullptr, nullptr},
       {"reserve equal to capacity", R"({"throttle":{"reserve_tokens":8}})", "throttle.reserve_tokens: 8", nullptr},
-      {"reserve leaving less than one token",
-       R"({"throttle":{"reserve_tokens":2,"buckets":{"mws.ListRecommendations":{"capacity":3}}}})",
-       "bucket mws.ListRecommendations (capacity 3) unable to grant", nullptr},
+      {"reserve equal to an override's capacity",
+       R"({"throttle":{"reserve_tokens":1,"buckets":{"mws.ListRecommendations":{"capacity":1}}}})",
+       "does not fit bucket mws.ListRecommendations (capacity 1)", nullptr},
+      {"reserve of part of a bucket", R"({"throttle":{"reserve_tokens":1.5}})", nullptr,
+       "does not fit bucket mws.GetServiceStatus (capacity 2)"},
+      {"capacity 1 without reserve (margin is capped by the bucket)",
+       R"({"throttle":{"buckets":{"mws.ListRecommendations":{"capacity":1}}}})", nullptr, nullptr},
+      {"reserve of exactly capacity - 1", R"({"throttle":{"reserve_tokens":1}})", nullptr, nullptr},
       {"reserve that still grants", R"({"throttle":{"reserve_tokens":0.5}})", nullptr, nullptr},
       {"plain http token endpoint", R"({"ads":{"token_endpoint":"http://api.example.com/auth/o2/token"}})",
        "ads.token_endpoint: plain http would send the LWA client secret", nullptr},
@@ -254,6 +259,8 @@ TEST_CASE("config: --check-config catches unusable endpoints, listen names, rese
   };
   for (const auto& c : cases) {
     CAPTURE(c.name);
+    const std::string name = c.name;
+    CAPTURE(name);
     auto r = parse_config(c.json, fake_env({}));
     if (c.error) {
       CHECK_FALSE(r.config);

@@ -59,7 +59,7 @@ TEST_CASE("json: nesting up to the limit parses, one more is too_deep naming the
   }
 }
 
-TEST_CASE("json: syntax errors keep RapidJSON's reason and offset; comments only when asked") {
+TEST_CASE("json: syntax errors keep RapidJSON's reason and offset, comments only when asked") {
   rapidjson::Document d;
   auto e = json::parse(d, "{\"a\":1,}");
   REQUIRE(e);
