@@ -208,6 +208,7 @@ awaitable<Response> handle_ads_product_recommendations(const AppState* st, Conte
 
 awaitable<Response> handle_purge(const AppState* st, Context& ctx) {
   if (!authorized(*st, ctx)) co_return co_await unauthorized();
+  if (auto p = mws::validate_query_text(ctx.query)) co_return http::problem_response(*p);
   std::optional<std::string> account, marketplace, category;
   for (const auto& [k, v] : ctx.query) {
     std::optional<std::string>* slot = k == "account" ? &account : k == "marketplace" ? &marketplace

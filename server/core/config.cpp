@@ -4,23 +4,48 @@
 #include "core/config.hpp"
 
 #include <rapidjson/document.h>
-#include <rapidjson/error/en.h>
 #include <rapidjson/prettywriter.h>
 #include <rapidjson/stringbuffer.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <regex>
 #include <set>
 #include <sstream>
 
+#include "core/json.hpp"
+#include "core/upstream/url.hpp"
+
 namespace recgate {
 namespace {
 
 using rapidjson::Value;
 
-const char* const kBucketGroups[] = {"mws.GetLastUpdatedTimeForRecommendations", "mws.ListRecommendations",
-                                     "mws.GetServiceStatus", "ads.ProductRecommendations", "lwa.Token"};
+struct GroupDefault {
+  const char* group;
+  BucketConfig bucket;
+};
+
+// MWS figures: reference/amazon-apis.md A.1 (8, one per 2 s; GetServiceStatus
+// as documented for other sections: 2, one per 5 min). Ads and LWA limits are
+// undocumented: these are defaults.
+constexpr GroupDefault kBucketGroups[] = {
+    {"mws.GetLastUpdatedTimeForRecommendations", {8, 0.5}},
+    {"mws.ListRecommendations", {8, 0.5}},
+    {"mws.GetServiceStatus", {2, 1.0 / 300}},
+    {"ads.ProductRecommendations", {10, 2}},
+    {"lwa.Token", {5, 1}},
+};
+
+std::vector<std::string> group_names() {
+  std::vector<std::string> out;
+  for (const auto& g : kBucketGroups) out.emplace_back(g.group);
+  return out;
+}
 
 struct Ctx {
   const ConfigEnv& env;
@@ -98,6 +123,21 @@ class Obj {
     }
     std::string s;
     if (substitute(v->GetString(), key_path(k), ctx_, s)) out = s;
+  }
+
+  void strings(const char* k, std::vector<std::string>& out) {
+    const Value* v = get(k);
+    if (!v) return;
+    std::vector<std::string> items;
+    for (rapidjson::SizeType i = 0; v->IsArray() && i < v->Size(); ++i) {
+      if (!(*v)[i].IsString()) break;
+      items.emplace_back((*v)[i].GetString(), (*v)[i].GetStringLength());
+    }
+    if (!v->IsArray() || items.size() != v->Size()) {
+      ctx_.errors.push_back(key_path(k) + ": must be an array of strings");
+      return;
+    }
+    out = std::move(items);
   }
 
   void integer(const char* k, int& out, int min, int max) {
@@ -205,10 +245,6 @@ bool valid_name(const std::string& s) {
   return std::regex_match(s, re);
 }
 
-bool valid_base_url(const std::string& s) {
-  static const std::regex re(R"(https?://[^/\s?#]+(/[^\s?#]*)?)");
-  return std::regex_match(s, re);
-}
 
 void require(Obj& o, const char* key, const std::string& value, const char* what) {
   if (value.empty()) o.error(o.key_path(key) + ": required (" + what + ")");
@@ -216,6 +252,72 @@ void require(Obj& o, const char* key, const std::string& value, const char* what
 
 bool is_loopback(const std::string& host) {
   return host == "127.0.0.1" || host == "::1" || host == "localhost" || host.rfind("127.", 0) == 0;
+}
+
+bool is_ip_literal(const std::string& host) {
+  unsigned char buf[sizeof(in6_addr)];
+  return inet_pton(AF_INET, host.c_str(), buf) == 1 || inet_pton(AF_INET6, host.c_str(), buf) == 1;
+}
+
+// Why an endpoint URL is unusable, without echoing it (it may hold a password).
+std::string url_fault(const std::string& url) {
+  const auto sep = url.find("://");
+  const std::string authority =
+      sep == std::string::npos ? std::string() : url.substr(sep + 3, url.find_first_of("/?#", sep + 3) - (sep + 3));
+  if (authority.find('@') != std::string::npos)
+    return "holds user info (user:password@), which is not allowed: credentials belong in the accounts";
+  if (const auto colon = authority.rfind(':'); colon != std::string::npos && authority.back() != ']')
+    return "has a bad port (allowed: 1-65535)";
+  return "has no http:// or https:// scheme with a valid host";
+}
+
+// An upstream endpoint: empty (Amazon's hosts), or an http(s) URL without
+// user info and with a valid port. Plain http sends `secret` in clear, so it
+// is allowed only to loopback (with a warning) or to a host the operator
+// listed in upstream.plain_http_hosts.
+void check_endpoint(Obj& o, const char* key, const std::string& url, const UpstreamConfig& up, bool base_only,
+                    const char* secret) {
+  if (url.empty()) return;
+  const std::string path = o.key_path(key);
+  const auto parsed = upstream::parse_url(url);
+  if (!parsed) {
+    o.error(path + ": must be empty (Amazon's own hosts) or a URL like https://host[:port]; this one " +
+            url_fault(url));
+    return;
+  }
+  if (base_only && url.find_first_of("?#") != std::string::npos) {
+    o.error(path + ": must be a base URL like https://host[:port][/path], without query or fragment");
+    return;
+  }
+  if (parsed->scheme != "http") return;
+  const bool listed =
+      std::find(up.plain_http_hosts.begin(), up.plain_http_hosts.end(), parsed->host) != up.plain_http_hosts.end();
+  if (listed) return;
+  if (is_loopback(parsed->host))
+    o.ctx().warnings.push_back(path + ": plain http (to loopback " + parsed->host + ") carries " + secret +
+                               " unencrypted");
+  else
+    o.error(path + ": plain http would send " + secret + " in clear to " + parsed->host +
+            "; use https (http is allowed to loopback, or to hosts listed in upstream.plain_http_hosts)");
+}
+
+// A grant leaves reserve_tokens unspent, so it needs 1 + reserve_tokens
+// tokens. The bucket caps that floor at capacity, so a reserve that does not
+// fit is silently spent: at or above capacity it is an error (nothing of it
+// would be kept), above capacity - 1 a warning (part of it would be spent).
+void check_reserve(Obj& o, const ThrottleConfig& t) {
+  for (const auto& g : kBucketGroups) {
+    const auto it = t.buckets.find(g.group);
+    const BucketConfig& b = it == t.buckets.end() ? g.bucket : it->second;
+    if (1 + t.reserve_tokens <= b.capacity) continue;
+    std::ostringstream os;
+    os << "throttle.reserve_tokens: " << t.reserve_tokens << " does not fit bucket " << g.group << " (capacity "
+       << b.capacity << "): a grant needs 1 + reserve_tokens tokens, so "
+       << (t.reserve_tokens >= b.capacity ? "none" : "part") << " of the reserve would be kept; keep it at most "
+       << "capacity - 1 (or raise throttle.buckets." << g.group << ".capacity)";
+    if (t.reserve_tokens >= b.capacity) o.error(os.str());
+    else o.ctx().warnings.push_back(os.str());
+  }
 }
 
 void parse_root(Obj& root, Config& c) {
@@ -256,6 +358,7 @@ void parse_root(Obj& root, Config& c) {
     }
   }
   root.object("upstream", [&](Obj& o) {
+    o.strings("plain_http_hosts", c.upstream.plain_http_hosts);
     o.integer("connect_timeout_ms", c.upstream.connect_timeout_ms, 1, 600000);
     o.integer("request_timeout_ms", c.upstream.request_timeout_ms, 1, 600000);
     o.str("ca_file", c.upstream.ca_file);
@@ -270,20 +373,19 @@ void parse_root(Obj& root, Config& c) {
     o.number("reserve_tokens", c.throttle.reserve_tokens, 0, 100);
     o.integer("max_queue", c.throttle.max_queue, 1, 1000000);
     o.map("buckets", [&](const std::string& name, Obj& b) {
-      bool known = false;
-      for (const char* g : kBucketGroups) known = known || name == g;
-      std::vector<std::string> groups(std::begin(kBucketGroups), std::end(kBucketGroups));
-      if (!known) b.error("throttle.buckets." + name + ": unknown bucket (allowed: " + join(groups) + ")");
-      BucketConfig bc = c.throttle.buckets.count(name) ? c.throttle.buckets[name] : BucketConfig{};
+      const auto group_default = default_bucket(name);
+      if (!group_default)
+        b.error("throttle.buckets." + name + ": unknown bucket (allowed: " + join(group_names()) + ")");
+      BucketConfig bc = group_default.value_or(BucketConfig{});
       b.number("capacity", bc.capacity, 1, 100000);
       b.number("restore_per_s", bc.restore_per_s, 0, 100000, true);
       c.throttle.buckets[name] = bc;
     });
+    check_reserve(o, c.throttle);
   });
   root.object("mws", [&](Obj& o) {
     o.str("endpoint", c.mws.endpoint);
-    if (!c.mws.endpoint.empty() && !valid_base_url(c.mws.endpoint))
-      o.error("mws.endpoint: must be empty (real Amazon hosts) or a base URL like https://host[:port]");
+    check_endpoint(o, "endpoint", c.mws.endpoint, c.upstream, true, "signed MWS requests (with the auth token)");
     o.integer("check_interval_s", c.mws.check_interval_s, 0, 86400 * 7);
     o.integer("listing_quality_ttl_s", c.mws.listing_quality_ttl_s, 0, 86400 * 30);
     o.integer("max_stale_s", c.mws.max_stale_s, 0, 86400 * 365);
@@ -304,10 +406,10 @@ void parse_root(Obj& root, Config& c) {
   root.object("ads", [&](Obj& o) {
     o.str("endpoint", c.ads.endpoint);
     o.str("token_endpoint", c.ads.token_endpoint);
-    if (!c.ads.endpoint.empty() && !valid_base_url(c.ads.endpoint))
-      o.error("ads.endpoint: must be empty (regional Amazon hosts) or a base URL like https://host[:port]");
-    if (!c.ads.token_endpoint.empty() && !valid_base_url(c.ads.token_endpoint))
-      o.error("ads.token_endpoint: must be empty (regional LWA hosts) or a URL like https://host[:port]/auth/o2/token");
+    check_endpoint(o, "endpoint", c.ads.endpoint, c.upstream, true, "the LWA access token");
+    check_endpoint(o, "token_endpoint", c.ads.token_endpoint, c.upstream, false,
+                   "the LWA client secret and refresh token");
+    o.size("max_asins", c.ads.max_asins, 1, 10000);
     o.integer("cache_ttl_s", c.ads.cache_ttl_s, 0, 86400 * 30);
     o.integer("token_refresh_margin_s", c.ads.token_refresh_margin_s, 0, 3000);
     o.integer("max_stale_s", c.ads.max_stale_s, 0, 86400 * 365);
@@ -347,6 +449,9 @@ void parse_root(Obj& root, Config& c) {
   if (!split_host_port(c.listen, host, port))
     root.error("listen: must be host:port (port 0 picks a free port), e.g. 127.0.0.1:8080 or [::1]:8080; got \"" +
                c.listen + "\"");
+  else if (!is_ip_literal(host))
+    root.error("listen: the host must be an IP address (recgate does not resolve names to bind), e.g. "
+               "127.0.0.1:8080, 0.0.0.0:8080 or [::1]:8080; got \"" + c.listen + "\"");
   else if (c.clients.empty() && !is_loopback(host))
     root.ctx().warnings.push_back("listen is " + c.listen +
                                   " but no clients are configured: anyone who can reach it can use your credentials");
@@ -359,6 +464,12 @@ void put_secret(rapidjson::PrettyWriter<rapidjson::StringBuffer>& w, const char*
 }
 
 }  // namespace
+
+std::optional<BucketConfig> default_bucket(std::string_view group) {
+  for (const auto& g : kBucketGroups)
+    if (group == g.group) return g.bucket;
+  return std::nullopt;
+}
 
 ConfigEnv ConfigEnv::process() {
   ConfigEnv e;
@@ -401,10 +512,10 @@ bool split_host_port(const std::string& s, std::string& host, std::uint16_t& por
 ConfigResult parse_config(const std::string& json_text, const ConfigEnv& env) {
   ConfigResult r;
   rapidjson::Document doc;
-  doc.Parse<rapidjson::kParseCommentsFlag>(json_text.c_str(), json_text.size());
-  if (doc.HasParseError()) {
-    r.errors.push_back("config is not valid JSON at offset " + std::to_string(doc.GetErrorOffset()) + ": " +
-                       rapidjson::GetParseError_En(doc.GetParseError()));
+  json::ParseOptions opts;
+  opts.comments = true;
+  if (auto e = json::parse(doc, json_text, opts)) {
+    r.errors.push_back("config is not valid JSON: " + e->message);
     return r;
   }
   if (!doc.IsObject()) {
@@ -452,6 +563,10 @@ std::string config_to_masked_json(const Config& c) {
   w.EndArray();
   w.Key("upstream");
   w.StartObject();
+  w.Key("plain_http_hosts");
+  w.StartArray();
+  for (const auto& h : c.upstream.plain_http_hosts) w.String(h);
+  w.EndArray();
   w.Key("connect_timeout_ms"); w.Int(c.upstream.connect_timeout_ms);
   w.Key("request_timeout_ms"); w.Int(c.upstream.request_timeout_ms);
   w.Key("ca_file"); w.String(c.upstream.ca_file);
@@ -502,6 +617,7 @@ std::string config_to_masked_json(const Config& c) {
   w.Key("cache_ttl_s"); w.Int(c.ads.cache_ttl_s);
   w.Key("token_refresh_margin_s"); w.Int(c.ads.token_refresh_margin_s);
   w.Key("max_stale_s"); w.Int(c.ads.max_stale_s);
+  w.Key("max_asins"); w.Uint64(c.ads.max_asins);
   w.Key("accounts");
   w.StartObject();
   for (const auto& [name, a] : c.ads.accounts) {

@@ -8,6 +8,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace recgate {
@@ -18,6 +19,10 @@ struct ClientKey {
 };
 
 struct UpstreamConfig {
+  // Hosts an http:// endpoint may name besides loopback (an operator's
+  // explicit choice, e.g. the compose network's "sandbox"); any other
+  // plain-http endpoint is a config error, loopback a warning.
+  std::vector<std::string> plain_http_hosts;
   int connect_timeout_ms = 3000;
   int request_timeout_ms = 20000;
   std::string ca_file;                 // extra trusted CAs (PEM), empty: system only
@@ -75,6 +80,8 @@ struct AdsConfig {
   int cache_ttl_s = 3600;
   int token_refresh_margin_s = 300;  // refresh this long before expires_in
   int max_stale_s = 86400;  // an expired answer may be served stale this long after fetched_at
+  // adAsins per request; the API documents no maximum, see README.
+  std::size_t max_asins = 100;
   std::map<std::string, AdsAccount> accounts;
 };
 
@@ -125,6 +132,11 @@ struct ConfigResult {
 };
 
 ConfigResult parse_config(const std::string& json_text, const ConfigEnv& env);
+
+// The built-in spec of a bucket group (MWS from Amazon's documentation, the
+// rest defaults); nullopt for an unknown group. A throttle.buckets override
+// starts from it, so a field the override omits keeps the group's value.
+std::optional<BucketConfig> default_bucket(std::string_view group);
 ConfigResult load_config_file(const std::string& path, const ConfigEnv& env);
 
 // The effective configuration as pretty JSON with every secret masked.

@@ -9,6 +9,10 @@
 using namespace recgate;
 using namespace recgate::ads;
 
+namespace {
+constexpr std::size_t kMaxAsins = 100;  // the ads.max_asins default
+}  // namespace
+
 TEST_CASE("ads request: validation table") {
   struct Case {
     const char* name;
@@ -56,7 +60,7 @@ TEST_CASE("ads request: validation table") {
   };
   for (const auto& c : cases) {
     CAPTURE(c.name);
-    auto r = validate_request(c.body);
+    auto r = validate_request(c.body, kMaxAsins);
     if (!c.code) {
       CHECK(r.has_value());
       continue;
@@ -73,14 +77,14 @@ TEST_CASE("ads request: validation table") {
 }
 
 TEST_CASE("ads request: defaults by groupBy, jp_JP normalization, order and duplicates kept") {
-  auto a = validate_request(R"({"adAsins":["B09LJWZT6G","0316769487","B09LJWZT6G"]})");
+  auto a = validate_request(R"({"adAsins":["B09LJWZT6G","0316769487","B09LJWZT6G"]})", kMaxAsins);
   REQUIRE(a.has_value());
   CHECK(a->count == 100);
   CHECK(a->locale == "en_US");
   CHECK(a->group_by == GroupBy::asin);
   CHECK_FALSE(a->cursor);
   CHECK(a->ad_asins == std::vector<std::string>{"B09LJWZT6G", "0316769487", "B09LJWZT6G"});
-  auto t = validate_request(R"({"adAsins":["B09LJWZT6G"],"groupBy":"theme","locale":"ja_JP"})");
+  auto t = validate_request(R"({"adAsins":["B09LJWZT6G"],"groupBy":"theme","locale":"ja_JP"})", kMaxAsins);
   REQUIRE(t.has_value());
   CHECK(t->count == 5);
   CHECK(t->locale == "jp_JP");
@@ -90,7 +94,7 @@ TEST_CASE("ads request: defaults by groupBy, jp_JP normalization, order and dupl
 
 TEST_CASE("ads request: canonical cache key applies defaults and ignores member order, keeps ASIN order") {
   auto key = [](const char* body) {
-    auto r = validate_request(body);
+    auto r = validate_request(body, kMaxAsins);
     REQUIRE(r.has_value());
     return canonical_key(*r);
   };
@@ -106,10 +110,10 @@ TEST_CASE("ads request: canonical cache key applies defaults and ignores member 
 }
 
 TEST_CASE("ads request: the upstream body has an integer count, no groupBy, and a cursor only when paging") {
-  auto r = validate_request(R"({"adAsins":["B09LJWZT6G"],"count":5,"groupBy":"theme","locale":"ja_JP"})");
+  auto r = validate_request(R"({"adAsins":["B09LJWZT6G"],"count":5,"groupBy":"theme","locale":"ja_JP"})", kMaxAsins);
   REQUIRE(r.has_value());
   CHECK(upstream_body(*r) == R"({"adAsins":["B09LJWZT6G"],"count":5,"locale":"jp_JP"})");
-  auto p = validate_request(R"({"adAsins":["B09LJWZT6G"],"cursor":"YzEu\"x"})");
+  auto p = validate_request(R"({"adAsins":["B09LJWZT6G"],"cursor":"YzEu\"x"})", kMaxAsins);
   REQUIRE(p.has_value());
   CHECK(upstream_body(*p) == R"({"adAsins":["B09LJWZT6G"],"count":100,"locale":"en_US","cursor":"YzEu\"x"})");
 }
@@ -153,4 +157,54 @@ TEST_CASE("ads request: regional hosts, upstream error bodies, Retry-After") {
   CHECK(is_json_document(R"({"recommendations":[]})"));
   CHECK_FALSE(is_json_document("{"));
   CHECK_FALSE(is_json_document(""));
+}
+
+TEST_CASE("ads request: hostile bodies (depth, control characters, invalid UTF-8, too many ASINs)") {
+  struct Case {
+    const char* name;
+    std::string body;
+    const char* code;
+    const char* field;  // "" for invalid_body
+    const char* says;
+  };
+  std::string many = R"({"adAsins":[)";
+  for (int i = 0; i < 101; ++i) many += std::string(i ? "," : "") + "\"B09LJWZT6G\"";
+  many += "]}";
+  const Case cases[] = {
+      {"a million [", std::string(1000000, '['), "invalid_body", "", "deeper than 64"},
+      {"65 levels inside adAsins", R"({"adAsins":)" + std::string(65, '[') + std::string(65, ']') + "}",
+       "invalid_body", "", "the limit is 64"},
+      {"cursor with LF", R"({"adAsins":["B09LJWZT6G"],"cursor":"a\nb"})", "invalid_field", "cursor", "U+000A"},
+      {"cursor with DEL", "{\"adAsins\":[\"B09LJWZT6G\"],\"cursor\":\"a\x7F\"}", "invalid_field", "cursor",
+       "U+007F"},
+      {"cursor with invalid UTF-8", "{\"adAsins\":[\"B09LJWZT6G\"],\"cursor\":\"a\xC3\"}", "invalid_field", "cursor",
+       "not valid UTF-8"},
+      {"member name with a control", R"({"adAsins":["B09LJWZT6G"],"x\u0001":1})", "invalid_body", "",
+       "a member name"},
+      {"101 ASINs", many, "invalid_field", "adAsins", "at most 100 are allowed (ads.max_asins)"},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.name);
+    auto r = validate_request(c.body, kMaxAsins);
+    REQUIRE_FALSE(r.has_value());
+    CHECK(r.error().status == 400);
+    CHECK(r.error().code == c.code);
+    CHECK(r.error().detail.find(c.says) != std::string::npos);
+    std::string field;
+    for (const auto& [k, v] : r.error().extensions)
+      if (k == "field") field = v;
+    CHECK(field == c.field);
+  }
+  std::string hundred = R"({"adAsins":[)";
+  for (int i = 0; i < 100; ++i) hundred += std::string(i ? "," : "") + "\"B09LJWZT6G\"";
+  hundred += "]}";
+  CHECK(validate_request(hundred, kMaxAsins).has_value());
+  CHECK_FALSE(validate_request(hundred, 99).has_value());
+}
+
+TEST_CASE("ads request: upstream answers nested beyond the limit are not JSON documents") {
+  const std::string deep = std::string(1000000, '[') + std::string(1000000, ']');
+  CHECK_FALSE(is_json_document(deep));
+  CHECK_FALSE(parse_upstream_error("{\"code\":\"X\",\"details\":" + deep + "}"));
+  CHECK(is_json_document(std::string(64, '[') + std::string(64, ']')));
 }

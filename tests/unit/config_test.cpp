@@ -192,3 +192,97 @@ TEST_CASE("split_host_port") {
   CHECK_FALSE(split_host_port("host:65536", h, p));
   CHECK_FALSE(split_host_port("host:8o", h, p));
 }
+
+TEST_CASE("config: a bucket override keeps the group's default for every field it omits") {
+  auto r = parse_config(R"({"throttle":{"buckets":{"ads.ProductRecommendations":{"capacity":20},
+                            "lwa.Token":{"restore_per_s":3},"mws.GetServiceStatus":{"capacity":4}}}})",
+                        fake_env({}));
+  REQUIRE(r.config);
+  const auto& b = r.config->throttle.buckets;
+  CHECK(b.at("ads.ProductRecommendations").capacity == 20);
+  CHECK(b.at("ads.ProductRecommendations").restore_per_s == 2);  // not MWS's 0.5
+  CHECK(b.at("lwa.Token").capacity == 5);
+  CHECK(b.at("lwa.Token").restore_per_s == 3);
+  CHECK(b.at("mws.GetServiceStatus").restore_per_s == doctest::Approx(1.0 / 300));
+  REQUIRE(default_bucket("ads.ProductRecommendations"));
+  CHECK(default_bucket("ads.ProductRecommendations")->capacity == 10);
+  CHECK_FALSE(default_bucket("ads.Nope"));
+}
+
+TEST_CASE("config: --check-config catches unusable endpoints, listen names, reserves and plain http") {
+  struct Case {
+    const char* name;
+    const char* json;
+    const char* error;    // nullptr: accepted
+    const char* warning;  // nullptr: no warning expected
+  };
+  const Case cases[] = {
+      {"user info", R"({"ads":{"endpoint":"https://bob:hunter2@ads.example.com"}})",
+       "ads.endpoint: must be empty (Amazon's own hosts) or a URL like https://host[:port]; this one holds user info",
+       nullptr},
+      {"user info in the token endpoint", R"({"ads":{"token_endpoint":"https://bob:hunter2@lwa.example.com/t"}})",
+       "ads.token_endpoint:", nullptr},
+      {"port 99999", R"({"mws":{"endpoint":"https://mws.example.com:99999"}})", "mws.endpoint:", nullptr},
+      {"port 99999 says why", R"({"mws":{"endpoint":"https://mws.example.com:99999"}})", "bad port (allowed: 1-65535)",
+       nullptr},
+      {"query in a base URL", R"({"mws":{"endpoint":"https://mws.example.com/?a=b"}})",
+       "mws.endpoint: must be a base URL", nullptr},
+      {"not a URL", R"({"mws":{"endpoint":"ftp://x"}})", "mws.endpoint: must be empty", nullptr},
+      {"host name in listen", R"({"listen":"localhost:8080"})", "listen: the host must be an IP address", nullptr},
+      {"IPv6 listen", R"({"listen":"[::1]:0"})", nullptr, nullptr},
+      {"reserve equal to capacity", R"({"throttle":{"reserve_tokens":8}})", "throttle.reserve_tokens: 8", nullptr},
+      {"reserve equal to an override's capacity",
+       R"({"throttle":{"reserve_tokens":1,"buckets":{"mws.ListRecommendations":{"capacity":1}}}})",
+       "does not fit bucket mws.ListRecommendations (capacity 1)", nullptr},
+      {"reserve of part of a bucket", R"({"throttle":{"reserve_tokens":1.5}})", nullptr,
+       "does not fit bucket mws.GetServiceStatus (capacity 2)"},
+      {"capacity 1 without reserve (margin is capped by the bucket)",
+       R"({"throttle":{"buckets":{"mws.ListRecommendations":{"capacity":1}}}})", nullptr, nullptr},
+      {"reserve of exactly capacity - 1", R"({"throttle":{"reserve_tokens":1}})", nullptr, nullptr},
+      {"reserve that still grants", R"({"throttle":{"reserve_tokens":0.5}})", nullptr, nullptr},
+      {"plain http token endpoint", R"({"ads":{"token_endpoint":"http://api.example.com/auth/o2/token"}})",
+       "ads.token_endpoint: plain http would send the LWA client secret", nullptr},
+      {"plain http Ads endpoint", R"({"ads":{"endpoint":"http://ads.example.com"}})", "ads.endpoint: plain http",
+       nullptr},
+      {"plain http MWS endpoint", R"({"mws":{"endpoint":"http://mws.example.com"}})", "mws.endpoint: plain http",
+       nullptr},
+      {"plain http to loopback", R"({"ads":{"token_endpoint":"http://127.0.0.1:9/auth/o2/token"}})", nullptr,
+       "ads.token_endpoint: plain http (to loopback 127.0.0.1)"},
+      {"plain http to a listed host",
+       R"({"upstream":{"plain_http_hosts":["sandbox"]},"ads":{"token_endpoint":"http://sandbox:8081/t"}})", nullptr,
+       nullptr},
+      {"plain_http_hosts not strings", R"({"upstream":{"plain_http_hosts":[1]}})",
+       "upstream.plain_http_hosts: must be an array of strings", nullptr},
+      {"max_asins zero", R"({"ads":{"max_asins":0}})", "ads.max_asins: must be an integer from 1 to 10000", nullptr},
+      {"config nested too deep", R"({"_x":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]})",
+       "the limit is 64", nullptr},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.name);
+    const std::string name = c.name;
+    CAPTURE(name);
+    auto r = parse_config(c.json, fake_env({}));
+    if (c.error) {
+      CHECK_FALSE(r.config);
+      CHECK(has_error(r, c.error));
+    } else {
+      CHECK(r.config);
+      CHECK(r.errors.empty());
+    }
+    for (const auto& e : r.errors) CHECK(e.find("hunter2") == std::string::npos);
+    bool warned = false;
+    for (const auto& w : r.warnings) warned = warned || (c.warning && w.find(c.warning) != std::string::npos);
+    CHECK(warned == (c.warning != nullptr));
+  }
+}
+
+TEST_CASE("config: ads.max_asins and upstream.plain_http_hosts parse and appear in the effective config") {
+  auto r = parse_config(R"({"ads":{"max_asins":25},"upstream":{"plain_http_hosts":["sandbox"]}})", fake_env({}));
+  REQUIRE(r.config);
+  CHECK(r.config->ads.max_asins == 25);
+  CHECK(r.config->upstream.plain_http_hosts == std::vector<std::string>{"sandbox"});
+  const std::string out = config_to_masked_json(*r.config);
+  CHECK(out.find("\"max_asins\": 25") != std::string::npos);
+  CHECK(out.find("\"plain_http_hosts\": [\n      \"sandbox\"") != std::string::npos);
+  CHECK(parse_config("{}", fake_env({})).config->ads.max_asins == 100);
+}

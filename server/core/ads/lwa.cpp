@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <cctype>
 
+#include "core/json.hpp"
+
 namespace recgate::ads {
 
 namespace {
@@ -51,8 +53,7 @@ TokenParse parse_token_response(int status, std::string_view body) {
   TokenParse out;
   out.error.status = status;
   rapidjson::Document d;
-  d.Parse(body.data(), body.size());
-  const bool object = !d.HasParseError() && d.IsObject();
+  const bool object = !json::parse(d, body) && d.IsObject();
   auto str = [&](const char* name) -> std::optional<std::string> {
     if (!object) return std::nullopt;
     auto it = d.FindMember(name);

@@ -4,7 +4,6 @@
 #include "core/ads/request.hpp"
 
 #include <rapidjson/document.h>
-#include <rapidjson/error/en.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
@@ -12,6 +11,8 @@
 #include <cmath>
 #include <limits>
 #include <set>
+
+#include "core/json.hpp"
 
 namespace recgate::ads {
 
@@ -68,15 +69,19 @@ bool is_asin(std::string_view s) {
   return true;
 }
 
-Expected<ProductRequest> validate_request(std::string_view body) {
+Expected<ProductRequest> validate_request(std::string_view body, std::size_t max_asins) {
   rapidjson::Document d;
-  d.Parse(body.data(), body.size());
-  if (d.HasParseError())
+  json::ParseOptions opts;
+  opts.reject_controls = true;
+  if (auto e = json::parse(d, body, opts)) {
+    if (e->kind == json::ParseError::Kind::bad_string && !e->field.empty()) return field_problem(e->field, e->message);
+    if (e->kind == json::ParseError::Kind::bad_string) return make_problem(400, "invalid_body", e->message);
+    if (e->kind == json::ParseError::Kind::too_deep) return make_problem(400, "invalid_body", "the body is " + e->message);
     return make_problem(400, "invalid_body",
-                        "the body is not valid JSON (" + std::string(rapidjson::GetParseError_En(d.GetParseError())) +
-                            " at offset " + std::to_string(d.GetErrorOffset()) +
+                        "the body is not valid JSON (" + e->message +
                             "); send {\"adAsins\":[\"B09LJWZT6G\"],\"count\":5,\"locale\":\"en_US\",\"cursor\":null,"
                             "\"groupBy\":\"asin\"}");
+  }
   if (!d.IsObject())
     return make_problem(400, "invalid_body",
                         "the body must be a JSON object with adAsins (required), count, locale, cursor, groupBy; got " +
@@ -106,6 +111,9 @@ Expected<ProductRequest> validate_request(std::string_view body) {
     return field_problem("adAsins", "adAsins must be a non-empty array of 10-character ASINs (A-Z, 0-9); got " +
                                         (asins->value.IsArray() ? std::string("an empty array")
                                                                 : type_name(asins->value)));
+  if (asins->value.Size() > max_asins)
+    return field_problem("adAsins", "adAsins holds " + std::to_string(asins->value.Size()) + " ASINs; at most " +
+                                        std::to_string(max_asins) + " are allowed (ads.max_asins)");
   for (rapidjson::SizeType i = 0; i < asins->value.Size(); ++i) {
     const Value& a = asins->value[i];
     const std::string where = "adAsins[" + std::to_string(i) + "]";
@@ -205,8 +213,7 @@ bool is_json_media_type(std::string_view ct) {
 
 std::optional<UpstreamError> parse_upstream_error(std::string_view body) {
   rapidjson::Document d;
-  d.Parse(body.data(), body.size());
-  if (d.HasParseError() || !d.IsObject()) return std::nullopt;
+  if (json::parse(d, body) || !d.IsObject()) return std::nullopt;
   auto code = d.FindMember("code");
   if (code == d.MemberEnd()) return std::nullopt;
   UpstreamError e;
@@ -220,8 +227,7 @@ std::optional<UpstreamError> parse_upstream_error(std::string_view body) {
 
 bool is_json_document(std::string_view body) {
   rapidjson::Document d;
-  d.Parse(body.data(), body.size());
-  return !d.HasParseError();
+  return !json::parse(d, body);
 }
 
 std::optional<double> parse_retry_after(std::string_view v) {

@@ -4,6 +4,7 @@
 // no I/O; called by the Ads service and unit-tested with tables.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -38,10 +39,12 @@ const char* group_by_name(GroupBy g);
 
 // Validates {"adAsins":[...], "count":N, "locale":"..", "cursor":".."|null,
 // "groupBy":"asin"|"theme"}. Problems are 400 with code invalid_body (not a
-// JSON object, unknown member) or invalid_field (with a "field" extension),
-// each naming what is wrong and what is allowed. "ja_JP" is accepted as an
-// alias of the spec's "jp_JP" and normalized to it.
-Expected<ProductRequest> validate_request(std::string_view body);
+// JSON object, nested deeper than json::kMaxDepth, unknown member) or
+// invalid_field (with a "field" extension: more than max_asins ASINs, a
+// string with control characters or invalid UTF-8, a bad value), each naming
+// what is wrong and what is allowed. "ja_JP" is accepted as an alias of the
+// spec's "jp_JP" and normalized to it.
+Expected<ProductRequest> validate_request(std::string_view body, std::size_t max_asins);
 
 // True for an ASIN as the spec types it: 10 characters, here A-Z and 0-9.
 bool is_asin(std::string_view s);
@@ -73,7 +76,8 @@ struct UpstreamError {
 };
 std::optional<UpstreamError> parse_upstream_error(std::string_view body);
 
-// True when `body` is one well-formed JSON value (an upstream 200 we pass on).
+// True when `body` is one well-formed JSON value nested no deeper than
+// json::kMaxDepth (an upstream 200 we pass on).
 bool is_json_document(std::string_view body);
 
 // Retry-After as delta-seconds (RFC 9110 §10.2.3); nullopt when absent or

@@ -37,9 +37,15 @@ struct Query {
   std::vector<std::string> filters;  // "Name=Value"
 };
 // raw: decoded query-string pairs in order. All problems are 400 with codes:
-// missing_marketplace, unknown_marketplace, duplicate_marketplace (two
+// invalid_parameter (a name or value holding C0 controls, DEL or invalid
+// UTF-8; "parameter" extension names it), missing_marketplace, unknown_marketplace, duplicate_marketplace (two
 // different values), invalid_category, category_not_offered, invalid_filter,
 // filter_needs_one_category, unknown_parameter.
+// Every query parameter of every route goes through this first: 400
+// invalid_parameter when a name or value holds C0 controls, DEL or invalid
+// UTF-8 (the "parameter" extension names it). nullopt when all are clean.
+std::optional<Problem> validate_query_text(const std::vector<std::pair<std::string, std::string>>& raw);
+
 Expected<Query> validate_recommendations_query(
     const std::vector<std::pair<std::string, std::string>>& raw);
 Expected<std::string> validate_last_updated_query(

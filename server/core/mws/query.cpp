@@ -3,6 +3,7 @@
 // (reference A.1 "CategoryQuery and FilterOptions"). Pure core logic.
 #include <algorithm>
 
+#include "core/json.hpp"
 #include "core/mws/model.hpp"
 
 namespace recgate::mws {
@@ -145,7 +146,28 @@ std::optional<Problem> check_filter(std::string_view category, const std::string
 
 }  // namespace
 
+// Before anything else looks at them: a control byte would reach upstream
+// (and the logs) as it is, and invalid UTF-8 cannot be signed or compared
+// reliably. Names are checked too, so no later message echoes such bytes.
+std::optional<Problem> validate_query_text(const Raw& raw) {
+  for (const auto& [name, value] : raw) {
+    if (auto fault = json::text_fault(name); !fault.empty())
+      return bad_request("invalid_parameter", "a query parameter name " + fault +
+                                                  "; control characters (U+0000-U+001F, U+007F) and invalid UTF-8 "
+                                                  "are not allowed");
+    if (auto fault = json::text_fault(value); !fault.empty()) {
+      Problem p = bad_request("invalid_parameter", "the value of query parameter '" + name + "' " + fault +
+                                                       "; control characters (U+0000-U+001F, U+007F) and invalid "
+                                                       "UTF-8 are not allowed");
+      p.extensions.emplace_back("parameter", name);
+      return p;
+    }
+  }
+  return std::nullopt;
+}
+
 Expected<Query> validate_recommendations_query(const Raw& raw) {
+  if (auto p = validate_query_text(raw)) return std::move(*p);
   if (auto p = check_parameters(raw, {"marketplace", "category", "filter"})) return std::move(*p);
   auto marketplace = check_marketplace(raw);
   if (!marketplace) return std::move(marketplace.error());
@@ -199,6 +221,7 @@ Expected<Query> validate_recommendations_query(const Raw& raw) {
 }
 
 Expected<std::string> validate_last_updated_query(const Raw& raw) {
+  if (auto p = validate_query_text(raw)) return std::move(*p);
   if (auto p = check_parameters(raw, {"marketplace"})) return std::move(*p);
   auto marketplace = check_marketplace(raw);
   if (!marketplace) return std::move(marketplace.error());

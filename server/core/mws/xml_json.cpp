@@ -10,6 +10,9 @@
 #include <cstdlib>
 #include <cstdint>
 #include <pugixml.hpp>
+#include <unordered_map>
+#include <utility>
+#include <vector>
 
 #include "core/mws/model.hpp"
 
@@ -17,6 +20,12 @@ namespace recgate::mws {
 namespace {
 
 using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
+
+// Deepest element nesting converted. Real answers nest about 6 levels
+// (Response/Result/...Recommendations/member/ItemDimensions/Height/Value);
+// each level may add an array level in JSON, so 32 keeps the JSON we build
+// within json::kMaxDepth.
+constexpr std::size_t kMaxXmlDepth = 32;
 
 enum class FieldType { string, integer, decimal };
 
@@ -171,32 +180,61 @@ void write_leaf(Writer& w, const pugi::xml_node& n, const std::string& path) {
 
 void write_node(Writer& w, const pugi::xml_node& n, const std::string& path);
 
-// Children in document order; a name that repeats becomes one array key.
-void write_object(Writer& w, const pugi::xml_node& n, const std::string& path) {
-  w.StartObject();
-  std::vector<std::string_view> seen;
+// Element children grouped by local name, groups in order of first
+// appearance, each group's nodes in document order: one pass, so a member
+// with thousands of siblings costs linear time, not quadratic.
+std::vector<std::pair<std::string_view, std::vector<pugi::xml_node>>> group_children(const pugi::xml_node& n) {
+  std::vector<std::pair<std::string_view, std::vector<pugi::xml_node>>> groups;
+  std::unordered_map<std::string_view, std::size_t> index;
   for (pugi::xml_node c = n.first_child(); c; c = c.next_sibling()) {
     if (c.type() != pugi::node_element) continue;
     const std::string_view name = local_name(c);
-    if (std::find(seen.begin(), seen.end(), name) != seen.end()) continue;
-    seen.push_back(name);
+    auto [it, fresh] = index.try_emplace(name, groups.size());
+    if (fresh) groups.emplace_back(name, std::vector<pugi::xml_node>{});
+    groups[it->second].second.push_back(c);
+  }
+  return groups;
+}
+
+// Children in document order; a name that repeats becomes one array key.
+void write_object(Writer& w, const pugi::xml_node& n, const std::string& path) {
+  w.StartObject();
+  for (const auto& [name, nodes] : group_children(n)) {
     const std::string child_path = path.empty() ? std::string(name) : path + "/" + std::string(name);
     w.Key(name.data(), static_cast<rapidjson::SizeType>(name.size()));
-    std::size_t count = 0;
-    for (pugi::xml_node d = c; d; d = d.next_sibling()) {
-      if (d.type() == pugi::node_element && local_name(d) == name) ++count;
-    }
-    if (count == 1) {
-      write_node(w, c, child_path);
+    if (nodes.size() == 1) {
+      write_node(w, nodes.front(), child_path);
       continue;
     }
     w.StartArray();
-    for (pugi::xml_node d = c; d; d = d.next_sibling()) {
-      if (d.type() == pugi::node_element && local_name(d) == name) write_node(w, d, child_path);
-    }
+    for (const pugi::xml_node& d : nodes) write_node(w, d, child_path);
     w.EndArray();
   }
   w.EndObject();
+}
+
+// Element nesting of the whole document, walked without recursion (pugixml
+// parses and frees without recursion too). The conversion below recurses
+// once per level, so a document deeper than kMaxXmlDepth is refused first.
+std::size_t element_depth(const pugi::xml_node& root) {
+  std::size_t depth = 0;
+  std::size_t deepest = 0;
+  pugi::xml_node n = root.first_child();
+  while (n) {
+    if (n.type() == pugi::node_element) deepest = std::max(deepest, depth + 1);
+    if (n.type() == pugi::node_element && n.first_child()) {
+      n = n.first_child();
+      ++depth;
+      continue;
+    }
+    while (n && !n.next_sibling() && n != root) {
+      n = n.parent();
+      --depth;
+    }
+    if (!n || n == root) break;
+    n = n.next_sibling();
+  }
+  return deepest;
 }
 
 bool is_member_list(const pugi::xml_node& n) {
@@ -251,6 +289,10 @@ Expected<pugi::xml_node> load_root(pugi::xml_document& doc, std::string_view xml
   if (!r) {
     return malformed(std::string("upstream sent malformed XML: ") + r.description() + " at offset " +
                      std::to_string(r.offset));
+  }
+  if (const std::size_t depth = element_depth(doc); depth > kMaxXmlDepth) {
+    return malformed("upstream XML nests elements " + std::to_string(depth) + " levels deep; the limit is " +
+                     std::to_string(kMaxXmlDepth));
   }
   const pugi::xml_node root = doc.document_element();
   const std::string_view name = local_name(root);

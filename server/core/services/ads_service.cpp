@@ -314,6 +314,11 @@ awaitable<Expected<TokenPtr>> get_token(Impl* s, std::string account, Deadline d
 
 // ---- the one Ads call site -----------------------------------------------
 
+// A validated request, built once per client request and shared by pointer
+// with the flight and its retries: a coalesced or queued request copies no
+// ASIN list (adAsins is also capped by ads.max_asins).
+using RequestPtr = std::shared_ptr<const ads::ProductRequest>;
+
 upstream::Request ads_request(const Impl& s, const AdsAccount& acc, const ads::ProductRequest& pr,
                               const std::string& body, const std::string& token) {
   upstream::Request req;
@@ -336,11 +341,11 @@ Problem throttled_beyond_wait(Problem p) {
 // Throttle, token, send. Retries a 429 within the deadline (the throttler
 // holds the bucket for Retry-After or an exponential backoff), and a 401 once
 // after a token refresh.
-awaitable<Expected<std::string>> call_ads(Impl* s, std::string account, ads::ProductRequest pr, Deadline deadline,
+awaitable<Expected<std::string>> call_ads(Impl* s, std::string account, RequestPtr pr, Deadline deadline,
                                           std::string rid) {
   const AdsAccount& acc = s->cfg.ads.accounts.at(account);
   const std::string bucket = kAdsBucket;
-  const std::string body = ads::upstream_body(pr);
+  const std::string body = ads::upstream_body(*pr);
   bool auth_retried = false;
   bool upstream_throttled = false;
   for (int attempt = 1;; ++attempt) {
@@ -349,7 +354,7 @@ awaitable<Expected<std::string>> call_ads(Impl* s, std::string account, ads::Pro
     auto token = co_await get_token(s, account, deadline, rid);
     if (!token) co_return token.error();
     const std::string used = (*token)->access_token;
-    upstream::Request req = ads_request(*s, acc, pr, body, used);
+    upstream::Request req = ads_request(*s, acc, *pr, body, used);
     const auto t0 = std::chrono::steady_clock::now();
     auto r = co_await s->client.request(std::move(req));
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -426,7 +431,7 @@ awaitable<bool> commit_answer(Impl* s, std::string account, std::string request_
 
 // `key` empty: a cursor request, never stored.
 awaitable<Expected<cache::EntryPtr>> fetch_answer(Impl* s, std::string key, std::string account,
-                                                  std::string request_key, ads::ProductRequest pr,
+                                                  std::string request_key, RequestPtr pr,
                                                   cache::EntryPtr seen, Deadline deadline, std::string rid) {
   // A flight for this key that ended between the caller's cache lookup and
   // now has stored a fresh answer (another entry than the one it saw; `seen`
@@ -517,8 +522,9 @@ awaitable<Response> handle_product_recommendations(Impl* s, Context& ctx) {
   if (!s->cfg.ads.accounts.count(account)) co_return http::problem_response(unknown_account(account, s->cfg));
   const std::string content_type(ctx.header("Content-Type"));
   if (!ads::is_json_media_type(content_type)) co_return http::problem_response(unsupported_media_type(content_type));
-  auto pr = ads::validate_request(ctx.req.body());
-  if (!pr) co_return http::problem_response(pr.error());
+  auto valid = ads::validate_request(ctx.req.body(), s->cfg.ads.max_asins);
+  if (!valid) co_return http::problem_response(valid.error());
+  const RequestPtr pr = std::make_shared<const ads::ProductRequest>(std::move(*valid));
   const RequestOptions opts = request_options(*s, ctx);
 
   if (pr->cursor) {
@@ -526,7 +532,7 @@ awaitable<Response> handle_product_recommendations(Impl* s, Context& ctx) {
     const std::string no_key;
     const std::string no_request_key;
     const cache::EntryPtr none;  // a named local: g++ 12 and temporaries in co_await expressions
-    auto r = co_await fetch_answer(s, no_key, account, no_request_key, *pr, none, opts.deadline, opts.request_id);
+    auto r = co_await fetch_answer(s, no_key, account, no_request_key, pr, none, opts.deadline, opts.request_id);
     if (!r) co_return http::problem_response(r.error());
     co_return finish(ctx, **r, "recgate; fwd=bypass", 0);
   }
@@ -548,7 +554,7 @@ awaitable<Response> handle_product_recommendations(Impl* s, Context& ctx) {
   }
 
   bool joined = false;
-  Coalescer<Expected<cache::EntryPtr>>::Work work = [s, key, account, request_key, req = *pr, seen = entry,
+  Coalescer<Expected<cache::EntryPtr>>::Work work = [s, key, account, request_key, req = pr, seen = entry,
                                                       d = opts.deadline, rid = opts.request_id]() {
     return fetch_answer(s, key, account, request_key, req, seen, d, rid);
   };
@@ -570,7 +576,7 @@ awaitable<Response> handle_product_recommendations(Impl* s, Context& ctx) {
 }
 
 awaitable<std::size_t> do_purge(Impl* s, std::optional<std::string> account) {
-  const std::string prefix = account ? *account + '\x1f' : std::string();
+  const std::string prefix = account ? svc::key_join(*account) : std::string();
   auto matches = [&prefix](const std::string& key) { return key.compare(0, prefix.size(), prefix) == 0; };
   const std::size_t in_memory = s->index.erase_if(matches);
   auto del = [&account](Db& db) -> std::size_t {

@@ -30,6 +30,36 @@ std::string hex64(std::uint64_t v) {
   return buf;
 }
 
+void key_append(std::string& key, std::string_view part) {
+  key += std::to_string(part.size());
+  key += ':';
+  key += part;
+}
+
+std::string key_list(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& item : items) key_append(out, item);
+  return out;
+}
+
+std::vector<std::string> key_split(std::string_view key) {
+  std::vector<std::string> parts;
+  while (!key.empty()) {
+    const std::size_t colon = key.find(':');
+    if (colon == std::string_view::npos || colon == 0 || colon > 10) return {};
+    std::size_t n = 0;
+    for (char c : key.substr(0, colon)) {
+      if (c < '0' || c > '9') return {};
+      n = n * 10 + static_cast<std::size_t>(c - '0');
+    }
+    key.remove_prefix(colon + 1);
+    if (n > key.size()) return {};
+    parts.emplace_back(key.substr(0, n));
+    key.remove_prefix(n);
+  }
+  return parts;
+}
+
 void count_upstream(std::string_view api, std::string_view operation, const std::string& status, double seconds) {
   auto& m = Metrics::instance();
   m.counter("recgate_upstream_requests_total", "Upstream calls made, by api, operation and status.",

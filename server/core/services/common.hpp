@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/cache/policy.hpp"
 #include "core/http/server.hpp"
@@ -18,15 +19,22 @@ std::int64_t now_ms();                   // wall clock, ms since the epoch
 std::string iso_seconds(std::int64_t ms);  // "2026-11-22T06:00:01Z"
 std::string hex64(std::uint64_t v);
 
-// Cache keys: parts joined by \x1f. (Variadic rather than an initializer_list:
-// g++ 12 miscompiles initializer_list temporaries inside coroutines.)
+// Cache keys: each part as "<byte length>:<bytes>", so no byte a part may
+// hold can make two different part lists build the same key, and the key of
+// the first n parts is a prefix of every longer key that starts with them.
+// (Variadic rather than an initializer_list: g++ 12 miscompiles
+// initializer_list temporaries inside coroutines.)
+void key_append(std::string& key, std::string_view part);
 template <class... P>
 std::string key_join(const P&... parts) {
   std::string k;
-  ((k += std::string_view(parts), k += '\x1f'), ...);
-  k.pop_back();
+  (key_append(k, std::string_view(parts)), ...);
   return k;
 }
+// A list as one key part (e.g. MWS filters): the items key_join-encoded.
+std::string key_list(const std::vector<std::string>& items);
+// The parts of a key_join key; empty when `key` is not one.
+std::vector<std::string> key_split(std::string_view key);
 
 void count_upstream(std::string_view api, std::string_view operation, const std::string& status, double seconds);
 void count_lookup(std::string_view api, cache::Outcome o);

@@ -21,6 +21,7 @@
 #include "core/cache/retention.hpp"
 #include "core/cache/policy.hpp"
 #include "core/coalesce.hpp"
+#include "core/json.hpp"
 #include "core/log.hpp"
 #include "core/metrics.hpp"
 #include "core/mws/model.hpp"
@@ -82,8 +83,7 @@ std::string snapshot_to_json(const Snapshot& s) {
 
 SnapshotPtr snapshot_from_json(const std::string& body, std::int64_t checked_at) {
   rapidjson::Document d;
-  d.Parse(body.c_str());
-  if (d.HasParseError() || !d.IsObject()) return nullptr;
+  if (json::parse(d, body) || !d.IsObject()) return nullptr;
   auto s = std::make_shared<Snapshot>();
   s->checked_at_ms = checked_at;
   for (const char* c : mws::kCategories) {
@@ -95,14 +95,11 @@ SnapshotPtr snapshot_from_json(const std::string& body, std::int64_t checked_at)
   return s;
 }
 
-std::string join_filters(const std::vector<std::string>& f) {
-  std::string out;
-  for (const auto& x : f) {
-    if (!out.empty()) out += '\x1e';
-    out += x;
-  }
-  return out;
-}
+// The filters column and key part: length-prefixed like the key itself, so
+// no filter value can pass for a filter boundary. Rows stored with the old
+// \x1e-joined form start with a filter name (a letter), never a digit, so
+// they can never equal a new key: they are misses, not misreads.
+std::string join_filters(const std::vector<std::string>& f) { return svc::key_list(f); }
 
 Problem unknown_account(const std::string& name, const Config& cfg) {
   std::string known;
@@ -706,15 +703,8 @@ void warm_entries(const std::shared_ptr<Impl>& s) {
 awaitable<std::size_t> do_purge(Impl* s, std::optional<std::string> account, std::optional<std::string> marketplace,
                                 std::optional<std::string> category) {
   auto matches = [&](const std::string& key) {
-    // key: account \x1f marketplace \x1f category \x1f filters
-    std::vector<std::string> parts;
-    std::size_t i = 0;
-    for (;;) {
-      auto j = key.find('\x1f', i);
-      parts.push_back(key.substr(i, j == std::string::npos ? std::string::npos : j - i));
-      if (j == std::string::npos) break;
-      i = j + 1;
-    }
+    // key: account, marketplace[, category, filters] (svc::key_join)
+    const std::vector<std::string> parts = svc::key_split(key);
     if (account && (parts.size() < 1 || parts[0] != *account)) return false;
     if (marketplace && (parts.size() < 2 || parts[1] != *marketplace)) return false;
     if (category && (parts.size() < 3 || parts[2] != *category)) return false;
