@@ -50,6 +50,12 @@ namespace {
 constexpr auto nothrow = net::as_tuple(net::use_awaitable);
 constexpr auto tls_close_timeout = std::chrono::seconds(2);
 constexpr std::uint32_t response_header_limit = 64 * 1024;
+// Bound on the bytes read but not yet parsed. Body bytes are consumed as they
+// are parsed (and count against max_response_bytes); what can pile up is a
+// header block (capped above) or a chunk-size line or trailer, which Beast
+// does not cap: a chunk extension that never ends would otherwise grow the
+// buffer until the deadline.
+constexpr std::size_t read_buffer_limit = response_header_limit + 64 * 1024;
 
 struct Connection {
   Connection(const net::any_io_executor& ex, ssl::context* tls) : strand(net::make_strand(ex)) {
@@ -64,7 +70,7 @@ struct Connection {
   net::any_io_executor strand;
   std::optional<beast::tcp_stream> plain;
   std::optional<beast::ssl_stream<beast::tcp_stream>> secure;
-  beast::flat_buffer buffer;
+  beast::flat_buffer buffer{read_buffer_limit};
   Clock::time_point idle_since{};
 };
 using ConnectionPtr = std::shared_ptr<Connection>;
