@@ -8,6 +8,8 @@
 
 #include <algorithm>
 #include <array>
+#include <chrono>
+#include <string>
 
 namespace recgate::sandbox {
 

@@ -4,6 +4,7 @@
 
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/string_body.hpp>
+#include <optional>
 #include <string>
 
 #include "sandbox/wire.hpp"
@@ -47,7 +48,7 @@ Parsed parse(const std::string& bytes) {
   out.header_done = parser.is_header_done();
   out.done = parser.is_done();
   if (out.header_done) {
-    out.content_length = parser.content_length();
+    if (const auto length = parser.content_length()) out.content_length = *length;
     out.chunked = parser.chunked();
     out.body = parser.get().body();
   }
@@ -74,7 +75,7 @@ TEST_CASE("sandbox wire: reset, short and stall promise the whole body and send 
     const WirePlan p = plan(mode);
     const Parsed r = parse(wire_prefix(p));
     CAPTURE(wire_mode_name(mode));
-    CHECK(r.ec == http::error::need_more);
+    CHECK_FALSE(r.ec);  // every byte taken, the message still open
     CHECK(r.header_done);
     CHECK_FALSE(r.done);
     CHECK(r.content_length == p.body.size());
@@ -105,7 +106,8 @@ TEST_CASE("sandbox wire: huge announces its length; huge_chunked frames blocks a
   // (A parser reserves an announced length: 3 blocks, not the 1 GiB default.)
   const WirePlan huge = plan(WireMode::huge, 3 * kWireBlock);
   const Parsed h = parse(wire_prefix(huge) + wire_block(huge.mode, kWireBlock));
-  CHECK(h.ec == http::error::need_more);
+  CHECK_FALSE(h.ec);
+  CHECK_FALSE(h.done);
   CHECK(h.content_length == 3 * kWireBlock);
   CHECK(h.body.size() == kWireBlock);
   CHECK(wire_suffix(huge.mode).empty());
