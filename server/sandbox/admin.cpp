@@ -25,6 +25,29 @@ const std::string* query_value(const QueryPairs& q, std::string_view name) {
   return nullptr;
 }
 
+// The upstream-fault keys (wire faults, replaced bodies, Retry-After): true
+// when `k` is one of them; `error` is set when its value is unusable.
+bool upstream_fault_key(const std::string& k, const rapidjson::Value& v, Fault& f, std::string& error) {
+  if (k == "wire") {
+    const auto mode = v.IsString() ? parse_wire_mode(v.GetString()) : std::nullopt;
+    if (!mode) error = "wire must be one of: " + std::string(wire_mode_names());
+    else f.wire = *mode;
+  } else if (k == "wire_bytes") {
+    if (!v.IsUint64() || v.GetUint64() < 1 || v.GetUint64() > (1ull << 40)) error = "wire_bytes must be 1..2^40";
+    else f.wire_bytes = v.GetUint64();
+  } else if (k == "invalid_xml") {
+    if (!v.IsBool()) error = "invalid_xml must be a boolean";
+    else f.invalid_xml = v.GetBool();
+  } else if (k == "body" || k == "content_type" || k == "retry_after") {
+    if (!v.IsString()) error = k + " must be a string";
+    else if (k == "body") f.body = v.GetString();
+    else (k == "content_type" ? f.content_type : f.retry_after) = v.GetString();
+  } else {
+    return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 bool admin_authorized(const SandboxConfig& cfg, std::string_view authorization, std::string_view x_admin_token) {
@@ -96,15 +119,21 @@ AdminAnswer admin_add_fault(SandboxState& state, std::string_view json_body) {
     } else if (k == "action" || k == "code" || k == "message") {
       if (!v.IsString()) return bad("a string");
       (k == "action" ? f.action : k == "code" ? f.code : f.message) = v.GetString();
+    } else if (std::string error; upstream_fault_key(k, v, f, error)) {
+      if (!error.empty()) return problem(400, "invalid_fault", error);
     } else {
       return problem(400, "invalid_fault",
-                     "unknown key " + k + "; allowed: latency_ms status code message malformed drop count action");
+                     "unknown key " + k +
+                         "; allowed: latency_ms status code message malformed drop count action wire wire_bytes "
+                         "invalid_xml body content_type retry_after");
     }
   }
   if (!f.action.empty() && !is_known_action(f.action))
     return problem(400, "invalid_fault", "action must be an MWS Recommendations action");
-  if (f.latency_ms == 0 && f.status == 0 && !f.malformed && !f.drop)
-    return problem(400, "invalid_fault", "give at least one of latency_ms, status, malformed, drop");
+  if (f.latency_ms == 0 && f.status == 0 && !f.malformed && !f.drop && f.wire == WireMode::none && !f.invalid_xml &&
+      !f.body)
+    return problem(400, "invalid_fault",
+                   "give at least one of latency_ms, status, malformed, drop, wire, invalid_xml, body");
   state.add_fault(f);
   return AdminAnswer{200, "{\"added\":true}"};
 }

@@ -66,6 +66,30 @@ MwsError fault_error(const Fault& f) {
   return e;
 }
 
+// Leaves the XML whole but not well-formed: an element opened after the
+// root's start tag is never closed, so the root's end tag mismatches.
+void break_xml(std::string& body) {
+  const auto root = body.find('<', body.rfind("?>") == std::string::npos ? 0 : body.find("?>") + 2);
+  const auto after = root == std::string::npos ? std::string::npos : body.find('>', root);
+  body.insert(after == std::string::npos ? body.size() : after + 1, "<Unclosed>");
+}
+
+// The body and header parts of a fault, applied to the answer it replaces.
+// Headers go to `extra`, which the caller sends after the usual ones.
+void apply_fault(MwsOutcome& out, const Fault& f, std::vector<std::pair<std::string, std::string>>& extra) {
+  if (f.body) out.body = *f.body;
+  if (f.malformed) out.body.resize(out.body.size() / 2);
+  if (f.invalid_xml) break_xml(out.body);
+  if (f.drop) {
+    out.drop = true;
+    out.body += "<!--" + std::string(4096, ' ') + "-->";
+  }
+  if (!f.content_type.empty()) extra.emplace_back("Content-Type", f.content_type);
+  if (!f.retry_after.empty()) extra.emplace_back("Retry-After", f.retry_after);
+  out.wire = f.wire;
+  out.wire_bytes = f.wire_bytes;
+}
+
 MwsResult<std::string> run_operation(SandboxState& state, const Authenticated& auth, const Operation& op, Now now,
                                      std::string_view request_id) {
   const SandboxConfig& cfg = state.config();
@@ -162,6 +186,7 @@ std::string render_list_page(std::string_view action, const ListCursor& cursor, 
 MwsOutcome handle_mws(SandboxState& state, const HttpInput& in, Now now) {
   MwsOutcome out;
   out.request_id = new_request_id();
+  std::vector<std::pair<std::string, std::string>> fault_headers;
   RequestRecord rec;
   rec.time = format_iso_ms(now.wall);
   rec.request_id = out.request_id;
@@ -196,9 +221,12 @@ MwsOutcome handle_mws(SandboxState& state, const HttpInput& in, Now now) {
                                       {"latency_ms", fault->latency_ms},
                                       {"status", fault->status},
                                       {"malformed", fault->malformed ? "true" : "false"},
-                                      {"drop", fault->drop ? "true" : "false"}});
+                                      {"drop", fault->drop ? "true" : "false"},
+                                      {"wire", std::string(wire_mode_name(fault->wire))}});
         }
-        if (fault && fault->status != 0) {
+        if (fault && fault->status != 0 && fault->body) {
+          out.status = fault->status;  // a page from something in front of MWS, not an MWS error
+        } else if (fault && fault->status != 0) {
           set_error(out, fault_error(*fault));
         } else {
           auto op = parse_operation(a);
@@ -208,15 +236,12 @@ MwsOutcome handle_mws(SandboxState& state, const HttpInput& in, Now now) {
           if (auto* oe = std::get_if<MwsError>(&body)) set_error(out, *oe);
           else out.body = std::move(std::get<std::string>(body));
         }
-        if (fault && fault->malformed) out.body.resize(out.body.size() / 2);
-        if (fault && fault->drop) {
-          out.drop = true;
-          out.body += "<!--" + std::string(4096, ' ') + "-->";
-        }
+        if (fault) apply_fault(out, *fault, fault_headers);
       }
     }
   }
   finish_headers(out, now);
+  for (auto& h : fault_headers) out.headers.push_back(std::move(h));
   rec.action = out.action;
   rec.status = out.status;
   rec.code = out.error_code;

@@ -14,6 +14,7 @@
 #include "sandbox/next_token.hpp"
 #include "sandbox/request.hpp"
 #include "sandbox/state.hpp"
+#include "sandbox/wire.hpp"
 
 namespace recgate::sandbox {
 
@@ -23,6 +24,8 @@ struct MwsOutcome {
   std::vector<std::pair<std::string, std::string>> headers;
   std::chrono::milliseconds latency{0};
   bool drop = false;  // send part of the response, then close
+  WireMode wire = WireMode::none;  // act this fault out on the raw connection instead (wire_send.hpp)
+  std::uint64_t wire_bytes = 0;
   std::string action;
   std::string error_code;
   std::string request_id;

@@ -1,5 +1,6 @@
-// Route adapters: Context -> HttpInput / admin call -> Response. The only
-// sandbox code that touches Asio (the latency fault's timer).
+// Route adapters: Context -> HttpInput / admin call -> Response. With
+// wire_send.cpp and ads_routes.cpp the only sandbox code that touches Asio
+// (the latency fault's timer, the hand-over of wire faults).
 #include "sandbox/routes.hpp"
 
 #include <boost/asio/steady_timer.hpp>
@@ -11,6 +12,7 @@
 
 #include "sandbox/admin.hpp"
 #include "sandbox/mws_service.hpp"
+#include "sandbox/wire_send.hpp"
 #include "sandbox/xml.hpp"
 
 namespace recgate::sandbox {
@@ -33,6 +35,21 @@ namespace {
 
 Response admin_response(const AdminAnswer& a) {
   return make_response(a.status, a.body, {{"Content-Type", a.content_type}, {"Cache-Control", "no-store"}});
+}
+
+net::awaitable<void> act_out_wire(boost::beast::tcp_stream& stream, WirePlan plan, SandboxState* state) {
+  const WireReport report = co_await send_wire_fault(stream, std::move(plan));
+  state->record_wire(report);
+}
+
+WirePlan wire_plan(const MwsOutcome& out) {
+  WirePlan plan;
+  plan.mode = out.wire;
+  plan.status = out.status;
+  plan.body = out.body;
+  plan.lazy_bytes = out.wire_bytes;
+  for (const auto& [k, v] : out.headers) plan.headers.emplace_back(k, v);
+  return plan;
 }
 
 std::size_t header_bytes(const Response& res) {
@@ -70,6 +87,10 @@ net::awaitable<Response> mws_handler(SandboxState* state, Context& ctx) {
     timer.expires_after(out.latency);
     co_await timer.async_wait(net::use_awaitable);
   }
+  if (out.wire != WireMode::none)
+    ctx.raw_response = [plan = wire_plan(out), state](boost::beast::tcp_stream& stream) {
+      return act_out_wire(stream, plan, state);
+    };
   Response res = make_response(out.status, std::move(out.body), out.headers);
   if (out.drop) ctx.truncate_response_at = header_bytes(res) + 256 + res.body().size() / 2;
   co_return res;

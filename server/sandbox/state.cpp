@@ -115,6 +115,11 @@ std::optional<Fault> SandboxState::take_fault(std::string_view action) {
   return std::nullopt;
 }
 
+void SandboxState::record_wire(const WireReport& report) {
+  std::lock_guard lock(mu_);
+  last_wire_ = report;
+}
+
 void SandboxState::record(RequestRecord r) {
   std::lock_guard lock(mu_);
   ++total_requests_;
@@ -241,9 +246,24 @@ std::string SandboxState::stats_json(std::chrono::steady_clock::time_point now) 
     w.Bool(f.drop);
     key(w, "remaining");
     w.Int(f.remaining);
+    key(w, "wire");
+    str(w, wire_mode_name(f.wire));
     w.EndObject();
   }
   w.EndArray();
+  key(w, "last_wire");
+  if (last_wire_) {
+    w.StartObject();
+    key(w, "mode");
+    str(w, wire_mode_name(last_wire_->mode));
+    key(w, "bytes_sent");
+    w.Uint64(last_wire_->bytes_sent);
+    key(w, "peer_closed");
+    w.Bool(last_wire_->peer_closed);
+    w.EndObject();
+  } else {
+    w.Null();
+  }
   w.EndObject();
   key(w, "recent");
   w.StartArray();
@@ -294,6 +314,7 @@ void SandboxState::reset(Now now) {
   last_signature_failure_.reset();
   last_signature_failure_time_.clear();
   faults_applied_ = 0;
+  last_wire_.reset();
   recent_.clear();
   ads_.reset(now.mono);
 }

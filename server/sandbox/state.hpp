@@ -20,6 +20,7 @@
 #include "sandbox/config.hpp"
 #include "sandbox/data.hpp"
 #include "sandbox/signature.hpp"
+#include "sandbox/wire.hpp"
 
 namespace recgate::sandbox {
 
@@ -35,9 +36,16 @@ struct Fault {
   int status = 0;      // 0: answer normally (after the latency)
   std::string code;    // defaults from status
   std::string message;
-  bool malformed = false;
+  bool malformed = false;  // the XML cut in half (Content-Length still right)
   bool drop = false;
   int remaining = 1;
+  // Upstream faults below and beside the MWS error model (see wire.hpp).
+  bool invalid_xml = false;            // the whole XML, but with an element never closed
+  std::optional<std::string> body;     // replaces the answer's body (e.g. an HTML error page)
+  std::string content_type;            // replaces text/xml when set
+  std::string retry_after;             // sent as Retry-After when set
+  WireMode wire = WireMode::none;
+  std::uint64_t wire_bytes = kDefaultWireBytes;
 };
 
 struct RequestRecord {
@@ -74,6 +82,8 @@ class SandboxState {
   void clear_faults();
   // The first pending fault for `action`, consumed.
   std::optional<Fault> take_fault(std::string_view action);
+  // The outcome of the last wire fault acted out (GET /admin/stats faults.last_wire).
+  void record_wire(const WireReport& report);
 
   void record(RequestRecord r);
   void record_signature_failure(std::string expected_string_to_sign, std::string host, std::string time);
@@ -113,6 +123,7 @@ class SandboxState {
   std::optional<std::pair<std::string, std::string>> last_signature_failure_;  // string to sign, host
   std::string last_signature_failure_time_;
   std::uint64_t faults_applied_ = 0;
+  std::optional<WireReport> last_wire_;
   std::deque<RequestRecord> recent_;
   AdsState ads_;
 };

@@ -30,6 +30,7 @@
 #include <set>
 #include <sstream>
 #include <stdexcept>
+#include <string_view>
 
 extern char** environ;
 
@@ -75,7 +76,14 @@ Process::Process(std::vector<std::string> argv, std::vector<std::pair<std::strin
   for (auto& a : argv) args.push_back(a.data());
   args.push_back(nullptr);
   std::vector<std::string> envs;
-  for (char** e = environ; *e; ++e) envs.emplace_back(*e);
+  // `env` replaces inherited variables of the same name (getenv returns the first match).
+  auto overridden = [&env](std::string_view entry) {
+    for (const auto& [k, v] : env)
+      if (entry.size() > k.size() && entry.substr(0, k.size()) == k && entry[k.size()] == '=') return true;
+    return false;
+  };
+  for (char** e = environ; *e; ++e)
+    if (!overridden(*e)) envs.emplace_back(*e);
   for (auto& [k, v] : env) envs.push_back(k + "=" + v);
   std::vector<char*> envp;
   for (auto& e : envs) envp.push_back(e.data());

@@ -35,7 +35,8 @@ class TempDir {
 void write_file(const std::string& path, const std::string& content);
 std::string read_file(const std::string& path);
 
-// A child process whose stdout+stderr are captured line by line.
+// A child process whose stdout+stderr are captured line by line; `env` adds
+// to the inherited environment, replacing variables of the same name.
 class Process {
  public:
   Process(std::vector<std::string> argv, std::vector<std::pair<std::string, std::string>> env = {});

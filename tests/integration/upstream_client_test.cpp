@@ -195,6 +195,7 @@ enum class Behaviour {
   close_after,        // answers with keep-alive, then closes the idle connection
   connection_close,   // answers with Connection: close
   hold_until_second,  // answers nothing until a second request has arrived
+  interim_first,      // "100 Continue" and a "103 Early Hints" before each answer
 };
 
 struct Recorded {
@@ -265,6 +266,12 @@ net::awaitable<void> serve(Stream& stream, StatePtr st) {
         const std::string partial = "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789";
         co_await net::async_write(stream, net::buffer(partial), nothrow);
         co_return;
+      }
+      case Behaviour::interim_first: {
+        const std::string interim =
+            "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n";
+        co_await net::async_write(stream, net::buffer(interim), nothrow);
+        break;
       }
       case Behaviour::hold_until_second:
         if (st->received < 2) {
@@ -646,6 +653,20 @@ TEST_CASE("upstream HTTP: a body over max_response_bytes is too_large") {
     CAPTURE(r.detail);
     CHECK(r.error == ErrorKind::too_large);
   }
+}
+
+TEST_CASE("upstream HTTP: interim 1xx answers are skipped; each request gets its own final answer") {
+  TestServer server(Behaviour::interim_first);
+  const auto results =
+      fetch_in_sequence(quick_options(), {get(server.url("127.0.0.1", "/a")), get(server.url("127.0.0.1", "/b"))});
+  REQUIRE(results.size() == 2);
+  for (std::size_t i = 0; i < 2; ++i) {
+    CAPTURE(results[i].detail);
+    REQUIRE(results[i].ok());
+    CHECK(results[i].response.status == 200);
+  }
+  CHECK(results[0].response.body == "ok /a");
+  CHECK(results[1].response.body == "ok /b");
 }
 
 TEST_CASE("upstream HTTP: a form POST arrives with its body, Content-Type, Host and User-Agent intact") {

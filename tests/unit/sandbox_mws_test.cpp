@@ -764,6 +764,59 @@ TEST_CASE("sandbox faults: status, malformed, drop, latency, count and action ma
   CHECK(admin_add_fault(st, "not json").status == 400);
 }
 
+TEST_CASE("sandbox faults: invalid_xml, a replaced body, Content-Type, Retry-After and wire modes") {
+  SandboxState st(test_config(), fixed_now());
+  const Now now = fixed_now();
+  const auto& cfg = st.config();
+  const Req last{"GetLastUpdatedTimeForRecommendations", {{"MarketplaceId", kUs}}};
+  // The last value of a header wins, as in make_response (res.set in order).
+  auto header = [](const MwsOutcome& o, const std::string& name) {
+    std::string v;
+    for (const auto& [k, x] : o.headers)
+      if (k == name) v = x;
+    return v;
+  };
+
+  CHECK(admin_add_fault(st, R"({"invalid_xml":true})").status == 200);
+  const MwsOutcome broken = handle_mws(st, build(cfg, last), now);
+  CHECK(broken.status == 200);
+  CHECK(broken.body.find("</GetLastUpdatedTimeForRecommendationsResponse>") != std::string::npos);
+  pugi::xml_document doc;
+  CHECK(doc.load_buffer(broken.body.data(), broken.body.size()).status == pugi::status_end_element_mismatch);
+
+  CHECK(admin_add_fault(st, R"({"body":"<html><body>down</body></html>","content_type":"text/html"})").status == 200);
+  const MwsOutcome page = handle_mws(st, build(cfg, last), now);
+  CHECK(page.status == 200);
+  CHECK(page.body == "<html><body>down</body></html>");
+  CHECK(header(page, "Content-Type") == "text/html");
+
+  CHECK(admin_add_fault(st, R"({"status":503,"retry_after":"7"})").status == 200);
+  const MwsOutcome unavailable = handle_mws(st, build(cfg, last), now);
+  check_error(unavailable, 503, "ServiceUnavailable");
+  CHECK(header(unavailable, "Retry-After") == "7");
+
+  CHECK(admin_add_fault(st, R"({"status":503,"body":"<html>busy</html>"})").status == 200);
+  const MwsOutcome busy = handle_mws(st, build(cfg, last), now);
+  CHECK(busy.status == 503);
+  CHECK(busy.body == "<html>busy</html>");
+  CHECK(header(busy, "Retry-After").empty());
+
+  CHECK(admin_add_fault(st, R"({"wire":"huge","wire_bytes":4096})").status == 200);
+  const MwsOutcome huge = handle_mws(st, build(cfg, last), now);
+  CHECK(huge.status == 200);
+  CHECK(huge.wire == WireMode::huge);
+  CHECK(huge.wire_bytes == 4096);
+  CHECK(handle_mws(st, build(cfg, last), now).wire == WireMode::none);
+
+  const auto unknown = admin_add_fault(st, R"({"wire":"sideways"})");
+  CHECK(unknown.status == 400);
+  CHECK(unknown.body.find("reset short stall bad_chunk endless_chunk_ext huge huge_chunked") != std::string::npos);
+  CHECK(admin_add_fault(st, R"({"wire":"huge","wire_bytes":0})").status == 400);
+  CHECK(admin_add_fault(st, R"({"status":503,"retry_after":5})").status == 400);
+  CHECK(admin_add_fault(st, R"({"invalid_xml":"yes"})").status == 400);
+  CHECK(admin_add_fault(st, R"({"content_type":"text/html"})").status == 400);  // nothing to act out
+}
+
 TEST_CASE("sandbox admin: token, stats and reset") {
   SandboxConfig cfg = test_config();
   CHECK(admin_authorized(cfg, "", ""));

@@ -522,7 +522,7 @@ awaitable<void> run_session(SessionShared s, tcp::socket socket) {
 
     Request req = parser.release();
     s.impl->inflight.fetch_add(1);
-    Context ctx{req, {}, {}, {}, {}, {}, std::chrono::steady_clock::now(), {}, std::nullopt, {}};
+    Context ctx{req, {}, {}, {}, {}, {}, std::chrono::steady_clock::now(), {}, std::nullopt, {}, {}};
     auto rid = ctx.header("X-Request-Id");
     ctx.request_id = acceptable_request_id(rid) ? std::string(rid) : generate_request_id();
     std::string_view target(req.target().data(), req.target().size());
@@ -553,6 +553,13 @@ awaitable<void> run_session(SessionShared s, tcp::socket socket) {
     }
     res.set("X-Request-Id", ctx.request_id);
     res.version(req.version());
+    if (ctx.raw_response) {
+      co_await ctx.raw_response(stream);
+      count_request(opts, ctx, status, seconds);
+      access_log(opts, ctx, status, seconds);
+      finish_request(s);
+      break;
+    }
     const bool keep = req.keep_alive() && !s.draining->load() && !ctx.truncate_response_at;
     res.keep_alive(keep);
     res.prepare_payload();  // Content-Length of the body, also for HEAD (the body is not sent)

@@ -7,6 +7,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/verb.hpp>
@@ -41,6 +42,10 @@ struct Context {
   std::string_view route_name;              // the matched route's name (metrics label; static storage)
   // Fault injection (sandbox): write only this many bytes of the response, then close.
   std::optional<std::size_t> truncate_response_at;
+  // Fault injection (sandbox): write the response on the connection with this
+  // instead (bytes HTTP cannot express: broken framing, a reset, an endless
+  // body); the server then closes the connection without reading from it again.
+  std::function<boost::asio::awaitable<void>(boost::beast::tcp_stream&)> raw_response;
   // Extra fields for this request's access log line (e.g. cache status).
   std::vector<std::pair<std::string, std::string>> log_fields;
 

@@ -50,6 +50,12 @@ namespace {
 constexpr auto nothrow = net::as_tuple(net::use_awaitable);
 constexpr auto tls_close_timeout = std::chrono::seconds(2);
 constexpr std::uint32_t response_header_limit = 64 * 1024;
+// Bound on the bytes read but not yet parsed. Body bytes are consumed as they
+// are parsed (and count against max_response_bytes); what can pile up is a
+// header block (capped above) or a chunk-size line or trailer, which Beast
+// does not cap: a chunk extension that never ends would otherwise grow the
+// buffer until the deadline.
+constexpr std::size_t read_buffer_limit = response_header_limit + 64 * 1024;
 
 struct Connection {
   Connection(const net::any_io_executor& ex, ssl::context* tls) : strand(net::make_strand(ex)) {
@@ -64,7 +70,7 @@ struct Connection {
   net::any_io_executor strand;
   std::optional<beast::tcp_stream> plain;
   std::optional<beast::ssl_stream<beast::tcp_stream>> secure;
-  beast::flat_buffer buffer;
+  beast::flat_buffer buffer{read_buffer_limit};
   Clock::time_point idle_since{};
 };
 using ConnectionPtr = std::shared_ptr<Connection>;
@@ -150,6 +156,9 @@ Outcome io_failure(const boost::system::error_code& ec, bool got_bytes, const st
   out.detail = step + ": " + ec.message();
   return out;
 }
+
+// 1xx other than 101 (which recgate never asks for, so it ends the exchange).
+bool is_interim(unsigned status) { return status >= 100 && status < 200 && status != 101; }
 
 // RFC 9110 token characters (method and field names).
 bool is_token(std::string_view s) {
@@ -498,18 +507,25 @@ net::awaitable<Outcome> transact(Stream& stream, beast::flat_buffer& buffer, con
   auto [write_ec, written] = co_await http::async_write(stream, msg, nothrow);
   if (write_ec) co_return io_failure(write_ec, false, "sending the request");
 
-  http::response_parser<http::string_body> parser;
-  parser.body_limit(body_limit);
-  parser.header_limit(response_header_limit);
-  if (msg.method() == http::verb::head) parser.skip(true);
-  if (is_cancelled(state)) co_return cancelled_outcome();
-  tcp_layer.expires_at(deadline);
-  auto [read_ec, read] = co_await http::async_read(stream, buffer, parser, nothrow);
-  if (read_ec) {
-    const bool got_bytes = parser.got_some() || read > 0 || buffer.size() > 0;
-    co_return io_failure(read_ec, got_bytes, "reading the response");
-  }
+  // Interim 1xx answers (RFC 9110 §15.2: 100 Continue, 103 Early Hints) come
+  // before the final one on the same connection. Returned as the answer, they
+  // left the final one to be read as the answer to the next request.
+  std::optional<http::response_parser<http::string_body>> answer;
+  bool got_bytes = false;
+  do {
+    answer.emplace();
+    auto& parser = *answer;
+    parser.body_limit(body_limit);
+    parser.header_limit(response_header_limit);
+    if (msg.method() == http::verb::head) parser.skip(true);
+    if (is_cancelled(state)) co_return cancelled_outcome();
+    tcp_layer.expires_at(deadline);
+    auto [read_ec, read] = co_await http::async_read(stream, buffer, parser, nothrow);
+    got_bytes = got_bytes || parser.got_some() || read > 0 || buffer.size() > 0;
+    if (read_ec) co_return io_failure(read_ec, got_bytes, "reading the response");
+  } while (is_interim(answer->get().result_int()));
   tcp_layer.expires_never();
+  auto& parser = *answer;
 
   Outcome out;
   out.got_bytes = true;
