@@ -79,7 +79,6 @@ void check_overload(LimitedRecgate& rg, int held_count, const std::string& expec
   const std::size_t log_before = output_bytes(rg.proc);
   const auto t0 = std::chrono::steady_clock::now();
   auto held = hold(rg.port, held_count);
-  REQUIRE(rg.proc.wait_for_line({expect_line}, 10s).has_value());
   // A fresh client is served although every slot was taken: the connection
   // idle longest is closed to let it in.
   const HttpResponse fresh = http_request(rg.port, "GET", "/healthz", "", {}, 10s);
@@ -96,6 +95,7 @@ void check_overload(LimitedRecgate& rg, int held_count, const std::string& expec
   CHECK(cpu < 0.25 * wall);    // a spinning accept loop burns the whole period
   CHECK(log_bytes < 64 * 1024);  // rate-limited: a few lines a second, not one per failure
   CHECK(rg.proc.running());
+  CHECK(rg.proc.output().find(expect_line) != std::string::npos);
 }
 
 }  // namespace
@@ -105,27 +105,28 @@ TEST_CASE("connections: under a low descriptor limit the default max_connections
   // Soft 64, hard 128: recgate raises the soft limit to 128 and derives
   // max_connections (half of it, as the reserve would take most of it).
   LimitedRecgate rg(dir, "64:128", "\"header_timeout_ms\":2000");
-  auto limits = rg.proc.wait_for_line({"\"msg\":\"file descriptor limit\""}, 5s);
-  REQUIRE(limits.has_value());
-  CHECK(limits->find("\"soft_before\":64") != std::string::npos);
-  CHECK(limits->find("\"soft\":128") != std::string::npos);
-  CHECK(limits->find("\"max_connections\":64") != std::string::npos);
   check_overload(rg, 200, "\"msg\":\"connection limit reached\"");
+  const auto limits = rg.proc.wait_for_line({"\"msg\":\"file descriptor limit\""}, 1s).value_or("");
+  CHECK(limits.find("\"soft_before\":64") != std::string::npos);
+  CHECK(limits.find("\"soft\":128") != std::string::npos);
+  CHECK(limits.find("\"max_connections\":64") != std::string::npos);
 }
 
 TEST_CASE("connections: out of descriptors, accept backs off on a timer and logs at most once a second") {
   TempDir dir;
   // max_connections far above what 64 descriptors allow: accept(2) fails with EMFILE.
   LimitedRecgate rg(dir, "64:64", "\"header_timeout_ms\":2000,\"max_connections\":1000");
-  REQUIRE(rg.proc.wait_for_line({"max_connections exceeds"}, 5s).has_value());
   check_overload(rg, 100, "\"msg\":\"accept failed; retrying after a pause\"");
-  std::size_t accept_lines = 0;
+  CHECK(rg.proc.output().find("max_connections exceeds") != std::string::npos);
+  std::size_t accept_lines = 0, without_count = 0;
   for (const auto& l : rg.proc.lines())
     if (l.find("accept failed") != std::string::npos) {
       ++accept_lines;
-      CHECK(l.find("\"count\":") != std::string::npos);
+      if (l.find("\"count\":") == std::string::npos) ++without_count;
     }
-  CHECK(accept_lines <= 10);
+  CHECK(accept_lines >= 1);
+  CHECK(accept_lines <= 10);  // the held period lasts a few seconds: one line a second
+  CHECK(without_count == 0);
 }
 
 TEST_CASE("connections: at the limit with no idle connection, accepting waits until one closes") {
@@ -136,7 +137,7 @@ TEST_CASE("connections: at the limit with no idle connection, accepting waits un
   for (auto& c : busy) REQUIRE(c->send("GET /healthz HTTP/1.1\r\n"));
   RawConnection fresh(rg.port);
   REQUIRE(fresh.send("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
-  REQUIRE(rg.proc.wait_for_line({"\"msg\":\"connection limit reached\"", "accepting paused"}, 10s).has_value());
+  CHECK(rg.proc.wait_for_line({"\"msg\":\"connection limit reached\"", "accepting paused"}, 10s).has_value());
   const double cpu_before = cpu_seconds(rg.proc.pid());
   std::string got;
   // Not served while all four are taken (a bounded look: nothing may come).
