@@ -8,9 +8,13 @@
 #include <rapidjson/writer.h>
 
 #include <boost/asio/signal_set.hpp>
+#include <cstdlib>
+#include <functional>
 #include <thread>
+#include <utility>
 
 #include "core/cache/retention.hpp"
+#include "core/http/fd_limit.hpp"
 #include "core/http/server.hpp"
 #include "core/log.hpp"
 #include "core/metrics.hpp"
@@ -253,6 +257,25 @@ http::Route route(http::Verb v, std::string pattern, std::string name, const App
                      watch_disconnect, {}};
 }
 
+// Raises the descriptor limit as far as allowed and sizes the connection
+// budget from it (config's max_connections, else what the limit leaves once
+// upstream sockets and SQLite have their share); logs both, as nginx does.
+std::size_t connection_budget(const Config& cfg) {
+  const http::FdLimit fds = http::raise_fd_limit();
+  const std::size_t reserve = http::fd_reserve(cfg.upstream.max_connections_per_origin);
+  if (!fds.error.empty())
+    log_warn("cannot raise the file descriptor limit", {{"soft", fds.soft}, {"hard", fds.hard}, {"error", fds.error}});
+  const std::size_t max = cfg.max_connections > 0 ? cfg.max_connections : http::derive_max_connections(fds.soft, reserve);
+  log_info("file descriptor limit", {{"soft_before", fds.soft_before}, {"soft", fds.soft}, {"hard", fds.hard},
+                                     {"reserved", reserve}, {"max_connections", max},
+                                     {"max_connections_from", cfg.max_connections > 0 ? "config" : "limit"}});
+  if (cfg.max_connections > 0 && cfg.max_connections + reserve > fds.soft)
+    log_warn("max_connections exceeds what the file descriptor limit leaves for clients; "
+             "accept will back off when descriptors run out",
+             {{"max_connections", max}, {"soft", fds.soft}, {"reserved", reserve}});
+  return max;
+}
+
 }  // namespace
 
 int run_app(const Config& cfg) {
@@ -283,6 +306,8 @@ int run_app(const Config& cfg) {
   opts.read_timeout = std::chrono::milliseconds(cfg.read_timeout_ms);
   opts.idle_timeout = std::chrono::milliseconds(cfg.idle_timeout_ms);
   opts.drain_timeout = std::chrono::milliseconds(cfg.drain_timeout_ms);
+  opts.header_timeout = std::chrono::milliseconds(cfg.header_timeout_ms);
+  opts.max_connections = connection_budget(cfg);
   opts.access_log = cfg.log.access;
 
   std::vector<http::Route> routes = {
@@ -351,11 +376,22 @@ int run_app(const Config& cfg) {
   // Handlers before the port is announced: a SIGTERM right after
   // "listening" drains (and saves the levels) instead of killing.
   net::signal_set signals(server.ioc(), SIGINT, SIGTERM);
-  signals.async_wait([&](const boost::system::error_code& ec, int sig) {
-    if (ec) return;
-    log_info("signal received; draining", {{"signal", sig}});
-    server.shutdown();
-  });
+  // The first SIGTERM/SIGINT drains; a second one during the drain exits at
+  // once (an operator who asks twice does not want to wait), skipping the
+  // saves a drain would do.
+  bool signalled = false;  // touched only on the main io_context
+  std::function<void(const boost::system::error_code&, int)> on_signal =
+      [&](const boost::system::error_code& ec, int sig) {
+        if (ec) return;
+        if (std::exchange(signalled, true)) {
+          log_warn("second signal during drain; exiting now", {{"signal", sig}});
+          std::_Exit(128 + sig);
+        }
+        log_info("signal received; draining", {{"signal", sig}});
+        server.shutdown();
+        signals.async_wait(on_signal);
+      };
+  signals.async_wait(on_signal);
   try {
     server.start();
   } catch (const std::exception& e) {

@@ -443,6 +443,8 @@ void parse_root(Obj& root, Config& c) {
   root.integer("read_timeout_ms", c.read_timeout_ms, 100, 600000);
   root.integer("idle_timeout_ms", c.idle_timeout_ms, 100, 3600000);
   root.integer("drain_timeout_ms", c.drain_timeout_ms, 0, 600000);
+  root.size("max_connections", c.max_connections, 0, 1 << 24);
+  root.integer("header_timeout_ms", c.header_timeout_ms, 100, 600000);
 
   std::string host;
   std::uint16_t port = 0;
@@ -644,6 +646,8 @@ std::string config_to_masked_json(const Config& c) {
   w.Key("read_timeout_ms"); w.Int(c.read_timeout_ms);
   w.Key("idle_timeout_ms"); w.Int(c.idle_timeout_ms);
   w.Key("drain_timeout_ms"); w.Int(c.drain_timeout_ms);
+  w.Key("max_connections"); w.Uint64(c.max_connections);
+  w.Key("header_timeout_ms"); w.Int(c.header_timeout_ms);
   w.EndObject();
   return std::string(sb.GetString()) + "\n";
 }

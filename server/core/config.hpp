@@ -116,6 +116,9 @@ struct Config {
   int read_timeout_ms = 10000;
   int idle_timeout_ms = 60000;
   int drain_timeout_ms = 10000;
+  // connection limits (hostile or too many clients)
+  std::size_t max_connections = 0;  // 0: derived at start from RLIMIT_NOFILE
+  int header_timeout_ms = 5000;     // a new connection's first request header must arrive within it
 };
 
 // Where ${NAME} and NAME_FILE come from; injected so tests need no real env.

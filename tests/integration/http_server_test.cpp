@@ -1,7 +1,8 @@
 // recgate's HTTP server in-process (one I/O thread, port 0) with test routes:
 // a response larger than the socket buffers goes out in full to a slow reader
-// without holding up other connections, and a reader that stops reading is
-// dropped after read_timeout.
+// without holding up other connections, a reader that stops reading is
+// dropped after read_timeout, and framing that could smuggle a request
+// (Transfer-Encoding other than chunked, or with Content-Length) is refused.
 #include <doctest/doctest.h>
 
 #include <boost/asio/co_spawn.hpp>
@@ -116,4 +117,61 @@ TEST_CASE("http server: a client that stops reading its answer is dropped after 
   CHECK(stalled.read_to_close(all) == RawConnection::Outcome::closed);
   CHECK(all.rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
   CHECK(all.size() < big_body().size());
+}
+
+TEST_CASE("http server: Transfer-Encoding other than exactly chunked, or with Content-Length, is refused and the connection closed") {
+  InProcessServer srv(std::chrono::seconds(10));
+  // Each request is followed by a second one: were the first's framing taken
+  // at its word, the second would be served as a request of its own.
+  const std::string smuggled = "GET /big HTTP/1.1\r\nHost: x\r\n\r\n";
+  struct Row {
+    const char* name;
+    std::string head;  // request line and fields, up to the blank line
+    std::string body;
+    int status;
+    const char* code;
+  };
+  const Row rows[] = {
+      {"gzip alone", "POST /small HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n", "", 501,
+       "unsupported_transfer_coding"},
+      {"gzip, chunked", "POST /small HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n", "0\r\n\r\n", 501,
+       "unsupported_transfer_coding"},
+      {"chunked, gzip", "POST /small HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, gzip\r\n", "", 501,
+       "unsupported_transfer_coding"},
+      {"two fields", "POST /small HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n",
+       "0\r\n\r\n", 501, "unsupported_transfer_coding"},
+      {"chunked twice", "POST /small HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n",
+       "0\r\n\r\n", 501, "unsupported_transfer_coding"},
+      {"chunked then Content-Length",
+       "POST /small HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n", "0\r\n\r\n", 400,
+       "bad_request"},
+      {"Content-Length then chunked",
+       "POST /small HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n", "0\r\n\r\n", 400,
+       "bad_request"},
+      {"gzip with Content-Length", "POST /small HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\nContent-Length: 5\r\n",
+       "hello", 400, "bad_request"},
+      {"HTTP/1.0 chunked", "POST /small HTTP/1.0\r\nHost: x\r\nTransfer-Encoding: chunked\r\n", "0\r\n\r\n", 400,
+       "bad_request"},
+  };
+  for (const auto& r : rows) {
+    CAPTURE(r.name);
+    RawConnection c(srv.port);
+    REQUIRE(c.send(r.head + "\r\n" + r.body + smuggled));
+    std::string got;
+    CHECK(c.read_to_close(got) == RawConnection::Outcome::closed);
+    CHECK(got.rfind("HTTP/1.1 " + std::to_string(r.status) + " ", 0) == 0);
+    CHECK(got.find("\"code\":\"" + std::string(r.code) + "\"") != std::string::npos);
+    CHECK(got.find("Connection: close\r\n") != std::string::npos);
+    // One answer only: the bytes after the first request were not served.
+    CHECK(got.find("HTTP/1.1", 1) == std::string::npos);
+  }
+  // Exactly "chunked" (in any case) is the one coding accepted; the
+  // connection stays open for the next request.
+  RawConnection ok(srv.port);
+  REQUIRE(ok.send("GET /small HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+                  "GET /small HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+  std::string both;
+  CHECK(ok.read_to_close(both) == RawConnection::Outcome::closed);
+  CHECK(both.rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
+  CHECK(both.find("HTTP/1.1 200 OK\r\n", 1) != std::string::npos);
 }

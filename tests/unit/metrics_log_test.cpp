@@ -1,7 +1,12 @@
 // Metrics exposition format (Prometheus text 0.0.4), JSON log lines and
-// problem bodies: the formats other tools parse.
+// problem bodies: the formats other tools parse. Log lines stay valid UTF-8
+// JSON for any bytes and whole under concurrent writers.
 #include <doctest/doctest.h>
 #include <rapidjson/document.h>
+#include <rapidjson/error/en.h>
+#include <unistd.h>
+
+#include <thread>
 
 #include "core/log.hpp"
 #include "core/metrics.hpp"
@@ -46,6 +51,112 @@ TEST_CASE("log: one JSON object per line, escaped, numbers unquoted") {
   CHECK(parse_log_level("debug", l));
   CHECK(l == LogLevel::debug);
   CHECK_FALSE(parse_log_level("loud", l));
+}
+
+namespace {
+
+// The msg of a line parsed with UTF-8 validation on (RapidJSON rejects
+// ill-formed UTF-8 only when asked to).
+std::string parsed_msg(const std::string& line) {
+  rapidjson::Document d;
+  d.Parse<rapidjson::kParseValidateEncodingFlag>(line.c_str(), line.size());
+  if (d.HasParseError()) return std::string("PARSE ERROR: ") + rapidjson::GetParseError_En(d.GetParseError());
+  return std::string(d["msg"].GetString(), d["msg"].GetStringLength());
+}
+
+}  // namespace
+
+TEST_CASE("log: any bytes give a valid UTF-8 JSON line; ill-formed bytes become U+FFFD") {
+  const std::string fffd = "\xEF\xBF\xBD";
+  struct Row {
+    std::string in, out;
+  };
+  const Row rows[] = {
+      {"plain", "plain"},
+      {"caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80", "caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80"},  // 2-, 3-, 4-byte
+      {"a\xFF" "b", "a" + fffd + "b"},                             // never valid
+      {"\xFE\xFF", fffd + fffd},
+      {"\x80", fffd},                                           // stray continuation
+      {"\xC0\xAF", fffd + fffd},                                // overlong '/'
+      {"\xE0\x80\xAF", fffd + fffd + fffd},                     // overlong, 3 bytes
+      {"\xED\xA0\x80", fffd + fffd + fffd},                     // UTF-16 surrogate
+      {"\xF4\x90\x80\x80", fffd + fffd + fffd + fffd},          // above U+10FFFF
+      {"\xE2\x82", fffd + fffd},                                // truncated at the end
+      {"\xE2\x82x", fffd + fffd + "x"},                         // truncated mid-string
+      {std::string("nul\0del\x7F", 8), std::string("nul\0del\x7F", 8)},  // escaped, and back
+  };
+  for (const auto& r : rows) {
+    CAPTURE(r.in);
+    const std::string line = format_log_line(LogLevel::info, r.in, {{"target", r.in}});
+    CHECK(parsed_msg(line) == r.out);
+    CHECK(line.find('\x7F') == std::string::npos);
+  }
+}
+
+TEST_CASE("log: long lines from many threads never interleave") {
+  // A pipe holds 64 KiB: lines four times that size are taken by the kernel
+  // in parts, and writers that do not hold each other off mix their parts.
+  int fds[2];
+  REQUIRE(::pipe(fds) == 0);
+  set_log_fd(fds[1]);
+  std::string got;
+  std::thread reader([&] {
+    char buf[4096];  // small reads keep the pipe full, so writers block mid-line
+    for (;;) {
+      const ssize_t n = ::read(fds[0], buf, sizeof buf);
+      if (n <= 0) break;
+      got.append(buf, static_cast<std::size_t>(n));
+    }
+  });
+  constexpr int kThreads = 4, kLines = 8;
+  constexpr std::size_t kLength = 256 * 1024;
+  std::vector<std::thread> writers;
+  for (int t = 0; t < kThreads; ++t)
+    writers.emplace_back([t] {
+      const std::string msg(kLength, static_cast<char>('a' + t));
+      for (int i = 0; i < kLines; ++i) log_info(msg);
+    });
+  for (auto& w : writers) w.join();
+  set_log_fd(STDOUT_FILENO);
+  ::close(fds[1]);
+  reader.join();
+  ::close(fds[0]);
+  int lines = 0;
+  std::size_t pos = 0;
+  while (pos < got.size()) {
+    const auto end = got.find('\n', pos);
+    REQUIRE(end != std::string::npos);
+    const std::string msg = parsed_msg(got.substr(pos, end - pos));
+    REQUIRE(msg.size() == kLength);
+    CHECK(msg.find_first_not_of(msg[0]) == std::string::npos);
+    ++lines;
+    pos = end + 1;
+  }
+  CHECK(lines == kThreads * kLines);
+}
+
+TEST_CASE("log: a repeated event is written at most once per interval, with its count") {
+  using namespace std::chrono_literals;
+  RepeatLimiter lim(1s);
+  const auto t0 = RepeatLimiter::Clock::time_point{} + 100s;
+  struct Step {
+    std::chrono::milliseconds at;
+    std::uint64_t expect;
+  };
+  const Step steps[] = {
+      {0ms, 1},     // the first occurrence is written at once
+      {1ms, 0},     // held back ...
+      {500ms, 0},   // ...
+      {999ms, 0},   // ... for a whole interval
+      {1000ms, 4},  // one line for this and the three held back
+      {1001ms, 0},
+      {5000ms, 2},  // a quiet spell: the next line still carries the one held back
+      {5001ms, 0},
+  };
+  for (const auto& s : steps) {
+    CAPTURE(s.at.count());
+    CHECK(lim.record(t0 + s.at) == s.expect);
+  }
 }
 
 TEST_CASE("problem: RFC 9457 body with code and extensions") {

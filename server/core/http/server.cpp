@@ -1,7 +1,8 @@
-// The Beast coroutine server: accept loop, one session coroutine per
-// connection on the io_context of one I/O thread (read, parse, dispatch
-// through the route table, write, honour keep-alive; a deadline is armed only
-// while waiting on the client), limits, access log, graceful drain.
+// The Beast coroutine server: accept loop (connection limit, idle eviction,
+// back-off when out of descriptors), one session coroutine per connection on
+// the io_context of one I/O thread (read, parse, refuse ambiguous framing,
+// dispatch through the route table, write, honour keep-alive; a deadline is
+// armed only while waiting on the client), limits, access log, graceful drain.
 #include "core/http/server.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -16,6 +17,7 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/buffers_suffix.hpp>
 #include <boost/beast/core/buffer_traits.hpp>
+#include <boost/beast/core/string.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/read.hpp>
@@ -28,6 +30,7 @@
 #include <thread>
 
 #include "core/config.hpp"
+#include "core/http/connections.hpp"
 #include "core/log.hpp"
 #include "core/metrics.hpp"
 #include "core/mws/sigv2.hpp"
@@ -210,7 +213,11 @@ struct Server::Impl {
   std::vector<CompiledPattern> patterns;  // patterns[i] is routes[i].pattern, split
   tcp::acceptor acceptor;
   std::atomic<int> inflight{0};
-  std::shared_ptr<std::atomic<std::int64_t>> connections = std::make_shared<std::atomic<std::int64_t>>(0);
+  std::shared_ptr<ConnectionTable> table;
+  // The acceptor's pause: waiting for a free slot, or backing off after accept failed.
+  net::steady_timer accept_timer;
+  RepeatLimiter accept_errors;  // both used by the accept loop only
+  RepeatLimiter limit_reached;
   std::unique_ptr<net::steady_timer> drain_timer;
   Server* owner;
 
@@ -224,13 +231,24 @@ struct Server::Impl {
 
   Impl(net::io_context& ioc, std::vector<std::unique_ptr<net::io_context>>& workers, ServerOptions o,
        std::vector<Route> r, Server* s)
-      : opts(std::move(o)), routes(std::move(r)), acceptor(ioc), owner(s), extra_workers(workers), main_ioc(&ioc) {
+      : opts(std::move(o)),
+        routes(std::move(r)),
+        acceptor(ioc),
+        table(std::make_shared<ConnectionTable>(opts.max_connections)),
+        accept_timer(ioc),
+        owner(s),
+        extra_workers(workers),
+        main_ioc(&ioc) {
+    // A closing connection wakes a paused acceptor on the acceptor's thread.
+    table->set_wake([ioc = main_ioc, timer = &accept_timer] { net::post(*ioc, [timer] { timer->cancel(); }); });
     for (const auto& route : routes) patterns.push_back(compile_pattern(route.pattern));
     for (int i = 1; i < std::max(1, opts.threads); ++i) {
       extra_workers.push_back(std::make_unique<net::io_context>(1));
       guards.push_back(net::make_work_guard(*extra_workers.back()));
     }
   }
+
+  ~Impl() { table->set_wake(nullptr); }  // sessions may outlive this; the timer does not
 
   net::io_context& pick_worker() {
     const std::size_t n = extra_workers.size() + 1;
@@ -437,23 +455,84 @@ std::size_t write_now(tcp::socket& socket, const std::array<net::const_buffer, 2
   return ec ? 0 : n;
 }
 
-// Counts a connection open for as long as its session lives. Holds the
-// counter: a session frame still suspended at shutdown is destroyed with its
-// io_context, after the Server's Impl.
-struct ConnectionCount {
-  explicit ConnectionCount(std::shared_ptr<std::atomic<std::int64_t>> n) : n_(std::move(n)) {
-    n_->fetch_add(1, std::memory_order_relaxed);
+// Holds a connection's slot in the table for as long as its session lives,
+// however the session ends (a frame still suspended at shutdown is destroyed
+// with its io_context, after the Server's Impl: hence the shared table).
+struct SlotGuard {
+  SlotGuard(std::shared_ptr<ConnectionTable> t, std::shared_ptr<ConnectionSlot> s)
+      : table(std::move(t)), slot(std::move(s)) {}
+  SlotGuard(SlotGuard&&) = default;
+  SlotGuard& operator=(SlotGuard&&) = delete;
+  ~SlotGuard() {
+    if (!slot) return;
+    slot->socket = nullptr;
+    slot->in_idle_read = false;
+    table->release(*slot);
   }
-  ~ConnectionCount() { n_->fetch_sub(1, std::memory_order_relaxed); }
-  ConnectionCount(const ConnectionCount&) = delete;
-  ConnectionCount& operator=(const ConnectionCount&) = delete;
-  std::shared_ptr<std::atomic<std::int64_t>> n_;
+  std::shared_ptr<ConnectionTable> table;
+  std::shared_ptr<ConnectionSlot> slot;
 };
 
-awaitable<void> run_session(SessionShared s, tcp::socket socket) {
+// A request whose framing would let a client smuggle a second request past
+// us, refused as nginx refuses it (RFC 9112 §6.1, §6.3): Transfer-Encoding
+// other than exactly "chunked" (501), together with Content-Length (400), or
+// in HTTP/1.0 (400). `parse_ec` is the parser's error, if any: Beast stops at
+// the conflicting field without storing it.
+struct FramingProblem {
+  int status;
+  const char* code;
+  std::string detail;
+};
+
+std::optional<FramingProblem> check_framing(const bhttp::request_header<>& h, beast::error_code parse_ec) {
+  std::size_t codings = 0;
+  std::string seen;
+  for (const auto& f : h)
+    if (f.name() == bhttp::field::transfer_encoding) {
+      ++codings;
+      if (!seen.empty()) seen += ", ";
+      seen.append(f.value().data(), f.value().size());
+    }
+  bool has_length = h.count(bhttp::field::content_length) > 0;
+  if (parse_ec == bhttp::error::bad_transfer_encoding) ++codings;  // the field Beast refused
+  if (parse_ec == bhttp::error::bad_content_length && codings > 0) has_length = true;
+  if (codings == 0) return std::nullopt;
+  if (has_length)
+    return FramingProblem{400, "bad_request",
+                          "Transfer-Encoding and Content-Length together make the body's length ambiguous; "
+                          "send one of them"};
+  if (h.version() < 11)
+    return FramingProblem{400, "bad_request", "Transfer-Encoding is not allowed in an HTTP/1.0 request"};
+  if (codings != 1 || !beast::iequals(seen, "chunked"))
+    return FramingProblem{501, "unsupported_transfer_coding",
+                          "Transfer-Encoding \"" + seen + "\" is not supported; allowed: chunked (alone)"};
+  return std::nullopt;
+}
+
+// After refusing a request, reads and drops what the client still sends for
+// a moment before closing (nginx's lingering close): closing with unread
+// data would reset the connection and could destroy the answer in flight.
+awaitable<void> linger(beast::tcp_stream& stream) {
+  beast::error_code ignored;
+  stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  stream.expires_after(std::chrono::seconds(1));
+  std::array<char, 4096> sink;
+  for (std::size_t dropped = 0; dropped < 64 * 1024;) {
+    auto [ec, n] = co_await stream.async_read_some(net::buffer(sink), tuple_awaitable);
+    if (ec) break;
+    dropped += n;
+  }
+}
+
+awaitable<void> run_session(SessionShared s, tcp::socket socket, SlotGuard guard) {
   const ServerOptions& opts = s.impl->opts;
-  const ConnectionCount counted(s.impl->connections);
+  ConnectionTable& table = *guard.table;
+  ConnectionSlot& slot = *guard.slot;
+  const auto first_deadline = std::chrono::steady_clock::now() + opts.header_timeout;
+  bool first_request = true;
+  bool refused = false;  // answered an error found while reading: linger, then close
   beast::tcp_stream stream(std::move(socket));
+  slot.socket = &stream.socket();
   beast::flat_buffer buffer;
   std::string head;  // the serialized response header, reused across the connection's requests
   {
@@ -463,9 +542,16 @@ awaitable<void> run_session(SessionShared s, tcp::socket socket) {
   }
   for (;;) {
     if (buffer.size() == 0) {
-      // Idle keep-alive wait for the first byte of the next request.
-      stream.expires_after(opts.idle_timeout);
+      // Idle: waiting for the first byte of a request (a new connection's
+      // under header_timeout, the next keep-alive one's under idle_timeout).
+      // The acceptor may close an idle connection to admit a new client.
+      if (first_request) stream.expires_at(first_deadline);
+      else stream.expires_after(opts.idle_timeout);
+      table.set_idle(slot, true);
+      slot.in_idle_read = true;
       auto [ec, n] = co_await stream.async_read_some(buffer.prepare(8192), tuple_awaitable);
+      slot.in_idle_read = false;
+      table.set_idle(slot, false);
       if (ec) break;
       buffer.commit(n);
     }
@@ -477,14 +563,26 @@ awaitable<void> run_session(SessionShared s, tcp::socket socket) {
     beast::error_code hec = parse_buffered_header(parser, buffer);
     bool read_deadline_armed = false;  // one read_timeout covers the rest of the header and the body
     if (!hec && !parser.is_header_done()) {
-      stream.expires_after(opts.read_timeout);
-      read_deadline_armed = true;
+      if (first_request) {
+        stream.expires_at(first_deadline);  // the whole first header, counted from accept
+      } else {
+        stream.expires_after(opts.read_timeout);
+        read_deadline_armed = true;
+      }
       auto [rec, rn] = co_await bhttp::async_read_header(stream, buffer, parser, tuple_awaitable);
       hec = rec;
+    }
+    if (!hec || hec == bhttp::error::bad_transfer_encoding || hec == bhttp::error::bad_content_length) {
+      if (auto bad = check_framing(parser.get(), hec)) {
+        co_await reject(stream, opts, bad->status, bad->code, std::move(bad->detail));
+        refused = true;
+        break;
+      }
     }
     if (hec == bhttp::error::header_limit) {
       co_await reject(stream, opts, 431, "header_too_large",
                       "the request header block exceeds " + std::to_string(opts.max_header_bytes) + " bytes");
+      refused = true;
       break;
     }
     if (hec == bhttp::error::body_limit) {
@@ -497,11 +595,14 @@ awaitable<void> run_session(SessionShared s, tcp::socket socket) {
       break;
     if (hec) {
       co_await reject(stream, opts, 400, "bad_request", "malformed HTTP request: " + hec.message());
+      refused = true;
       break;
     }
+    first_request = false;
     if (auto cl = parser.content_length(); cl && *cl > opts.max_body_bytes) {
       co_await reject(stream, opts, 413, "body_too_large",
                       "the request body exceeds " + std::to_string(opts.max_body_bytes) + " bytes");
+      refused = true;
       break;
     }
     if (!parser.is_done()) {
@@ -510,12 +611,15 @@ awaitable<void> run_session(SessionShared s, tcp::socket socket) {
       if (bec == bhttp::error::body_limit) {
         co_await reject(stream, opts, 413, "body_too_large",
                         "the request body exceeds " + std::to_string(opts.max_body_bytes) + " bytes");
+        refused = true;
         break;
       }
       if (bec) {
         if (bec != beast::error::timeout && bec != net::error::eof && bec != bhttp::error::end_of_stream &&
-            bec != bhttp::error::partial_message)
+            bec != bhttp::error::partial_message) {
           co_await reject(stream, opts, 400, "bad_request", "malformed HTTP request body: " + bec.message());
+          refused = true;
+        }
         break;
       }
     }
@@ -596,6 +700,8 @@ awaitable<void> run_session(SessionShared s, tcp::socket socket) {
     finish_request(s);
     if (wec || !keep) break;
   }
+  slot.socket = nullptr;
+  if (refused) co_await linger(stream);
   beast::error_code ignored;
   stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
   stream.close();
@@ -612,19 +718,66 @@ void log_session_exception(std::exception_ptr e) {
   }
 }
 
+// Pauses the acceptor until a connection closes, if the table is still full
+// (or for a second at most, should a wake-up be lost): no polling.
+awaitable<void> wait_for_slot(Server::Impl& impl) {
+  if (!impl.table->wait_begin()) co_return;
+  impl.accept_timer.expires_after(std::chrono::seconds(1));
+  co_await impl.accept_timer.async_wait(tuple_awaitable);
+}
+
+// At the connection limit: close the connection idle longest to admit the
+// next client (nginx reuses its keep-alive connections so), else wait until
+// one closes.
+awaitable<void> make_room(Server::Impl& impl) {
+  const bool evicted = impl.table->evict_oldest_idle();
+  if (const auto n = impl.limit_reached.record(std::chrono::steady_clock::now()))
+    log_warn("connection limit reached",
+             {{"max_connections", impl.table->max()},
+              {"action", evicted ? "closing the connection idle longest" : "accepting paused until one closes"},
+              {"count", static_cast<std::int64_t>(n)}});
+  co_await wait_for_slot(impl);
+}
+
+bool out_of_descriptors(const beast::error_code& ec) {
+  return ec == net::error::no_descriptors || ec == boost::system::errc::too_many_files_open_in_system;
+}
+
+// accept(2) failed for want of descriptors or memory: free an idle
+// connection's descriptor if there is one, say so at most once a second,
+// and retry after a pause instead of at once (which would spin).
+awaitable<void> back_off(Server::Impl& impl, const beast::error_code& ec) {
+  if (out_of_descriptors(ec)) impl.table->evict_oldest_idle();
+  if (const auto n = impl.accept_errors.record(std::chrono::steady_clock::now()))
+    log_warn("accept failed; retrying after a pause",
+             {{"error", ec.message()},
+              {"retry_ms", static_cast<std::int64_t>(impl.opts.accept_retry.count())},
+              {"count", static_cast<std::int64_t>(n)}});
+  impl.accept_timer.expires_after(impl.opts.accept_retry);
+  co_await impl.accept_timer.async_wait(tuple_awaitable);
+}
+
 awaitable<void> accept_loop(SessionShared s) {
+  Server::Impl& impl = *s.impl;
   for (;;) {
-    auto [ec, socket] =
-        co_await s.impl->acceptor.async_accept(s.impl->pick_worker(), tuple_awaitable);
+    if (!impl.acceptor.is_open()) co_return;
+    if (impl.table->full()) {
+      co_await make_room(impl);
+      continue;
+    }
+    auto [ec, socket] = co_await impl.acceptor.async_accept(impl.pick_worker(), tuple_awaitable);
     if (ec) {
-      if (ec == net::error::operation_aborted || !s.impl->acceptor.is_open()) co_return;
-      log_warn("accept failed", {{"error", ec.message()}});
+      if (ec == net::error::operation_aborted || !impl.acceptor.is_open()) co_return;
+      // The client left before we took it: its backlog entry is gone, so no spin.
+      if (ec == net::error::connection_aborted) continue;
+      co_await back_off(impl, ec);
       continue;
     }
     beast::error_code ignored;
     socket.set_option(tcp::no_delay(true), ignored);
     auto ex = socket.get_executor();
-    net::co_spawn(ex, run_session(s, std::move(socket)), log_session_exception);
+    SlotGuard guard(impl.table, impl.table->admit(ex));
+    net::co_spawn(ex, run_session(s, std::move(socket), std::move(guard)), log_session_exception);
   }
 }
 
@@ -667,7 +820,7 @@ void Server::run() {
   for (auto& t : extra) t.join();
 }
 
-std::shared_ptr<const std::atomic<std::int64_t>> Server::connections() const { return impl_->connections; }
+std::shared_ptr<const std::atomic<std::int64_t>> Server::connections() const { return impl_->table->open(); }
 
 void Server::shutdown() {
   net::post(ioc_, [this] {
@@ -676,6 +829,7 @@ void Server::shutdown() {
                           {"timeout_ms", static_cast<std::int64_t>(impl_->opts.drain_timeout.count())}});
     beast::error_code ignored;
     impl_->acceptor.close(ignored);
+    impl_->accept_timer.cancel();  // an acceptor paused at the limit or backing off
     if (impl_->inflight.load() == 0) {
       impl_->stop_all();
       return;
