@@ -1,4 +1,4 @@
-// Configuration parsing and validation (design §5): strict JSON walk that
+// Configuration parsing and validation (docs/design.md §5): strict JSON walk that
 // rejects unknown keys by path, substitutes ${NAME} / NAME_FILE, and checks
 // every value against what is allowed. Pure apart from the injected ConfigEnv.
 #include "core/config.hpp"
@@ -30,7 +30,7 @@ struct GroupDefault {
   BucketConfig bucket;
 };
 
-// MWS figures: reference/amazon-apis.md A.1 (8, one per 2 s; GetServiceStatus
+// MWS figures: docs/upstreams.md A.1 (8, one per 2 s; GetServiceStatus
 // as documented for other sections: 2, one per 5 min). Ads and LWA limits are
 // undocumented: these are defaults.
 constexpr GroupDefault kBucketGroups[] = {

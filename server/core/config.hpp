@@ -1,4 +1,4 @@
-// Typed configuration (design §5): parsed from one JSON file, `${NAME}` and
+// Typed configuration (docs/design.md §5): parsed from one JSON file, `${NAME}` and
 // NAME_FILE substitution, validated once at start-up. Pure logic: no sockets;
 // file and environment access go through the injected Env.
 #pragma once

@@ -1,5 +1,5 @@
 // The sandbox's Ads product recommendations as pure functions: the request
-// body as Amazon's schema checks it (reference B.1), deterministic answers by
+// body as Amazon's schema checks it (docs/upstreams.md B.1), deterministic answers by
 // ASIN and by theme with locale-translated theme names, and opaque cursors
 // paging by `count`. No clock, no I/O, no state.
 #pragma once

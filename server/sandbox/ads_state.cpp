@@ -236,7 +236,7 @@ AdsOutcome AdsState::recommendations_locked(const AdsInput& in, TimePoint now) {
     if (f->status) return fault_outcome(*f, false);
     latency = std::chrono::milliseconds(f->latency_ms);
   }
-  // Who is calling: bearer token, application, advertiser (reference B.1 errors).
+  // Who is calling: bearer token, application, advertiser (docs/upstreams.md B.1 errors).
   constexpr std::string_view bearer = "Bearer ";
   if (in.authorization.size() <= bearer.size() || in.authorization.compare(0, bearer.size(), bearer) != 0)
     return authentication_failed();

@@ -1,5 +1,5 @@
 // Amazon's MWS throttle as the sandbox enforces it: a token bucket of
-// `capacity` requests, one restored every `restore_every` (reference A.1),
+// `capacity` requests, one restored every `restore_every` (docs/upstreams.md A.1),
 // computed exactly in integer time (GCRA form). Pure: `now` is a parameter.
 #pragma once
 

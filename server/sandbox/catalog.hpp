@@ -1,6 +1,6 @@
 // What the sandbox, playing Amazon, knows about the MWS Recommendations
-// section: marketplaces (reference A.5), categories and the filters each
-// CategoryQuery accepts (reference A.1). Independent of recgate's own model.
+// section: marketplaces (docs/upstreams.md A.5), categories and the filters each
+// CategoryQuery accepts (docs/upstreams.md A.1). Independent of recgate's own model.
 #pragma once
 
 #include <string>

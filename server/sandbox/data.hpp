@@ -1,6 +1,6 @@
 // Deterministic recommendation data: every member of every category is a
 // pure function of (seller, marketplace, category, generation, last-updated
-// time), with every field of reference A.2, plus the hidden attributes that
+// time), with every field of docs/upstreams.md A.2, plus the hidden attributes that
 // CategoryQuery filters select on. No I/O, no clock.
 #pragma once
 

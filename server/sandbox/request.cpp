@@ -1,4 +1,4 @@
-// MWS request verification and operation parsing (reference A.1, A.3, A.4).
+// MWS request verification and operation parsing (docs/upstreams.md A.1, A.3, A.4).
 // Error codes, statuses and wording follow Amazon's; the sandbox is stricter
 // than documented where the documentation is silent (unknown parameters,
 // duplicates), so that what passes here passes upstream.

@@ -1,5 +1,5 @@
 // SigV2 canonicalisation, HMAC and ISO 8601 handling for the sandbox's
-// request verification (reference A.3). OpenSSL for HMAC, nothing else.
+// request verification (docs/upstreams.md A.3). OpenSSL for HMAC, nothing else.
 #include "sandbox/signature.hpp"
 
 #include <openssl/evp.h>

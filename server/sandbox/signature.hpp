@@ -1,4 +1,4 @@
-// The sandbox's own Signature Version 2 arithmetic (reference A.3), kept
+// The sandbox's own Signature Version 2 arithmetic (docs/upstreams.md A.3), kept
 // apart from recgate's signer on purpose: the sandbox plays Amazon, so a bug
 // shared with the code under test must not cancel out. Pure functions.
 #pragma once

@@ -324,7 +324,7 @@ TEST_CASE("ads: upstream 429 is retried within the client's wait, with and witho
   CHECK_MESSAGE(member(impatient, "detail").find("the Ads API answered 429") != std::string::npos, impatient.body);
   CHECK_FALSE(impatient.header("retry-after").empty());
   CHECK(ads_stats(sb.port)["faults"]["pending"].GetInt() == 0);
-  // With a stored answer, the same situation serves it stale (design §3, §4).
+  // With a stored answer, the same situation serves it stale (docs/design.md §3, §4).
   auto stale = ads_post(rg.port, body, {{"Cache-Control", "no-cache"}, {"Prefer", "wait=0"}});
   CHECK(stale.status == 200);
   CHECK(stale.header("cache-status") == "recgate; hit; fwd=stale");

@@ -98,7 +98,7 @@ Problem expect_problem(const Expected<Query>& r) {
 
 }  // namespace
 
-TEST_CASE("mws model: marketplace table (reference A.5)") {
+TEST_CASE("mws model: marketplace table (docs/upstreams.md A.5)") {
   struct Row {
     const char* id;
     const char* code;

@@ -1,4 +1,4 @@
-// Unit tests for core/mws/sigv2: SigV2 vectors from reference A.3, RFC 3986
+// Unit tests for core/mws/sigv2: SigV2 vectors from docs/upstreams.md A.3, RFC 3986
 // encoding edge cases, sort-by-name, form parsing and ISO 8601 timestamps.
 #include <doctest/doctest.h>
 
@@ -79,7 +79,7 @@ TEST_CASE("mws sigv2: AWS SigV2 published vectors") {
   CHECK(uri_encode("i91nKc4PWAt0JJIdXwz9HxZCJDdiy6cf/Mj6vPxyYIs=") == "i91nKc4PWAt0JJIdXwz9HxZCJDdiy6cf%2FMj6vPxyYIs%3D");
 }
 
-TEST_CASE("mws sigv2: Recommendations vectors (reference A.3.4)") {
+TEST_CASE("mws sigv2: Recommendations vectors (docs/upstreams.md A.3.4)") {
   struct Vector {
     const char* name;
     const char* action;

@@ -39,7 +39,7 @@ std::string field(const Item& item, std::string_view name) {
 
 }  // namespace
 
-TEST_CASE("sandbox sigv2: reference vectors (reference A.3)") {
+TEST_CASE("sandbox sigv2: reference vectors (docs/upstreams.md A.3)") {
   struct Vector {
     const char* verb;
     const char* host;

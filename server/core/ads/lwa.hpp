@@ -1,4 +1,4 @@
-// Login with Amazon (reference B.3): the refresh-token grant's form body, its
+// Login with Amazon (docs/upstreams.md B.3): the refresh-token grant's form body, its
 // JSON answer and errors, the regional token endpoints, and the token
 // lifetime policy (when a stored access token must be refreshed). Pure: no
 // Boost, no I/O, `now` is a parameter; used by the Ads service.

@@ -1,4 +1,4 @@
-// Ads product recommendations, request side (design §2.2; reference B.1):
+// Ads product recommendations, request side (docs/design.md §2.2; docs/upstreams.md B.1):
 // validation of the client's JSON body, the cache key, the upstream body,
 // media types, regional hosts and the upstream error body. Pure: no Boost,
 // no I/O; called by the Ads service and unit-tested with tables.

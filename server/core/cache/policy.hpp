@@ -1,4 +1,4 @@
-// Cache freshness policy for MWS recommendations (design §4; RFC 9111 §4.2
+// Cache freshness policy for MWS recommendations (docs/design.md §4; RFC 9111 §4.2
 // ideas, RFC 9211 Cache-Status). Pure functions of (stored entry, snapshot,
 // now, config): no clock, no I/O, unit-tested with tables.
 #pragma once

@@ -1,4 +1,4 @@
-// The MWS marketplace table (reference A.5): MarketplaceId -> country code,
+// The MWS marketplace table (docs/upstreams.md A.5): MarketplaceId -> country code,
 // region and endpoint host, and which Recommendations categories each offers.
 // Pure core data; used by query validation and the MWS service.
 #include "core/mws/model.hpp"
@@ -46,7 +46,7 @@ bool is_category(std::string_view name) {
   return false;
 }
 
-// Reference A.0: Fulfillment and Advertising exist "in all marketplaces except Brazil".
+// docs/upstreams.md A.0: Fulfillment and Advertising exist "in all marketplaces except Brazil".
 std::vector<std::string> categories_for(const Marketplace& m) {
   std::vector<std::string> out;
   for (const char* c : kCategories) {

@@ -1,6 +1,6 @@
 // MWS Recommendations domain model: categories, marketplaces, validated
-// queries, and the XML -> JSON conversion of upstream answers (design §2.1,
-// reference A.2, A.5). Pure: pugixml and RapidJSON only, no I/O.
+// queries, and the XML -> JSON conversion of upstream answers (docs/design.md §2.1,
+// docs/upstreams.md A.2, A.5). Pure: pugixml and RapidJSON only, no I/O.
 #pragma once
 
 #include <optional>

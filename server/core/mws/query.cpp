@@ -1,6 +1,6 @@
 // Validation of the internal recommendations / last-updated query strings
-// (design §2.1) and the ListRecommendations parameters built from them
-// (reference A.1 "CategoryQuery and FilterOptions"). Pure core logic.
+// (docs/design.md §2.1) and the ListRecommendations parameters built from them
+// (docs/upstreams.md A.1 "CategoryQuery and FilterOptions"). Pure core logic.
 #include <algorithm>
 
 #include "core/json.hpp"
@@ -11,7 +11,7 @@ namespace {
 
 using Raw = std::vector<std::pair<std::string, std::string>>;
 
-// Reference A.1: which FilterOptions each CategoryQuery category accepts.
+// docs/upstreams.md A.1: which FilterOptions each CategoryQuery category accepts.
 // An empty values list means "any non-empty value".
 struct FilterRule {
   std::string_view category;

@@ -1,4 +1,4 @@
-// AWS Signature Version 2 (HmacSHA256) for MWS, as in reference A.3: RFC 3986
+// AWS Signature Version 2 (HmacSHA256) for MWS, as in docs/upstreams.md A.3: RFC 3986
 // encoding, canonical query sorted by parameter name, Base64 HMAC, ISO 8601
 // timestamps. Pure core logic over strings; OpenSSL for the HMAC only.
 #include "core/mws/sigv2.hpp"

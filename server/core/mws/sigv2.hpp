@@ -1,5 +1,5 @@
 // MWS request signing: AWS Signature Version 2 with HmacSHA256 over
-// "POST\nhost\n/Recommendations/2013-04-01\ncanonical query" (reference A.3).
+// "POST\nhost\n/Recommendations/2013-04-01\ncanonical query" (docs/upstreams.md A.3).
 // Pure functions; used by recgate to sign and by the sandbox to verify.
 #pragma once
 

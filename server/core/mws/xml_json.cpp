@@ -1,5 +1,5 @@
-// Upstream MWS Recommendations XML (reference A.2, A.4) -> recgate values:
-// <member>s converted to JSON (design §2.1 typing rules), last-updated
+// Upstream MWS Recommendations XML (docs/upstreams.md A.2, A.4) -> recgate values:
+// <member>s converted to JSON (docs/design.md §2.1 typing rules), last-updated
 // timestamps, NextToken and ErrorResponse. Pure: pugixml in, RapidJSON out.
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
@@ -29,7 +29,7 @@ constexpr std::size_t kMaxXmlDepth = 32;
 
 enum class FieldType { string, integer, decimal };
 
-// Reference A.2 "Datatype fields": leaf paths below a recommendation <member>
+// docs/upstreams.md A.2 "Datatype fields": leaf paths below a recommendation <member>
 // that the upstream schema types as xs:int or xs:decimal/xs:float. Everything
 // else (dateTime, ids, Asin, Upc, Sku, CurrencyCode, Unit...) stays a string.
 constexpr std::string_view kIntegerFields[] = {

@@ -1,4 +1,4 @@
-// The Ads product recommendations service (design §2.2, §3, §4): validates
+// The Ads product recommendations service (docs/design.md §2.2, §3, §4): validates
 // POST /v1/ads/{account}/product-recommendations, answers from the TTL cache
 // (memory index over SQLite ads_answers), and otherwise makes the one upstream
 // call (throttle -> LWA access token -> HTTP client), coalesced, with stale

@@ -1,4 +1,4 @@
-// The MWS Recommendations service (design §2.1, §3, §4): validates the two
+// The MWS Recommendations service (docs/design.md §2.1, §3, §4): validates the two
 // endpoints, answers from the last-updated-keyed cache, and otherwise makes
 // the upstream calls through one call site (throttle -> sign -> HTTP client),
 // coalesced, with stale fallback. Called by the router; calls cache, throttle,

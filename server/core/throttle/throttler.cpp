@@ -36,7 +36,7 @@ struct DefaultBucket {
   double restore_per_s;
 };
 
-// MWS figures: reference/amazon-apis.md A.1 (8, one per 2 s; GetServiceStatus
+// MWS figures: docs/upstreams.md A.1 (8, one per 2 s; GetServiceStatus
 // as documented for other sections: 2, one per 5 min). Ads limits are dynamic
 // and undocumented; LWA is not documented either: both are config defaults.
 constexpr DefaultBucket kDefaultBuckets[] = {

@@ -1,4 +1,4 @@
-// The throttle layer (design §3): one token bucket per (account, operation
+// The throttle layer (docs/design.md §3): one token bucket per (account, operation
 // group), a FIFO queue of asynchronous waiters per bucket, the 429 decision,
 // upstream-throttle backoff, metrics and bucket levels persisted in SQLite.
 // Called by the MWS and Ads services before every upstream call; calls store.

@@ -1,4 +1,4 @@
-// Token-bucket arithmetic for recgate's upstream quotas (design §3), the 429
+// Token-bucket arithmetic for recgate's upstream quotas (docs/design.md §3), the 429
 // decision and the IETF RateLimit header values
 // (draft-ietf-httpapi-ratelimit-headers). Pure logic: no Boost, no clock; `now`
 // is Unix epoch seconds on the wall clock, passed in by the throttler.
@@ -98,7 +98,7 @@ class TokenBucket {
   double hold_ = 0;
 };
 
-// The 429 decision (design §3): can a request at queue `position` be served
+// The 429 decision (docs/design.md §3): can a request at queue `position` be served
 // within the client's `max_wait_s` (Prefer: wait=N)? If not, Retry-After is the
 // whole seconds (rounded up, at least 1) until it could have been served.
 struct WaitDecision {

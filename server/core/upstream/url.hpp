@@ -1,6 +1,6 @@
 // Upstream URL handling for the HTTP client: parsing http(s) URLs, the Host
 // header value that MWS signs (SigV2: no standard port), and the MWS
-// User-Agent (reference A.3). Pure functions, unit-tested without sockets.
+// User-Agent (docs/upstreams.md A.3). Pure functions, unit-tested without sockets.
 #pragma once
 
 #include <cstdint>
