@@ -269,6 +269,7 @@ void parse_root(Obj& root, Config& c) {
     o.integer("margin_ms", c.throttle.margin_ms, 0, 10000);
     o.number("reserve_tokens", c.throttle.reserve_tokens, 0, 100);
     o.integer("max_queue", c.throttle.max_queue, 1, 1000000);
+    o.integer("max_queue_per_client", c.throttle.max_queue_per_client, 0, 1000000);
     o.map("buckets", [&](const std::string& name, Obj& b) {
       bool known = false;
       for (const char* g : kBucketGroups) known = known || name == g;
@@ -461,6 +462,7 @@ std::string config_to_masked_json(const Config& c) {
   w.Key("margin_ms"); w.Int(c.throttle.margin_ms);
   w.Key("reserve_tokens"); w.Double(c.throttle.reserve_tokens);
   w.Key("max_queue"); w.Int(c.throttle.max_queue);
+  w.Key("max_queue_per_client"); w.Int(c.throttle.queue_share_per_client());
   w.Key("buckets");
   w.StartObject();
   for (const auto& [name, b] : c.throttle.buckets) {

@@ -41,6 +41,14 @@ struct ThrottleConfig {
   int margin_ms = 250;
   double reserve_tokens = 0;
   int max_queue = 1000;  // waiters per bucket beyond which 429 is immediate
+  // Places of one bucket's queue one client may hold (by client name when
+  // clients are configured, else by peer address); 0: a quarter of max_queue.
+  int max_queue_per_client = 0;
+
+  // max_queue_per_client with 0 resolved (at least 1).
+  int queue_share_per_client() const {
+    return max_queue_per_client > 0 ? max_queue_per_client : (max_queue > 4 ? max_queue / 4 : 1);
+  }
   // Key: "mws.<Operation>" or "ads.ProductRecommendations" / "lwa.Token".
   std::map<std::string, BucketConfig> buckets;
 };

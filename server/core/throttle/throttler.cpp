@@ -116,8 +116,9 @@ double wall_clock_seconds() {
 namespace {
 
 struct Waiter {
-  explicit Waiter(net::any_io_executor ex) : timer(std::move(ex)) {}
+  Waiter(net::any_io_executor ex, std::string c) : timer(std::move(ex)), client(std::move(c)) {}
   net::steady_timer timer;  // touched only on the waiter's own executor
+  const std::string client;  // whose share of the queue this place counts against ("": nobody's)
   bool granted = false;     // guarded by Impl::mu
   double granted_at = 0;
 };
@@ -138,6 +139,7 @@ struct Bucket {
   const std::string group;
   TokenBucket tb;
   std::deque<std::shared_ptr<Waiter>> queue;
+  std::map<std::string, std::size_t> queued_by_client;  // places held per client (non-zero only)
   bool save_pending = false;
   int throttle_streak = 0;
   double last_throttle_at = -std::numeric_limits<double>::infinity();
@@ -188,6 +190,7 @@ struct Throttler::Impl : std::enable_shared_from_this<Throttler::Impl> {
     while (!b.queue.empty() && b.tb.try_take(t)) {
       auto w = std::move(b.queue.front());
       b.queue.pop_front();
+      release_place(b, *w);
       w->granted = true;
       w->granted_at = t;
       wake(w);
@@ -202,7 +205,55 @@ struct Throttler::Impl : std::enable_shared_from_this<Throttler::Impl> {
   }
 
   static void leave(Bucket& b, const std::shared_ptr<Waiter>& w) {
-    b.queue.erase(std::remove(b.queue.begin(), b.queue.end(), w), b.queue.end());
+    auto it = std::find(b.queue.begin(), b.queue.end(), w);
+    if (it == b.queue.end()) return;
+    b.queue.erase(it);
+    release_place(b, *w);
+  }
+
+  static void enqueue(Bucket& b, const std::shared_ptr<Waiter>& w) {
+    b.queue.push_back(w);
+    if (!w->client.empty()) ++b.queued_by_client[w->client];
+  }
+
+  static void release_place(Bucket& b, const Waiter& w) {
+    if (w.client.empty()) return;
+    auto it = b.queued_by_client.find(w.client);
+    if (it != b.queued_by_client.end() && --it->second == 0) b.queued_by_client.erase(it);
+  }
+
+  std::size_t client_share() const { return static_cast<std::size_t>(cfg.queue_share_per_client()); }
+
+  bool over_client_share(const Bucket& b, const std::string& client) const {
+    if (client.empty()) return false;
+    auto it = b.queued_by_client.find(client);
+    return it != b.queued_by_client.end() && it->second >= client_share();
+  }
+
+  Problem reject_client_share(Bucket& b, double t, const std::string& client) {
+    Problem p = reject(b, t, b.tb.wait_for(t, static_cast<double>(b.queue.size() + 1)), 0, 0, false);
+    p.detail = "account " + b.account + ", operation " + b.group + ": client " + client + " already holds " +
+               std::to_string(client_share()) + " places in the quota queue, its share " +
+               "(throttle.max_queue_per_client = " + std::to_string(client_share()) + " of throttle.max_queue = " +
+               std::to_string(cfg.max_queue) + "); retry when some of its requests have been served";
+    p.extensions.emplace_back("limit", "throttle.max_queue_per_client");
+    return p;
+  }
+
+  // The 429 for a request riding on a queued waiter's flight that reached its
+  // own limit: when that waiter's turn comes, as reject() says it for a
+  // request queued itself.
+  Problem reject_rider(Bucket& b, const std::shared_ptr<Waiter>& w, double max_wait_s) {
+    const double t = now();
+    auto it = std::find(b.queue.begin(), b.queue.end(), w);
+    const std::size_t pos = it == b.queue.end() ? 1 : static_cast<std::size_t>(it - b.queue.begin()) + 1;
+    const double wait = b.tb.wait_for(t, static_cast<double>(pos));
+    Problem p = reject(b, t, wait, 0, pos, false);
+    p.detail = "account " + b.account + ", operation " + b.group +
+               ": this request joined an identical call queued for quota (position " + std::to_string(pos) +
+               "), which gets quota in " + seconds_text(wait) + " s, after the " + seconds_text(max_wait_s) +
+               " s this request may wait (Prefer: wait)";
+    return p;
   }
 
   // Queues a write of the bucket's level on the database thread; writes that
@@ -257,10 +308,18 @@ struct Throttler::Impl : std::enable_shared_from_this<Throttler::Impl> {
 
   // --- the waiter: a named coroutine owning its state ---
 
+  // Tells a wait limit, outside the lock, that its work is queued; tells it
+  // the wait is over when the waiter's coroutine ends, however it ends.
+  struct QueuedNotice {
+    WaitLimitPtr limit;
+    ~QueuedNotice() {
+      if (limit) limit->queued(QueueReject{});
+    }
+  };
+
   static net::awaitable<Expected<Grant>> acquire(std::shared_ptr<Impl> self, std::string account,
-                                                 std::string operation, std::chrono::milliseconds max_wait) {
+                                                 std::string operation, WaitLimitPtr limit, std::string client) {
     const std::string group = throttle_group(operation);
-    const double max_wait_s = std::max<double>(0, static_cast<double>(max_wait.count()) / 1000.0);
     auto ex = co_await net::this_coro::executor;
 
     std::optional<Expected<Grant>> result;
@@ -272,6 +331,7 @@ struct Throttler::Impl : std::enable_shared_from_this<Throttler::Impl> {
     {
       std::lock_guard lk(self->mu);
       start = self->now();
+      const double max_wait_s = std::max(0.0, limit->deadline() - start);
       b = self->find_or_create(account, group, start);
       if (!b) {
         result.emplace(make_problem(500, "internal_error", "no throttle bucket for operation " + group));
@@ -284,9 +344,11 @@ struct Throttler::Impl : std::enable_shared_from_this<Throttler::Impl> {
         bool full = b->queue.size() >= static_cast<std::size_t>(std::max(1, self->cfg.max_queue));
         if (full || !decide_wait(wait, max_wait_s).serve) {
           result.emplace(self->reject(*b, start, wait, max_wait_s, position, full));
+        } else if (self->over_client_share(*b, client)) {
+          result.emplace(self->reject_client_share(*b, start, client));
         } else {
-          w = std::make_shared<Waiter>(ex);
-          b->queue.push_back(w);
+          w = std::make_shared<Waiter>(ex, client);
+          enqueue(*b, w);
         }
       }
     }
@@ -294,6 +356,13 @@ struct Throttler::Impl : std::enable_shared_from_this<Throttler::Impl> {
       if (b && result->has_value()) b->wait_seconds->observe(0);
       co_return std::move(*result);
     }
+    QueuedNotice notice{limit};
+    limit->queued([weak = std::weak_ptr<Impl>(self), b, w](double max_wait_s) {
+      auto self = weak.lock();
+      if (!self) return make_problem(503, "shutting_down", "recgate is shutting down");
+      std::lock_guard lk(self->mu);
+      return self->reject_rider(*b, w, max_wait_s);
+    });
 
     for (;;) {
       w->timer.expires_after(timer_duration(wait));
@@ -301,6 +370,7 @@ struct Throttler::Impl : std::enable_shared_from_this<Throttler::Impl> {
       (void)ec;  // expiry and wake-ups (cancel) alike: the bucket decides
       net::cancellation_state cs = co_await net::this_coro::cancellation_state;
       const bool cancelled = cs.cancelled() != net::cancellation_type::none;
+      const double deadline = limit->deadline();  // outside mu: a flight's takes its own lock
 
       std::lock_guard lk(self->mu);
       const double t = self->now();
@@ -324,12 +394,13 @@ struct Throttler::Impl : std::enable_shared_from_this<Throttler::Impl> {
       }
       std::size_t pos = position_of(*b, w);
       wait = b->tb.wait_for(t, static_cast<double>(pos));
-      double elapsed = std::max(0.0, t - start);
-      if (!decide_wait(elapsed + wait, max_wait_s).serve) {
-        // A backoff pushed this request's turn beyond its limit.
+      const double remaining = deadline - t;
+      if (!decide_wait(wait, remaining).serve) {
+        // A backoff pushed this request's turn beyond its limit, or the
+        // riders who could wait longest left.
         leave(*b, w);
         self->wake_all(*b);
-        co_return self->reject(*b, t, wait, std::max(0.0, max_wait_s - elapsed), pos, false);
+        co_return self->reject(*b, t, wait, std::max(0.0, remaining), pos, false);
       }
     }
   }
@@ -371,9 +442,20 @@ Throttler::Throttler(const ThrottleConfig& cfg, Store* store, Clock now) : impl_
 
 Throttler::~Throttler() = default;
 
+net::awaitable<Expected<Grant>> Throttler::acquire(std::string account, std::string operation, WaitLimitPtr limit,
+                                                   std::string client) {
+  return Impl::acquire(impl_, std::move(account), std::move(operation), std::move(limit), std::move(client));
+}
+
 net::awaitable<Expected<Grant>> Throttler::acquire(std::string account, std::string operation,
                                                    std::chrono::milliseconds max_wait) {
-  return Impl::acquire(impl_, std::move(account), std::move(operation), max_wait);
+  return Impl::acquire(impl_, std::move(account), std::move(operation), limit_for(max_wait), std::string());
+}
+
+double Throttler::now() const { return impl_->now(); }
+
+WaitLimitPtr Throttler::limit_for(std::chrono::milliseconds max_wait) const {
+  return wait_limit_for(impl_->now, static_cast<double>(max_wait.count()) / 1000.0);
 }
 
 void Throttler::on_upstream_throttled(const std::string& account, const std::string& operation,

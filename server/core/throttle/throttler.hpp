@@ -17,6 +17,7 @@
 #include "core/config.hpp"
 #include "core/problem.hpp"
 #include "core/throttle/token_bucket.hpp"
+#include "core/throttle/wait_limit.hpp"
 
 namespace recgate {
 
@@ -68,15 +69,26 @@ class Throttler {
 
   // Waits in FIFO order for a token of (account, throttle_group(operation)).
   // Rejects at once (429 quota_wait_exceeded, with Retry-After, RateLimit-Policy
-  // and RateLimit) when this request's turn would come later than max_wait, or
-  // later on if a backoff pushes it beyond. Cancelling the awaiting coroutine
-  // (its cancellation slot) leaves the queue and spends no token.
+  // and RateLimit) when this request's turn would come after limit->deadline(),
+  // or later on if a backoff pushes it beyond (a flight's deadline is re-read
+  // on every wake-up: it moves as riders join and leave). While queued, the
+  // limit is told so (WaitLimit::queued). A non-empty `client` may hold at most
+  // throttle.max_queue_per_client places of one bucket's queue; beyond, 429 at
+  // once. Cancelling the awaiting coroutine (its cancellation slot) leaves the
+  // queue and spends no token.
   //
   // Must be awaited from a coroutine whose executor serialises its handlers
   // (a strand, or an io_context run by one thread): waiters are woken by
   // posting to that executor.
+  boost::asio::awaitable<Expected<Grant>> acquire(std::string account, std::string operation, WaitLimitPtr limit,
+                                                  std::string client = {});
+  // The same with a limit of max_wait from now and no client.
   boost::asio::awaitable<Expected<Grant>> acquire(std::string account, std::string operation,
                                                   std::chrono::milliseconds max_wait);
+
+  // The throttler's clock (seconds) and a request's wait limit on it.
+  double now() const;
+  WaitLimitPtr limit_for(std::chrono::milliseconds max_wait) const;
 
   // The upstream throttled us anyway (MWS 503 RequestThrottled/QuotaExceeded,
   // Ads 429): the bucket is emptied and held for retry_after_s, else for an
