@@ -25,6 +25,10 @@ struct AdsSandboxConfig {
   double rate_per_s = 5;                                    // Ads requests restored per second
   int burst = 10;                                           // Ads bucket capacity
   int retry_after_s = 1;                                    // on 429; 0: no Retry-After header
+  // On 429, Amazon's dynamic-limit form: body {"message":"Too Many Requests"}
+  // and header amazon-advertising-api-throttled: true (with retry_after_s 0,
+  // what Amazon mostly sends); false: the documented error object.
+  bool amazon_throttled = false;
   int pool_size = 30;                                       // candidate ASINs per request
   int asins_per_theme = 8;
 };

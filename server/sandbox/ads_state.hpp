@@ -77,6 +77,11 @@ class AdsState {
   // {"target":"token","status":500}, {"latency_ms":3000}, {"expire_tokens":true}.
   AdsAdminAnswer add_fault(std::string_view json_body, TimePoint now);
   void clear_faults();
+  // GET/PUT /admin/ads/limit: the Ads rate limit, changeable at run time as
+  // Amazon's is ({"burst","rate_per_s","retry_after_s","amazon_throttled"},
+  // any subset). The bucket keeps the tokens it holds, capped at the new burst.
+  AdsAdminAnswer set_limit(std::string_view json_body, TimePoint now);
+  std::string limit_json() const;
   // Every issued token expires now (the next Ads call gets 401).
   void expire_tokens(TimePoint now);
 
@@ -91,6 +96,8 @@ class AdsState {
   };
 
   AdsOutcome error(int status, std::string code, std::string details);
+  AdsOutcome throttled(int retry_after_s);  // the 429 in the configured form; counted
+  std::string limit_json_locked() const;
   std::optional<AdsFault> take_fault(std::string_view target);
   AdsOutcome fault_outcome(const AdsFault& f, bool token_endpoint);
   AdsOutcome token_locked(const TokenInput& in, TimePoint now);
@@ -98,6 +105,9 @@ class AdsState {
   std::string new_access_token();
 
   const AdsSandboxConfig cfg_;
+  // The rate limit now (burst, rate_per_s, retry_after_s, amazon_throttled):
+  // starts as cfg_'s, changed by set_limit; guarded by mu_.
+  AdsSandboxConfig limit_;
   mutable std::mutex mu_;
   std::mt19937_64 rng_;
   ExactBucket bucket_;
