@@ -119,6 +119,10 @@ awaitable<Response> handle_status(const AppState* st, Context& ctx) {
     w.Key("restorePerSecond"); w.Double(b.restore_per_s);
     w.Key("waiters"); w.Uint64(b.waiters);
     w.Key("nextTokenSeconds"); w.Double(b.next_token_s);
+    w.Key("learntRestorePerSecond");  // throttle.adaptive buckets; null: a fixed rate
+    if (b.learnt_restore_per_s) w.Double(*b.learnt_restore_per_s); else w.Null();
+    w.Key("lastThrottleAtMs");
+    if (b.last_throttle_at) w.Int64(static_cast<std::int64_t>(*b.last_throttle_at * 1000)); else w.Null();
     w.EndObject();
   }
   w.EndArray();

@@ -30,6 +30,17 @@ struct BucketConfig {
   double restore_per_s = 0.5;
 };
 
+// throttle.adaptive.GROUP: learn an unpublished limit (throttle/adaptive.hpp).
+// Absent groups: on for ads.* and lwa.*, off for mws.* (published quotas).
+struct AdaptiveConfig {
+  bool enabled = true;
+  double ceiling_per_s = 0;  // 0: the bucket's restore_per_s
+  double floor_per_s = 0;    // 0: ceiling / 20
+  double step_per_s = 0;     // 0: ceiling / 20
+  double decrease = 0.5;     // rate factor after a throttle
+  int quiet_s = 120;         // seconds without a throttle before each step up (slow probing: few throttles)
+};
+
 struct ThrottleConfig {
   int max_wait_s = 30;
   // Safety margin against arrival jitter between recgate's clock and Amazon's:
@@ -51,6 +62,7 @@ struct ThrottleConfig {
   }
   // Key: "mws.<Operation>" or "ads.ProductRecommendations" / "lwa.Token".
   std::map<std::string, BucketConfig> buckets;
+  std::map<std::string, AdaptiveConfig> adaptive;  // by bucket group
 };
 
 struct MwsAccount {

@@ -4,7 +4,11 @@
 #include <doctest/doctest.h>
 #include <rapidjson/document.h>
 
+#include <atomic>
+#include <chrono>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "harness.hpp"
 
@@ -50,4 +54,66 @@ TEST_CASE("sandbox: PUT /admin/ads/limit changes the Ads limit at run time; recg
                              {{"Content-Type", "application/json"}, {"Prefer", "wait=1"}});
   CHECK(second.status == 429);
   CHECK(sandbox_rate_limited(sb.port) >= 1);
+}
+
+namespace {
+
+struct RunCounts {
+  int answered = 0;          // 200s the clients got
+  int throttled_first = 0;   // upstream 429s in the first half
+  int throttled_second = 0;  // ... and in the second
+};
+
+// Four clients ask the Ads API without pause (Cache-Control: no-cache: every
+// request goes upstream) for `seconds`; the sandbox's 429s are read at the
+// half and at the end.
+RunCounts four_clients(int rg_port, int sb_port, int seconds) {
+  RunCounts c;
+  std::atomic<int> answered{0};
+  const auto start = std::chrono::steady_clock::now();
+  const auto end = start + std::chrono::seconds(seconds);
+  std::vector<std::thread> ts;
+  for (int i = 0; i < 4; ++i)
+    ts.emplace_back([&, i] {
+      const std::string body = "{\"adAsins\":[\"B09LJWZT6G\"],\"count\":" + std::to_string(i + 1) + "}";
+      while (std::chrono::steady_clock::now() < end) {
+        auto r = http_request(rg_port, "POST", "/v1/ads/main/product-recommendations", body,
+                              {{"Content-Type", "application/json"}, {"Cache-Control", "no-cache"},
+                               {"Prefer", "wait=30"}},
+                              std::chrono::seconds(60));
+        if (r.status == 200) ++answered;
+      }
+    });
+  std::this_thread::sleep_until(start + std::chrono::seconds(seconds / 2));  // a measurement point, not a sync
+  c.throttled_first = sandbox_rate_limited(sb_port);
+  for (auto& t : ts) t.join();
+  c.throttled_second = sandbox_rate_limited(sb_port) - c.throttled_first;
+  c.answered = answered.load();
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("adaptive: against an Ads limit of 5 burst / 1 per s without Retry-After, recgate learns it: few 429s, >= 90% used") {
+  Sandbox sb;
+  REQUIRE(http_request(sb.port, "PUT", "/admin/ads/limit",
+                       R"({"burst":5,"rate_per_s":1,"retry_after_s":0,"amazon_throttled":true})",
+                       {{"Content-Type", "application/json"}})
+              .status == 200);
+  TempDir dir;
+  Recgate rg(dir, test_config(dir, sb.port));  // recgate's own guess: 10, 2 per s
+  const int seconds = 60;
+  RunCounts c = four_clients(rg.port, sb.port, seconds);
+  const double allowed = 5 + seconds * 1.0;
+  MESSAGE("upstream 429s: " << c.throttled_first << " in the first 30 s, " << c.throttled_second
+                            << " after; answers " << c.answered << " of " << allowed << " allowed ("
+                            << 100.0 * c.answered / allowed << " %)");
+  CHECK(c.throttled_first <= 3);
+  CHECK(c.throttled_second == 0);
+  CHECK(c.answered >= 0.9 * allowed);
+  auto status = http_get(rg.port, "/v1/status");
+  CHECK(status.body.find("\"learntRestorePerSecond\":1") != std::string::npos);
+  auto m = http_get(rg.port, "/metrics");
+  CHECK(m.body.find("recgate_bucket_restore_per_second{account=\"main\",operation=\"ads.ProductRecommendations\"} 1") !=
+        std::string::npos);
 }

@@ -220,6 +220,17 @@ upstream::Request token_request(const Impl& s, const AdsAccount& acc) {
   return req;
 }
 
+// Amazon throttles with 429, and marks its dynamic-limit throttles with
+// amazon-advertising-api-throttled: true (often without Retry-After).
+bool upstream_throttled(const upstream::Response& res) {
+  return res.status == 429 || res.header("amazon-advertising-api-throttled") == "true";
+}
+
+// Retry-After in seconds or as an HTTP date; nullopt: back off on our own.
+std::optional<double> retry_after(const Impl& s, const upstream::Response& res) {
+  return parse_retry_after_header(res.header("Retry-After"), s.throttler.now());
+}
+
 // One refresh for the account, made by whichever caller started the flight.
 awaitable<Expected<TokenPtr>> refresh_token(Impl* s, std::string account, QuotaWait wait, std::string rid) {
   const AdsAccount& acc = s->cfg.ads.accounts.at(account);
@@ -242,8 +253,8 @@ awaitable<Expected<TokenPtr>> refresh_token(Impl* s, std::string account, QuotaW
       count_refresh(account, "error");
       co_return transport_problem(r, "the Login with Amazon token endpoint");
     }
-    if (r.response.status == 429) {
-      s->throttler.on_upstream_throttled(account, bucket, ads::parse_retry_after(r.response.header("Retry-After")));
+    if (upstream_throttled(r.response)) {
+      s->throttler.on_upstream_throttled(account, bucket, retry_after(*s, r.response));
       continue;
     }
     auto parsed = ads::parse_token_response(r.response.status, r.response.body);
@@ -306,10 +317,10 @@ awaitable<Expected<std::string>> call_ads(Impl* s, std::string account, ads::Pro
   const std::string bucket = kAdsBucket;
   const std::string body = ads::upstream_body(pr);
   bool auth_retried = false;
-  bool upstream_throttled = false;
+  bool was_throttled = false;
   for (int attempt = 1;; ++attempt) {
     auto grant = co_await s->throttler.acquire(account, bucket, wait.limit, wait.client);
-    if (!grant) co_return upstream_throttled ? throttled_beyond_wait(grant.error()) : grant.error();
+    if (!grant) co_return was_throttled ? throttled_beyond_wait(grant.error()) : grant.error();
     auto token = co_await get_token(s, account, wait, rid);
     if (!token) co_return token.error();
     const std::string used = (*token)->access_token;
@@ -336,9 +347,9 @@ awaitable<Expected<std::string>> call_ads(Impl* s, std::string account, ads::Pro
       s->invalidate(account, used);
       continue;
     }
-    if (code == 429) {
-      upstream_throttled = true;
-      s->throttler.on_upstream_throttled(account, bucket, ads::parse_retry_after(r.response.header("Retry-After")));
+    if (upstream_throttled(r.response)) {
+      was_throttled = true;
+      s->throttler.on_upstream_throttled(account, bucket, retry_after(*s, r.response));
       continue;
     }
     co_return ads_problem(code, r.response.body, acc);

@@ -211,13 +211,8 @@ awaitable<Expected<CallResult>> call_mws(Impl* s, std::string account_name, mws:
     auto err = mws::parse_error_response(r.response.body);
     const std::string code = err ? err->code : "HTTP" + std::to_string(r.response.status);
     if (r.response.status == 503 && (code == "RequestThrottled" || code == "QuotaExceeded")) {
-      std::optional<double> retry_after;
-      if (auto ra = r.response.header("Retry-After"); !ra.empty()) {
-        try {
-          retry_after = std::stod(std::string(ra));
-        } catch (...) {
-        }
-      }
+      // Retry-After in seconds or as an HTTP date; absent: our own backoff.
+      const auto retry_after = parse_retry_after_header(r.response.header("Retry-After"), s->throttler.now());
       s->throttler.on_upstream_throttled(account_name, "mws." + action, retry_after);
       continue;  // acquire again within what is left of the client's wait
     }

@@ -86,6 +86,25 @@ std::string throttle_group(std::string_view operation) {
   return std::string(operation);
 }
 
+std::optional<AdaptiveSpec> adaptive_spec_for(const ThrottleConfig& cfg, std::string_view group,
+                                              const BucketSpec& bucket) {
+  AdaptiveConfig ac;
+  if (auto it = cfg.adaptive.find(std::string(group)); it != cfg.adaptive.end()) {
+    ac = it->second;
+  } else {
+    ac.enabled = group.rfind("ads.", 0) == 0 || group.rfind("lwa.", 0) == 0;
+  }
+  if (!ac.enabled) return std::nullopt;
+  AdaptiveSpec s;
+  s.ceiling_per_s = ac.ceiling_per_s > 0 ? ac.ceiling_per_s : bucket.restore_per_s;
+  s.floor_per_s = ac.floor_per_s > 0 ? std::min(ac.floor_per_s, s.ceiling_per_s) : s.ceiling_per_s / 20;
+  s.step_per_s = ac.step_per_s > 0 ? ac.step_per_s : s.ceiling_per_s / 20;
+  s.decrease = ac.decrease;
+  s.quiet_s = ac.quiet_s;
+  s.ceiling_capacity = bucket.capacity;
+  return s;
+}
+
 std::optional<BucketSpec> bucket_spec_for(const ThrottleConfig& cfg, std::string_view operation) {
   std::string group = throttle_group(operation);
   std::optional<BucketSpec> spec;
@@ -143,6 +162,7 @@ struct Bucket {
   bool save_pending = false;
   int throttle_streak = 0;
   double last_throttle_at = -std::numeric_limits<double>::infinity();
+  std::optional<AdaptiveRate> adaptive;  // a learnt limit (throttle.adaptive)
   Counter* rejections;
   Counter* upstream_throttles;
   Histogram* wait_seconds;
@@ -159,6 +179,7 @@ struct Throttler::Impl : std::enable_shared_from_this<Throttler::Impl> {
   mutable std::mutex mu;
   std::map<BucketKey, std::unique_ptr<Bucket>> buckets;
   std::map<BucketKey, std::pair<double, double>> stored;  // tokens, updated_at (s)
+  std::map<BucketKey, std::pair<double, double>> learnt;  // restore_per_s, last throttle (s; -inf: none)
 
   // --- everything below runs with mu held ---
 
@@ -173,7 +194,31 @@ struct Throttler::Impl : std::enable_shared_from_this<Throttler::Impl> {
     if (auto it = stored.find(key); it != stored.end()) tb = TokenBucket(*spec, it->second.first, it->second.second);
     auto& slot = buckets[key];
     slot = std::make_unique<Bucket>(account, group, tb);
+    if (auto a = adaptive_spec_for(cfg, group, *spec)) {
+      auto it = learnt.find(key);
+      const double rate = it != learnt.end() ? it->second.first : a->ceiling_per_s;
+      const double last = it != learnt.end() ? it->second.second : -std::numeric_limits<double>::infinity();
+      slot->adaptive.emplace(*a, rate, last, t);
+      slot->last_throttle_at = last;
+      slot->tb.set_limit(slot->adaptive->capacity(), slot->adaptive->rate(), t);
+    }
     return slot.get();
+  }
+
+  // The learnt rate changed: the bucket follows, and the rate is kept.
+  void apply_learnt(Bucket& b, double t) {
+    b.tb.set_limit(b.adaptive->capacity(), b.adaptive->rate(), t);
+    if (!store) return;
+    store->post([account = b.account, group = b.group, rate = b.adaptive->rate(),
+                 last = b.adaptive->last_throttle_at()](Db& db) {
+      auto st = db.prepare(
+          "INSERT INTO bucket_rates (account, operation, restore_per_s, last_throttle_at) VALUES (?1, ?2, ?3, ?4) "
+          "ON CONFLICT (account, operation) DO UPDATE SET restore_per_s = excluded.restore_per_s, "
+          "last_throttle_at = excluded.last_throttle_at");
+      st.bind(1, std::string_view(account)).bind(2, std::string_view(group)).bind(3, rate);
+      if (std::isfinite(last)) st.bind(4, static_cast<std::int64_t>(std::llround(last * 1000.0)));
+      st.step();
+    });
   }
 
   static void wake(const std::shared_ptr<Waiter>& w) {
@@ -303,6 +348,8 @@ struct Throttler::Impl : std::enable_shared_from_this<Throttler::Impl> {
     s.restore_per_s = b.tb.spec().restore_per_s;
     s.waiters = b.queue.size();
     s.next_token_s = b.tb.wait_for(t, 1);
+    if (b.adaptive) s.learnt_restore_per_s = b.adaptive->rate();
+    if (std::isfinite(b.last_throttle_at)) s.last_throttle_at = b.last_throttle_at;
     return s;
   }
 
@@ -417,8 +464,18 @@ Throttler::Throttler(const ThrottleConfig& cfg, Store* store, Clock now) : impl_
       while (st.step())
         rows[{st.text(0), st.text(1)}] = {st.real(2), static_cast<double>(st.int64(3)) / 1000.0};
     });
+    std::map<BucketKey, std::pair<double, double>> rates;
+    store->run_sync([&rates](Db& db) {
+      auto st = db.prepare("SELECT account, operation, restore_per_s, last_throttle_at FROM bucket_rates");
+      while (st.step()) {
+        const double last = st.is_null(3) ? -std::numeric_limits<double>::infinity()
+                                          : static_cast<double>(st.int64(3)) / 1000.0;
+        rates[{st.text(0), st.text(1)}] = {st.real(2), last};
+      }
+    });
     std::lock_guard lk(impl_->mu);
     impl_->stored = std::move(rows);
+    impl_->learnt = std::move(rates);
     const double t = impl_->now();
     for (const auto& [key, row] : impl_->stored) impl_->find_or_create(key.first, key.second, t);
   }
@@ -436,6 +493,9 @@ Throttler::Throttler(const ThrottleConfig& cfg, Store* store, Clock now) : impl_
       m.gauge("recgate_bucket_tokens", "Estimated upstream quota tokens in the bucket", labels).set(s.tokens);
       m.gauge("recgate_bucket_waiters", "Requests queued for a quota token", labels)
           .set(static_cast<double>(s.waiters));
+      m.gauge("recgate_bucket_restore_per_second",
+              "Restore rate the bucket uses now: configured, or learnt (throttle.adaptive)", labels)
+          .set(s.learnt_restore_per_s.value_or(s.restore_per_s));
     }
   });
 }
@@ -472,11 +532,21 @@ void Throttler::on_upstream_throttled(const std::string& account, const std::str
     b->last_throttle_at = t;
     if (retry_after_s && std::isfinite(*retry_after_s)) {
       hold = std::clamp(*retry_after_s, 0.0, 3600.0);
+    } else if (b->adaptive) {
+      // The emptied bucket restoring at the cut rate is the backoff: a hold
+      // on top would leave quota unused (AIMD, not stop-and-wait).
+      hold = 0;
     } else {
       hold = std::min(kBackoffCap_s, kFirstBackoff_s * std::pow(2.0, std::min(b->throttle_streak - 1, 16)));
     }
     b->tb.drain(t);
     b->tb.hold_until(t + hold);
+    if (b->adaptive && b->adaptive->on_throttle(t)) {
+      impl_->apply_learnt(*b, t);
+      log_warn("upstream limit learnt lower",
+               {{"account", account}, {"operation", group}, {"restore_per_s", b->adaptive->rate()},
+                {"capacity", b->adaptive->capacity()}});
+    }
     impl_->save(*b);
     impl_->wake_all(*b);  // waiters re-check; those now beyond their limit get 429 at once
     b->upstream_throttles->inc();
@@ -487,8 +557,16 @@ void Throttler::on_upstream_throttled(const std::string& account, const std::str
 
 void Throttler::on_upstream_success(const std::string& account, const std::string& operation) {
   std::lock_guard lk(impl_->mu);
-  if (auto it = impl_->buckets.find({account, throttle_group(operation)}); it != impl_->buckets.end())
-    it->second->throttle_streak = 0;
+  auto it = impl_->buckets.find({account, throttle_group(operation)});
+  if (it == impl_->buckets.end()) return;
+  Bucket& b = *it->second;
+  b.throttle_streak = 0;
+  const double t = impl_->now();
+  if (b.adaptive && b.adaptive->on_success(t)) {
+    impl_->apply_learnt(b, t);
+    impl_->pump(b, t);
+    impl_->wake_all(b);  // a faster rate moves every waiter's turn earlier
+  }
 }
 
 std::vector<BucketStatus> Throttler::status() const {

@@ -16,6 +16,7 @@
 
 #include "core/config.hpp"
 #include "core/problem.hpp"
+#include "core/throttle/adaptive.hpp"
 #include "core/throttle/token_bucket.hpp"
 #include "core/throttle/wait_limit.hpp"
 
@@ -40,6 +41,8 @@ struct BucketStatus {
   double restore_per_s = 0;
   std::size_t waiters = 0;
   double next_token_s = 0;  // seconds until the next grant is possible (0: now)
+  std::optional<double> learnt_restore_per_s;  // adaptive buckets: the rate learnt (nullopt: fixed)
+  std::optional<double> last_throttle_at;      // Unix epoch seconds of the last upstream throttle
 };
 
 // The bucket group of an operation: "mws.ListRecommendationsByNextToken" shares
@@ -51,6 +54,12 @@ std::string throttle_group(std::string_view operation);
 // lwa.Token 5 / 1 per s), overridden by throttle.buckets; margin and reserve
 // from throttle.margin_ms / throttle.reserve_tokens. nullopt: unknown group.
 std::optional<BucketSpec> bucket_spec_for(const ThrottleConfig& cfg, std::string_view group);
+
+// The AIMD spec of a group (throttle.adaptive, built on the group's bucket
+// spec), nullopt when the group's rate is fixed: groups not configured are
+// adaptive for ads.* and lwa.* (unpublished limits), fixed for mws.*.
+std::optional<AdaptiveSpec> adaptive_spec_for(const ThrottleConfig& cfg, std::string_view group,
+                                              const BucketSpec& bucket);
 
 // Unix epoch seconds from the system (wall) clock, so levels survive a restart.
 double wall_clock_seconds();
@@ -93,7 +102,10 @@ class Throttler {
   // The upstream throttled us anyway (MWS 503 RequestThrottled/QuotaExceeded,
   // Ads 429): the bucket is emptied and held for retry_after_s, else for an
   // exponential backoff of 2, 4, 8 ... s capped at 60 (the streak resets after
-  // a success or 5 minutes without a throttle). Counted in metrics.
+  // a success or 5 minutes without a throttle). Counted in metrics. An
+  // adaptive bucket instead cuts its learnt rate and burst (AIMD; held only
+  // for a Retry-After), and a success
+  // after a quiet period raises them a step.
   void on_upstream_throttled(const std::string& account, const std::string& operation,
                              std::optional<double> retry_after_s);
   // The upstream served a request: resets the backoff streak.
