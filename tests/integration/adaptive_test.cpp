@@ -117,3 +117,56 @@ TEST_CASE("adaptive: against an Ads limit of 5 burst / 1 per s without Retry-Aft
   CHECK(m.body.find("recgate_bucket_restore_per_second{account=\"main\",operation=\"ads.ProductRecommendations\"} 1") !=
         std::string::npos);
 }
+
+namespace {
+
+// recgate's learnt Ads rate from /v1/status (-1: none yet).
+double learnt_rate(int rg_port) {
+  auto d = parse(http_get(rg_port, "/v1/status").body);
+  for (const auto& b : d["buckets"].GetArray())
+    if (std::string(b["operation"].GetString()) == "ads.ProductRecommendations" &&
+        b["learntRestorePerSecond"].IsNumber())
+      return b["learntRestorePerSecond"].GetDouble();
+  return -1;
+}
+
+bool set_sandbox_limit(int sb_port, const std::string& json) {
+  return http_request(sb_port, "PUT", "/admin/ads/limit", json, {{"Content-Type", "application/json"}}).status == 200;
+}
+
+}  // namespace
+
+TEST_CASE("adaptive: the sandbox's Ads limit lowered mid-run and raised again: recgate's learnt rate follows both ways") {
+  Sandbox sb;
+  REQUIRE(set_sandbox_limit(sb.port, R"({"burst":10,"rate_per_s":2,"retry_after_s":0,"amazon_throttled":true})"));
+  TempDir dir;
+  // Quick probing for the test: a step of 0.5 per s after 3 quiet seconds.
+  Recgate rg(dir, test_config(dir, sb.port,
+                              "\"throttle\":{\"adaptive\":{\"ads.ProductRecommendations\":{\"quiet_s\":3,"
+                              "\"step_per_s\":0.5}}}"));
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> ts;
+  for (int i = 0; i < 4; ++i)
+    ts.emplace_back([&, i] {
+      const std::string body = "{\"adAsins\":[\"B09LJWZT6G\"],\"count\":" + std::to_string(i + 1) + "}";
+      for (int n = 0; n < 100000 && !stop; ++n)
+        http_request(rg.port, "POST", "/v1/ads/main/product-recommendations", body,
+                     {{"Content-Type", "application/json"}, {"Cache-Control", "no-cache"}, {"Prefer", "wait=30"}},
+                     std::chrono::seconds(60));
+    });
+  // Amazon lowers the limit to a quarter: recgate cuts its rate down to it.
+  REQUIRE(wait_until([&] { return learnt_rate(rg.port) == 2.0; }, std::chrono::seconds(10)));
+  REQUIRE(set_sandbox_limit(sb.port, R"({"burst":3,"rate_per_s":0.5})"));
+  const bool down = wait_until([&] { double r = learnt_rate(rg.port); return r > 0 && r <= 0.5; },
+                               std::chrono::seconds(30));
+  const double low = learnt_rate(rg.port);
+  // And raises it again: recgate probes back up to the ceiling.
+  REQUIRE(set_sandbox_limit(sb.port, R"({"burst":10,"rate_per_s":2})"));
+  const bool up = wait_until([&] { return learnt_rate(rg.port) >= 1.5; }, std::chrono::seconds(40));
+  const double high = learnt_rate(rg.port);
+  stop = true;
+  for (auto& t : ts) t.join();
+  MESSAGE("learnt rate: 2 -> " << low << " after the limit fell to 0.5/s -> " << high << " after it rose to 2/s");
+  CHECK(down);
+  CHECK(up);
+}
