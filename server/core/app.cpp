@@ -42,6 +42,7 @@ struct AppState {
   MwsService* mws = nullptr;
   AdsService* ads = nullptr;
   std::vector<std::array<unsigned char, SHA256_DIGEST_LENGTH>> client_key_digests;
+  std::vector<std::string> client_names;  // parallel to client_key_digests
 };
 
 std::array<unsigned char, SHA256_DIGEST_LENGTH> digest(std::string_view s) {
@@ -50,16 +51,22 @@ std::array<unsigned char, SHA256_DIGEST_LENGTH> digest(std::string_view s) {
   return d;
 }
 
-// Constant-time check of "Authorization: Bearer KEY" against every configured key.
-bool authorized(const AppState& st, const Context& ctx) {
+// Constant-time check of "Authorization: Bearer KEY" against every configured
+// key; a match names the client (its quota queue share is counted by name).
+bool authorized(const AppState& st, Context& ctx) {
   if (st.client_key_digests.empty()) return true;
   std::string_view h = ctx.header("Authorization");
   constexpr std::string_view prefix = "Bearer ";
   if (h.size() <= prefix.size() || h.substr(0, prefix.size()) != prefix) return false;
   auto d = digest(h.substr(prefix.size()));
-  bool ok = false;
-  for (const auto& k : st.client_key_digests) ok |= CRYPTO_memcmp(k.data(), d.data(), d.size()) == 0;
-  return ok;
+  std::size_t match = st.client_key_digests.size();
+  for (std::size_t i = 0; i < st.client_key_digests.size(); ++i) {
+    const bool same = CRYPTO_memcmp(st.client_key_digests[i].data(), d.data(), d.size()) == 0;
+    match = same ? i : match;
+  }
+  if (match == st.client_key_digests.size()) return false;
+  ctx.client = st.client_names[match];
+  return true;
 }
 
 awaitable<Response> unauthorized() {
@@ -149,6 +156,10 @@ awaitable<Response> handle_status(const AppState* st, Context& ctx) {
     w.Key("restorePerSecond"); w.Double(b.restore_per_s);
     w.Key("waiters"); w.Uint64(b.waiters);
     w.Key("nextTokenSeconds"); w.Double(b.next_token_s);
+    w.Key("learntRestorePerSecond");  // throttle.adaptive buckets; null: a fixed rate
+    if (b.learnt_restore_per_s) w.Double(*b.learnt_restore_per_s); else w.Null();
+    w.Key("lastThrottleAtMs");
+    if (b.last_throttle_at) w.Int64(static_cast<std::int64_t>(*b.last_throttle_at * 1000)); else w.Null();
     w.EndObject();
   }
   w.EndArray();
@@ -294,9 +305,12 @@ int run_app(const Config& cfg) {
     return 1;
   }
 
-  AppState st{cfg, nullptr, nullptr, nullptr, nullptr, nullptr, {}};
+  AppState st{cfg, nullptr, nullptr, nullptr, nullptr, nullptr, {}, {}};
   st.store = store.get();
-  for (const auto& c : cfg.clients) st.client_key_digests.push_back(digest(c.key));
+  for (const auto& c : cfg.clients) {
+    st.client_key_digests.push_back(digest(c.key));
+    st.client_names.push_back(c.name);
+  }
 
   http::ServerOptions opts;
   opts.listen = cfg.listen;

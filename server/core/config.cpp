@@ -372,6 +372,7 @@ void parse_root(Obj& root, Config& c) {
     o.integer("margin_ms", c.throttle.margin_ms, 0, 10000);
     o.number("reserve_tokens", c.throttle.reserve_tokens, 0, 100);
     o.integer("max_queue", c.throttle.max_queue, 1, 1000000);
+    o.integer("max_queue_per_client", c.throttle.max_queue_per_client, 0, 1000000);
     o.map("buckets", [&](const std::string& name, Obj& b) {
       const auto group_default = default_bucket(name);
       if (!group_default)
@@ -382,6 +383,24 @@ void parse_root(Obj& root, Config& c) {
       c.throttle.buckets[name] = bc;
     });
     check_reserve(o, c.throttle);
+    o.map("adaptive", [&](const std::string& name, Obj& a) {
+      if (!default_bucket(name))
+        a.error("throttle.adaptive." + name + ": unknown bucket (allowed: " + join(group_names()) + ")");
+      AdaptiveConfig ac;
+      if (const Value* e = a.get("enabled")) {
+        if (e->IsBool()) ac.enabled = e->GetBool();
+        else a.error("throttle.adaptive." + name + ".enabled: must be true or false");
+      }
+      a.number("ceiling_per_s", ac.ceiling_per_s, 0, 100000);
+      a.number("floor_per_s", ac.floor_per_s, 0, 100000);
+      a.number("step_per_s", ac.step_per_s, 0, 100000);
+      a.number("decrease", ac.decrease, 0, 1, true);
+      a.integer("quiet_s", ac.quiet_s, 1, 86400);
+      if (ac.decrease >= 1) a.error("throttle.adaptive." + name + ".decrease: must be below 1 (a cut)");
+      if (ac.ceiling_per_s > 0 && ac.floor_per_s > ac.ceiling_per_s)
+        a.error("throttle.adaptive." + name + ".floor_per_s: must not exceed ceiling_per_s");
+      c.throttle.adaptive[name] = ac;
+    });
   });
   root.object("mws", [&](Obj& o) {
     o.str("endpoint", c.mws.endpoint);
@@ -581,6 +600,21 @@ std::string config_to_masked_json(const Config& c) {
   w.Key("margin_ms"); w.Int(c.throttle.margin_ms);
   w.Key("reserve_tokens"); w.Double(c.throttle.reserve_tokens);
   w.Key("max_queue"); w.Int(c.throttle.max_queue);
+  w.Key("max_queue_per_client"); w.Int(c.throttle.queue_share_per_client());
+  w.Key("adaptive");
+  w.StartObject();
+  for (const auto& [name, a] : c.throttle.adaptive) {
+    w.Key(name.c_str());
+    w.StartObject();
+    w.Key("enabled"); w.Bool(a.enabled);
+    w.Key("ceiling_per_s"); w.Double(a.ceiling_per_s);
+    w.Key("floor_per_s"); w.Double(a.floor_per_s);
+    w.Key("step_per_s"); w.Double(a.step_per_s);
+    w.Key("decrease"); w.Double(a.decrease);
+    w.Key("quiet_s"); w.Int(a.quiet_s);
+    w.EndObject();
+  }
+  w.EndObject();
   w.Key("buckets");
   w.StartObject();
   for (const auto& [name, b] : c.throttle.buckets) {

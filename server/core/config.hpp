@@ -35,6 +35,17 @@ struct BucketConfig {
   double restore_per_s = 0.5;
 };
 
+// throttle.adaptive.GROUP: learn an unpublished limit (throttle/adaptive.hpp).
+// Absent groups: on for ads.* and lwa.*, off for mws.* (published quotas).
+struct AdaptiveConfig {
+  bool enabled = true;
+  double ceiling_per_s = 0;  // 0: the bucket's restore_per_s
+  double floor_per_s = 0;    // 0: ceiling / 20
+  double step_per_s = 0;     // 0: ceiling / 20
+  double decrease = 0.5;     // rate factor after a throttle
+  int quiet_s = 120;         // seconds without a throttle before each step up (slow probing: few throttles)
+};
+
 struct ThrottleConfig {
   int max_wait_s = 30;
   // Safety margin against arrival jitter between recgate's clock and Amazon's:
@@ -46,8 +57,17 @@ struct ThrottleConfig {
   int margin_ms = 250;
   double reserve_tokens = 0;
   int max_queue = 1000;  // waiters per bucket beyond which 429 is immediate
+  // Places of one bucket's queue one client may hold (by client name when
+  // clients are configured, else by peer address); 0: a quarter of max_queue.
+  int max_queue_per_client = 0;
+
+  // max_queue_per_client with 0 resolved (at least 1).
+  int queue_share_per_client() const {
+    return max_queue_per_client > 0 ? max_queue_per_client : (max_queue > 4 ? max_queue / 4 : 1);
+  }
   // Key: "mws.<Operation>" or "ads.ProductRecommendations" / "lwa.Token".
   std::map<std::string, BucketConfig> buckets;
+  std::map<std::string, AdaptiveConfig> adaptive;  // by bucket group
 };
 
 struct MwsAccount {

@@ -73,7 +73,7 @@ std::optional<AdsSandboxConfig> parse_ads_config(std::string_view json, std::str
   const std::string path = "$.ads";
   if (!check_keys(d, path,
                   {"clients", "profile_ids", "token_lifetime_s", "rate_per_s", "burst", "retry_after_s", "pool_size",
-                   "asins_per_theme"},
+                   "asins_per_theme", "amazon_throttled"},
                   error))
     return std::nullopt;
   AdsSandboxConfig cfg;
@@ -89,6 +89,13 @@ std::optional<AdsSandboxConfig> parse_ads_config(std::string_view json, std::str
       return std::nullopt;
     }
     cfg.rate_per_s = it->value.GetDouble();
+  }
+  if (auto it = d.FindMember("amazon_throttled"); it != d.MemberEnd()) {
+    if (!it->value.IsBool()) {
+      error = path + ".amazon_throttled: must be true or false";
+      return std::nullopt;
+    }
+    cfg.amazon_throttled = it->value.GetBool();
   }
   if (cfg.asins_per_theme > cfg.pool_size) {
     error = path + ".asins_per_theme: must not exceed pool_size";

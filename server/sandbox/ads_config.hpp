@@ -25,6 +25,11 @@ struct AdsSandboxConfig {
   double rate_per_s = 5;                                    // Ads requests restored per second
   int burst = 10;                                           // Ads bucket capacity
   int retry_after_s = 1;                                    // on 429; 0: no Retry-After header
+  // On 429, Amazon's dynamic-limit form: body {"message":"Too Many Requests"}
+  // and header amazon-advertising-api-throttled: true (with retry_after_s 0,
+  // what Amazon mostly sends; the live API's shape, hence the default);
+  // false: the error object the API reference documents.
+  bool amazon_throttled = true;
   int pool_size = 30;                                       // candidate ASINs per request
   int asins_per_theme = 8;
 };

@@ -65,6 +65,22 @@ net::awaitable<Response> faults_handler(SandboxState* state, bool add, Context& 
   co_return make_response(a.status, std::move(a.body), headers);
 }
 
+net::awaitable<Response> limit_handler(SandboxState* state, bool set, Context& ctx) {
+  AdsAdminAnswer a;
+  if (!admin_authorized(state->config(), ctx.header("Authorization"), ctx.header("X-Admin-Token"))) {
+    AdminAnswer u = admin_unauthorized();
+    a = AdsAdminAnswer{u.status, u.body, u.content_type};
+  } else if (set) {
+    a = state->ads().set_limit(ctx.req.body(), std::chrono::steady_clock::now());
+  } else {
+    a = AdsAdminAnswer{200, state->ads().limit_json()};
+  }
+  std::vector<std::pair<std::string, std::string>> headers;
+  headers.emplace_back("Content-Type", a.content_type);
+  headers.emplace_back("Cache-Control", "no-store");
+  co_return make_response(a.status, std::move(a.body), headers);
+}
+
 }  // namespace
 
 std::vector<http::Route> ads_routes(SandboxState& state) {
@@ -78,6 +94,10 @@ std::vector<http::Route> ads_routes(SandboxState& state) {
                                [st](Context& ctx) { return faults_handler(st, true, ctx); }});
   routes.push_back(http::Route{http::Verb::delete_, "/admin/ads/faults", "admin_ads_faults",
                                [st](Context& ctx) { return faults_handler(st, false, ctx); }});
+  routes.push_back(http::Route{http::Verb::get, "/admin/ads/limit", "admin_ads_limit",
+                               [st](Context& ctx) { return limit_handler(st, false, ctx); }});
+  routes.push_back(http::Route{http::Verb::put, "/admin/ads/limit", "admin_ads_limit",
+                               [st](Context& ctx) { return limit_handler(st, true, ctx); }});
   return routes;
 }
 

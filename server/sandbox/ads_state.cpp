@@ -79,7 +79,7 @@ void str(Writer& w, std::string_view s) { w.String(s.data(), static_cast<rapidjs
 }  // namespace
 
 AdsState::AdsState(AdsSandboxConfig cfg, TimePoint now)
-    : cfg_(std::move(cfg)), rng_(std::random_device{}()), bucket_(make_bucket(cfg_, now)) {}
+    : cfg_(std::move(cfg)), limit_(cfg_), rng_(std::random_device{}()), bucket_(make_bucket(cfg_, now)) {}
 
 std::string AdsState::new_access_token() {
   static const char* alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -109,12 +109,16 @@ AdsOutcome AdsState::authentication_failed() {
 AdsOutcome AdsState::throttled(int retry_after_s) {
   ++rate_limited_;
   AdsOutcome o;
-  o.status = 429;
-  o.body = R"({"message":"Too Many Requests"})";
-  o.headers.emplace_back("Content-Type", "application/json");
-  o.headers.emplace_back("amazon-advertising-api-throttled", "true");
+  if (limit_.amazon_throttled) {
+    o.status = 429;
+    o.body = "{\"message\":\"Too Many Requests\"}";
+    o.headers.emplace_back("Content-Type", "application/json");
+    o.headers.emplace_back("amazon-advertising-api-throttled", "true");
+    o.code = "429";
+  } else {
+    o = error(429, "429", "Request was rate-limited. Retry later.");
+  }
   if (retry_after_s > 0) o.headers.emplace_back("Retry-After", std::to_string(retry_after_s));
-  o.code = "429";
   return o;
 }
 
@@ -137,7 +141,7 @@ AdsOutcome AdsState::fault_outcome(const AdsFault& f, bool token_endpoint) {
         : f.status == 401 ? lwa_error(401, "invalid_client", "Client authentication failed")
                           : lwa_error(f.status, "invalid_request", "Injected fault");
   } else if (f.status == 429) {
-    o = throttled(f.retry_after_s >= 0 ? f.retry_after_s : cfg_.retry_after_s);
+    o = throttled(f.retry_after_s >= 0 ? f.retry_after_s : limit_.retry_after_s);
   } else if (f.status == 401) {
     o = authentication_failed();
   } else {
@@ -145,7 +149,7 @@ AdsOutcome AdsState::fault_outcome(const AdsFault& f, bool token_endpoint) {
               f.status >= 500 ? "Something went wrong on the server. Retry later." : "Injected fault");
   }
   if (f.status == 429 && token_endpoint) {
-    const int ra = f.retry_after_s >= 0 ? f.retry_after_s : cfg_.retry_after_s;
+    const int ra = f.retry_after_s >= 0 ? f.retry_after_s : limit_.retry_after_s;
     if (ra > 0) o.headers.emplace_back("Retry-After", std::to_string(ra));
   }
   o.latency = std::chrono::milliseconds(f.latency_ms);
@@ -272,7 +276,7 @@ AdsOutcome AdsState::recommendations_locked(const AdsInput& in, TimePoint now) {
                      std::string(kThemesType));
   const bool themes = shape == kThemesType;
 
-  if (!bucket_.try_take(now)) return throttled(cfg_.retry_after_s);
+  if (!bucket_.try_take(now)) return throttled(limit_.retry_after_s);
   ++ads_by_shape_[themes ? "theme" : "asin"];
 
   auto q = parse_ads_query(in.body);
@@ -413,8 +417,65 @@ std::string AdsState::stats_json() const {
   return std::string(sb.GetString(), sb.GetSize());
 }
 
+AdsAdminAnswer AdsState::set_limit(std::string_view json_body, TimePoint now) {
+  rapidjson::Document d;
+  d.Parse(json_body.data(), json_body.size());
+  if (d.HasParseError() || !d.IsObject()) return admin_problem("the body must be a JSON object");
+  std::lock_guard lk(mu_);
+  AdsSandboxConfig next = limit_;
+  for (auto it = d.MemberBegin(); it != d.MemberEnd(); ++it) {
+    const std::string k(it->name.GetString(), it->name.GetStringLength());
+    const auto& v = it->value;
+    auto bad = [&](const char* what) { return admin_problem(k + " must be " + what); };
+    if (k == "burst") {
+      if (!v.IsInt() || v.GetInt() < 1 || v.GetInt() > 1000000) return bad("an integer 1..1000000");
+      next.burst = v.GetInt();
+    } else if (k == "rate_per_s") {
+      if (!v.IsNumber() || v.GetDouble() <= 0 || v.GetDouble() > 1e6) return bad("a number > 0 and <= 1000000");
+      next.rate_per_s = v.GetDouble();
+    } else if (k == "retry_after_s") {
+      if (!v.IsInt() || v.GetInt() < 0 || v.GetInt() > 3600) return bad("an integer 0..3600 (0: no Retry-After)");
+      next.retry_after_s = v.GetInt();
+    } else if (k == "amazon_throttled") {
+      if (!v.IsBool()) return bad("true or false");
+      next.amazon_throttled = v.GetBool();
+    } else {
+      return admin_problem("unknown key " + k + "; allowed: burst rate_per_s retry_after_s amazon_throttled");
+    }
+  }
+  // Carry the tokens held now into the new bucket, capped at its burst.
+  const std::int64_t held = std::min<std::int64_t>(bucket_.tokens(now), next.burst);
+  ExactBucket b = make_bucket(next, now);
+  for (std::int64_t i = held; i < next.burst; ++i) b.try_take(now);
+  bucket_ = b;
+  limit_ = next;
+  return AdsAdminAnswer{200, limit_json_locked()};
+}
+
+std::string AdsState::limit_json() const {
+  std::lock_guard lk(mu_);
+  return limit_json_locked();
+}
+
+std::string AdsState::limit_json_locked() const {
+  rapidjson::StringBuffer sb;
+  Writer w(sb);
+  w.StartObject();
+  w.Key("burst");
+  w.Int(limit_.burst);
+  w.Key("rate_per_s");
+  w.Double(limit_.rate_per_s);
+  w.Key("retry_after_s");
+  w.Int(limit_.retry_after_s);
+  w.Key("amazon_throttled");
+  w.Bool(limit_.amazon_throttled);
+  w.EndObject();
+  return std::string(sb.GetString(), sb.GetSize());
+}
+
 void AdsState::reset(TimePoint now) {
   std::lock_guard lk(mu_);
+  limit_ = cfg_;
   bucket_ = make_bucket(cfg_, now);
   tokens_.clear();
   faults_.clear();

@@ -77,6 +77,11 @@ class AdsState {
   // {"target":"token","status":500}, {"latency_ms":3000}, {"expire_tokens":true}.
   AdsAdminAnswer add_fault(std::string_view json_body, TimePoint now);
   void clear_faults();
+  // GET/PUT /admin/ads/limit: the Ads rate limit, changeable at run time as
+  // Amazon's is ({"burst","rate_per_s","retry_after_s","amazon_throttled"},
+  // any subset). The bucket keeps the tokens it holds, capped at the new burst.
+  AdsAdminAnswer set_limit(std::string_view json_body, TimePoint now);
+  std::string limit_json() const;
   // Every issued token expires now (the next Ads call gets 401).
   void expire_tokens(TimePoint now);
 
@@ -94,9 +99,11 @@ class AdsState {
   // The live Ads API's shapes (reference B, issue 17): a bad or expired bearer
   // token is 401 {"code":"401","details":"Authentication failed","requestId"};
   // a throttle is 429 {"message":"Too Many Requests"} with
-  // amazon-advertising-api-throttled: true, Retry-After only if configured.
+  // amazon-advertising-api-throttled: true (the default; see AdsConfig::amazon_throttled),
+  // Retry-After only if configured.
   AdsOutcome authentication_failed();
   AdsOutcome throttled(int retry_after_s);
+  std::string limit_json_locked() const;
   std::optional<AdsFault> take_fault(std::string_view target);
   AdsOutcome fault_outcome(const AdsFault& f, bool token_endpoint);
   AdsOutcome token_locked(const TokenInput& in, TimePoint now);
@@ -104,6 +111,9 @@ class AdsState {
   std::string new_access_token();
 
   const AdsSandboxConfig cfg_;
+  // The rate limit now (burst, rate_per_s, retry_after_s, amazon_throttled):
+  // starts as cfg_'s, changed by set_limit; guarded by mu_.
+  AdsSandboxConfig limit_;
   mutable std::mutex mu_;
   std::mt19937_64 rng_;
   ExactBucket bucket_;

@@ -7,6 +7,10 @@
 #include <signal.h>
 
 #include <atomic>
+#include <chrono>
+#include <functional>
+#include <string>
+#include <vector>
 #include <thread>
 
 #include "harness.hpp"
@@ -116,4 +120,110 @@ TEST_CASE("throttle: an exhausted bucket of one account does not delay another")
   other.replace(other.find("/main/"), 6, "/other/");
   auto r = http_get(rg.port, other, {{"Prefer", "wait=0"}});
   CHECK(r.status == 200);
+}
+
+// ---- quota fairness (issue 11 items 7 and 8) --------------------------------
+
+namespace {
+
+using Headers = std::vector<std::pair<std::string, std::string>>;
+
+// Requests queued now for `operation`'s bucket, from /v1/status.
+int queued_for(int port, const std::string& operation, const Headers& auth = {}) {
+  auto r = http_get(port, "/v1/status", auth);
+  rapidjson::Document d;
+  d.Parse(r.body.c_str());
+  if (d.HasParseError() || !d.IsObject() || !d.HasMember("buckets")) return -1;
+  for (const auto& b : d["buckets"].GetArray())
+    if (operation == b["operation"].GetString()) return b["waiters"].GetInt();
+  return 0;
+}
+
+// One API's distinct request number i, with extra headers.
+struct Api {
+  std::string operation;  // its bucket
+  std::function<HttpResponse(int port, int i, const Headers& h)> call;
+};
+
+Api mws_api() {
+  return {"mws.ListRecommendations",
+          [](int port, int i, const Headers& h) { return http_request(port, "GET", brand_query(i), "", h); }};
+}
+
+Api ads_api() {
+  return {"ads.ProductRecommendations", [](int port, int i, const Headers& h) {
+            Headers all{{"Content-Type", "application/json"}};
+            all.insert(all.end(), h.begin(), h.end());
+            return http_request(port, "POST", "/v1/ads/main/product-recommendations",
+                                "{\"adAsins\":[\"B09LJWZT6G\"],\"count\":" + std::to_string(i) + "}", all);
+          }};
+}
+
+// A Prefer: wait=1 request that joins an identical call queued for quota gets
+// its 429 after its own second, while the first caller (wait=30) gets 200.
+void joiner_keeps_its_own_limit(const Api& api) {
+  Sandbox sb;
+  TempDir dir;
+  Recgate rg(dir, test_config(dir, sb.port,
+                              "\"throttle\":{\"buckets\":{\"" + api.operation +
+                                  "\":{\"capacity\":1,\"restore_per_s\":0.2}}}"));
+  REQUIRE(api.call(rg.port, 1, {}).status == 200);  // spends the only token: the next one is ~5 s away
+  HttpResponse leader;
+  std::thread first([&] { leader = api.call(rg.port, 2, {{"Prefer", "wait=30"}}); });
+  REQUIRE(wait_until([&] { return queued_for(rg.port, api.operation) == 1; }, std::chrono::seconds(10)));
+  const auto t0 = std::chrono::steady_clock::now();
+  auto joiner = api.call(rg.port, 2, {{"Prefer", "wait=1"}});
+  const auto joiner_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  first.join();
+  MESSAGE(api.operation << ": joiner answered " << joiner.status << " after " << joiner_s << " s");
+  CHECK(joiner.status == 429);
+  CHECK(joiner.body.find("\"code\":\"quota_wait_exceeded\"") != std::string::npos);
+  CHECK(joiner.body.find("joined an identical call") != std::string::npos);
+  CHECK(std::stoi("0" + joiner.header("retry-after")) >= 1);
+  CHECK(joiner.header("ratelimit-policy").find("q=1") != std::string::npos);
+  CHECK(joiner_s < 2.5);  // its own second plus margin, not the leader's ~5 s
+  CHECK(leader.status == 200);
+  auto m = http_get(rg.port, "/metrics");
+  CHECK(m.body.find("recgate_upstream_requests_total{api=\"" + api.operation.substr(0, 3)) != std::string::npos);
+}
+
+}  // namespace
+
+TEST_CASE("throttle: a Prefer: wait=1 joiner of a queued MWS call gets its own 429 while the leader gets 200") {
+  joiner_keeps_its_own_limit(mws_api());
+}
+
+TEST_CASE("throttle: a Prefer: wait=1 joiner of a queued Ads call gets its own 429 while the leader gets 200") {
+  joiner_keeps_its_own_limit(ads_api());
+}
+
+TEST_CASE("throttle: one client cannot fill a quota queue: past its share it gets 429, another client still queues") {
+  Sandbox sb;
+  TempDir dir;
+  Recgate rg(dir, test_config(dir, sb.port,
+                              "\"clients\":[{\"name\":\"greedy\",\"key\":\"greedy-key-0123456789abcdef\"},"
+                              "{\"name\":\"polite\",\"key\":\"polite-key-0123456789abcdef\"}],"
+                              "\"throttle\":{\"max_queue_per_client\":2,\"buckets\":{\"mws.ListRecommendations\":"
+                              "{\"capacity\":1,\"restore_per_s\":0.5}}}"));
+  const Headers greedy{{"Authorization", "Bearer greedy-key-0123456789abcdef"}, {"Prefer", "wait=60"}};
+  const Headers polite{{"Authorization", "Bearer polite-key-0123456789abcdef"}, {"Prefer", "wait=60"}};
+  const Api api = mws_api();
+  REQUIRE(api.call(rg.port, 1, greedy).status == 200);  // spends the only token
+  std::vector<HttpResponse> answers(3);
+  std::vector<std::thread> ts;
+  for (int i = 0; i < 2; ++i) ts.emplace_back([&, i] { answers[i] = api.call(rg.port, 10 + i, greedy); });
+  REQUIRE(wait_until([&] { return queued_for(rg.port, api.operation, greedy) == 2; }, std::chrono::seconds(10)));
+  // The greedy client's third distinct request is over its share: 429 at once.
+  const auto t0 = std::chrono::steady_clock::now();
+  auto over = api.call(rg.port, 12, greedy);
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(2));
+  CHECK(over.status == 429);
+  CHECK(over.body.find("throttle.max_queue_per_client") != std::string::npos);
+  CHECK(over.body.find("client greedy") != std::string::npos);
+  CHECK_FALSE(over.header("retry-after").empty());
+  // Another client still gets a place in the same queue, and is served.
+  ts.emplace_back([&] { answers[2] = api.call(rg.port, 20, polite); });
+  CHECK(wait_until([&] { return queued_for(rg.port, api.operation, greedy) == 3; }, std::chrono::seconds(10)));
+  for (auto& t : ts) t.join();
+  for (const auto& a : answers) CHECK_MESSAGE(a.status == 200, a.body);
 }

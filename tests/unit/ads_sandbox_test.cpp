@@ -387,3 +387,48 @@ TEST_CASE("ads sandbox: faults (429 with and without Retry-After, 401, token 500
   CHECK(s["last_request"].IsNull());
   CHECK(st.recommendations(good_input(fresh), kT0).status == 401);  // tokens forgotten
 }
+
+namespace {
+
+std::string header_value(const AdsOutcome& o, const std::string& name) {
+  for (const auto& [k, v] : o.headers)
+    if (k == name) return v;
+  return "<absent>";
+}
+
+}  // namespace
+
+TEST_CASE("ads sandbox: the rate limit changes at run time (PUT /admin/ads/limit) and keeps the tokens held") {
+  AdsState st(config(R"({"rate_per_s":10,"burst":10,"retry_after_s":1})"), kT0);
+  const std::string token = get_token(st, kT0);
+  for (int i = 0; i < 8; ++i) REQUIRE(st.recommendations(good_input(token), kT0).status == 200);
+  // Amazon lowers the limit: 5 burst, 1 per s, Amazon's 429 form without Retry-After.
+  auto a = st.set_limit(R"({"burst":5,"rate_per_s":1,"retry_after_s":0,"amazon_throttled":true})", kT0);
+  REQUIRE(a.status == 200);
+  CHECK(json(a.body)["burst"].GetInt() == 5);
+  CHECK(json(st.limit_json())["rate_per_s"].GetDouble() == 1.0);
+  // 2 tokens were held (10 - 8): still 2, not a fresh burst of 5.
+  CHECK(st.recommendations(good_input(token), kT0).status == 200);
+  CHECK(st.recommendations(good_input(token), kT0).status == 200);
+  auto limited = st.recommendations(good_input(token), kT0);
+  CHECK(limited.status == 429);
+  CHECK(json(limited.body)["message"].GetString() == std::string("Too Many Requests"));
+  CHECK(header_value(limited, "amazon-advertising-api-throttled") == "true");
+  CHECK(header_value(limited, "Retry-After") == "<absent>");
+  CHECK(st.recommendations(good_input(token), kT0 + std::chrono::milliseconds(999)).status == 429);
+  CHECK(st.recommendations(good_input(token), kT0 + std::chrono::milliseconds(1000)).status == 200);
+  // Raised again: at most the new burst, restored at the new rate.
+  REQUIRE(st.set_limit(R"({"burst":20,"rate_per_s":20})", kT0 + std::chrono::seconds(2)).status == 200);
+  int ok = 0;
+  for (int i = 0; i < 30; ++i) ok += st.recommendations(good_input(token), kT0 + std::chrono::seconds(2)).status == 200;
+  CHECK(ok == 1);  // the one token restored at 1 per s since the last call, not a fresh burst of 20
+  CHECK(st.recommendations(good_input(token), kT0 + std::chrono::milliseconds(2050)).status == 200);
+  // Bad values are named; reset restores the configured limit.
+  auto bad = st.set_limit(R"({"burst":0})", kT0);
+  CHECK(bad.status == 400);
+  CHECK(bad.body.find("burst must be an integer 1..1000000") != std::string::npos);
+  CHECK(st.set_limit(R"({"speed":1})", kT0).body.find("allowed: burst rate_per_s") != std::string::npos);
+  st.reset(kT0);
+  CHECK(json(st.limit_json())["burst"].GetInt() == 10);
+  CHECK_FALSE(json(st.limit_json())["amazon_throttled"].GetBool());
+}

@@ -286,3 +286,18 @@ TEST_CASE("config: ads.max_asins and upstream.plain_http_hosts parse and appear 
   CHECK(out.find("\"plain_http_hosts\": [\n      \"sandbox\"") != std::string::npos);
   CHECK(parse_config("{}", fake_env({})).config->ads.max_asins == 100);
 }
+
+TEST_CASE("config: throttle.max_queue_per_client: default a quarter of max_queue, shown resolved, checked") {
+  auto d = parse_config(R"({"throttle":{"max_queue":40}})", fake_env({}));
+  REQUIRE(d.config);
+  CHECK(d.config->throttle.max_queue_per_client == 0);
+  CHECK(d.config->throttle.queue_share_per_client() == 10);
+  CHECK(config_to_masked_json(*d.config).find("\"max_queue_per_client\": 10") != std::string::npos);
+  auto set = parse_config(R"({"throttle":{"max_queue_per_client":3}})", fake_env({}));
+  REQUIRE(set.config);
+  CHECK(set.config->throttle.queue_share_per_client() == 3);
+  auto bad = parse_config(R"({"throttle":{"max_queue_per_client":-1}})", fake_env({}));
+  CHECK_FALSE(bad.config);
+  REQUIRE_FALSE(bad.errors.empty());
+  CHECK(bad.errors[0].find("throttle.max_queue_per_client") != std::string::npos);
+}

@@ -8,6 +8,7 @@
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -506,4 +507,95 @@ TEST_CASE("throttler: acquirers on their own strands across 4 threads never exce
     }
   CHECK(worst_excess == 0);
   CHECK(find_status(th, "main", "lwa.Token")->waiters == 0);
+}
+
+// ---- per-client queue share (issue 11 item 8) ------------------------------
+
+namespace {
+
+net::awaitable<void> acquire_as(Throttler* th, std::string client, OutcomePtr out, std::shared_ptr<Sequence> seq) {
+  auto r = co_await th->acquire("main", "mws.ListRecommendations", th->limit_for(milliseconds(3600 * 1000)),
+                                std::move(client));
+  out->order = seq->next++;
+  if (r) {
+    out->grant = *r;
+  } else {
+    out->problem = r.error();
+  }
+  out->done = true;
+}
+
+OutcomePtr spawn_as(Harness& h, Throttler& th, const std::string& client) {
+  auto out = std::make_shared<Outcome>();
+  net::co_spawn(h.io, acquire_as(&th, client, out, h.seq), net::detached);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("throttler: one client holds at most max_queue_per_client places of a bucket's queue") {
+  Harness h;
+  ThrottleConfig cfg = exact_config(1, 1);
+  cfg.max_queue = 100;
+  cfg.max_queue_per_client = 2;
+  Throttler th(cfg, nullptr, h.clock());
+  auto first = spawn_as(h, th, "greedy");  // takes the only token
+  h.poll();
+  REQUIRE(first->grant);
+  std::vector<OutcomePtr> greedy;
+  for (int i = 0; i < 3; ++i) greedy.push_back(spawn_as(h, th, "greedy"));
+  auto polite = spawn_as(h, th, "polite");
+  h.poll();
+  CHECK_FALSE(greedy[0]->done);
+  CHECK_FALSE(greedy[1]->done);
+  REQUIRE(greedy[2]->done);  // over its share: 429 at once
+  REQUIRE(greedy[2]->problem);
+  CHECK(greedy[2]->problem->status == 429);
+  CHECK(greedy[2]->problem->code == "quota_wait_exceeded");
+  CHECK(greedy[2]->problem->detail.find("throttle.max_queue_per_client = 2") != std::string::npos);
+  CHECK(header(*greedy[2]->problem, "Retry-After") != "<absent>");
+  CHECK_FALSE(polite->done);  // another client still gets a place
+  CHECK(find_status(th, "main", "mws.ListRecommendations")->waiters == 3);
+  // Once one of its requests is served, the client may queue another.
+  h.advance(th, kPeriod + kHair);
+  CHECK(greedy[0]->grant);
+  auto again = spawn_as(h, th, "greedy");
+  h.poll();
+  CHECK_FALSE(again->done);
+  // Every queued request is served in order.
+  for (int i = 0; i < 3; ++i) h.advance(th, kPeriod + kHair);
+  CHECK(greedy[1]->grant);
+  CHECK(polite->grant);
+  CHECK(again->grant);
+}
+
+TEST_CASE("throttler: the default client share is a quarter of max_queue; requests without a client are not limited by it") {
+  ThrottleConfig cfg;
+  cfg.max_queue = 1000;
+  CHECK(cfg.queue_share_per_client() == 250);
+  cfg.max_queue = 3;
+  CHECK(cfg.queue_share_per_client() == 1);
+  cfg.max_queue_per_client = 7;
+  CHECK(cfg.queue_share_per_client() == 7);
+
+  Harness h;
+  ThrottleConfig small = exact_config(1, 1);
+  small.max_queue = 8;  // share: 2
+  Throttler th(small, nullptr, h.clock());
+  auto first = spawn_as(h, th, "");
+  std::vector<OutcomePtr> anonymous;
+  for (int i = 0; i < 4; ++i) anonymous.push_back(spawn_as(h, th, ""));
+  h.poll();
+  REQUIRE(first->grant);
+  for (const auto& o : anonymous) CHECK_FALSE(o->done);
+  std::vector<OutcomePtr> named;
+  for (int i = 0; i < 3; ++i) named.push_back(spawn_as(h, th, "10.0.0.7"));
+  h.poll();
+  CHECK_FALSE(named[0]->done);
+  CHECK_FALSE(named[1]->done);
+  CHECK(named[2]->done);
+  for (int i = 0; i < 6; ++i) h.advance(th, kPeriod + kHair);
+  for (const auto& o : anonymous) CHECK(o->grant);
+  CHECK(named[0]->grant);
+  CHECK(named[1]->grant);
 }

@@ -535,6 +535,12 @@ awaitable<void> run_session(SessionShared s, tcp::socket socket, SlotGuard guard
   slot.socket = &stream.socket();
   beast::flat_buffer buffer;
   std::string head;  // the serialized response header, reused across the connection's requests
+  std::string peer;  // the client's address (Context::client until a key names it)
+  {
+    beast::error_code ec;
+    auto ep = stream.socket().remote_endpoint(ec);
+    if (!ec) peer = ep.address().to_string();
+  }
   {
     // Lets write_now try a write without waiting (async operations are unaffected).
     beast::error_code ignored;
@@ -627,6 +633,7 @@ awaitable<void> run_session(SessionShared s, tcp::socket socket, SlotGuard guard
     Request req = parser.release();
     s.impl->inflight.fetch_add(1);
     Context ctx{req, {}, {}, {}, {}, {}, std::chrono::steady_clock::now(), {}, std::nullopt, {}, {}};
+    ctx.client = peer;
     auto rid = ctx.header("X-Request-Id");
     ctx.request_id = acceptable_request_id(rid) ? std::string(rid) : generate_request_id();
     std::string_view target(req.target().data(), req.target().size());

@@ -48,6 +48,9 @@ struct Context {
   std::function<boost::asio::awaitable<void>(boost::beast::tcp_stream&)> raw_response;
   // Extra fields for this request's access log line (e.g. cache status).
   std::vector<std::pair<std::string, std::string>> log_fields;
+  // Who is asking, for per-client quota shares: the peer address, replaced by
+  // the configured client's name once its key is checked.
+  std::string client = {};
 
   std::string_view param(std::string_view name) const;  // path param, "" if absent
   std::string_view header(std::string_view name) const;  // request header, "" if absent

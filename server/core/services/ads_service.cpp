@@ -37,7 +37,7 @@ namespace net = boost::asio;
 using net::awaitable;
 using http::Context;
 using http::Response;
-using Deadline = std::chrono::steady_clock::time_point;
+using svc::QuotaWait;
 
 namespace {
 
@@ -50,11 +50,6 @@ using svc::transport_problem;
 
 constexpr const char* kAdsBucket = "ads.ProductRecommendations";
 constexpr const char* kLwaBucket = "lwa.Token";
-
-std::chrono::milliseconds remaining(Deadline d) {
-  auto r = std::chrono::duration_cast<std::chrono::milliseconds>(d - std::chrono::steady_clock::now());
-  return r.count() < 0 ? std::chrono::milliseconds(0) : r;
-}
 
 std::string base_url(std::string configured, const std::string& fallback) {
   if (configured.empty()) return fallback;
@@ -254,14 +249,25 @@ bool lwa_refusal_is_final(const std::string& error) {
   return error == "invalid_grant" || error == "invalid_client" || error == "unauthorized_client";
 }
 
+// Amazon throttles with 429, and marks its dynamic-limit throttles with
+// amazon-advertising-api-throttled: true (often without Retry-After).
+bool upstream_throttled(const upstream::Response& res) {
+  return res.status == 429 || res.header("amazon-advertising-api-throttled") == "true";
+}
+
+// Retry-After in seconds or as an HTTP date; nullopt: back off on our own.
+std::optional<double> retry_after(const Impl& s, const upstream::Response& res) {
+  return parse_retry_after_header(res.header("Retry-After"), s.throttler.now());
+}
+
 // One refresh for the account, made by whichever caller started the flight.
-awaitable<Expected<TokenPtr>> refresh_token(Impl* s, std::string account, Deadline deadline, std::string rid) {
+awaitable<Expected<TokenPtr>> refresh_token(Impl* s, std::string account, QuotaWait wait, std::string rid) {
   const AdsAccount& acc = s->cfg.ads.accounts.at(account);
   if (auto t = s->usable_token(account, now_ms())) co_return t;  // refreshed just before this flight
   if (auto held = s->held_rejection(account, now_ms())) co_return std::move(*held);
   const std::string bucket = kLwaBucket;
   for (int attempt = 1;; ++attempt) {
-    auto grant = co_await s->throttler.acquire(account, bucket, remaining(deadline));
+    auto grant = co_await s->throttler.acquire(account, bucket, wait.limit, wait.client);
     if (!grant) {
       count_refresh(account, "throttled");
       co_return grant.error();
@@ -277,8 +283,8 @@ awaitable<Expected<TokenPtr>> refresh_token(Impl* s, std::string account, Deadli
       count_refresh(account, "error");
       co_return transport_problem(r, "the Login with Amazon token endpoint");
     }
-    if (r.response.status == 429) {
-      s->throttler.on_upstream_throttled(account, bucket, ads::parse_retry_after(r.response.header("Retry-After")));
+    if (upstream_throttled(r.response)) {
+      s->throttler.on_upstream_throttled(account, bucket, retry_after(*s, r.response));
       continue;
     }
     auto parsed = ads::parse_token_response(r.response.status, r.response.body);
@@ -300,13 +306,14 @@ awaitable<Expected<TokenPtr>> refresh_token(Impl* s, std::string account, Deadli
   }
 }
 
-awaitable<Expected<TokenPtr>> get_token(Impl* s, std::string account, Deadline deadline, std::string rid) {
+// `wait` is the answer flight's: its riders' limits bound the token's quota wait too.
+awaitable<Expected<TokenPtr>> get_token(Impl* s, std::string account, QuotaWait wait, std::string rid) {
   if (auto t = s->usable_token(account, now_ms())) co_return t;
   bool joined = false;
-  Coalescer<Expected<TokenPtr>>::Work work = [s, account, deadline, rid]() {
-    return refresh_token(s, account, deadline, rid);
+  Coalescer<Expected<TokenPtr>>::Work work = [s, account, client = wait.client, rid](WaitLimitPtr flight) {
+    return refresh_token(s, account, QuotaWait{std::move(flight), client}, rid);
   };
-  auto res = co_await s->token_flights.run(account, work, &joined);
+  auto res = co_await s->token_flights.run(account, work, wait.limit, &joined);
   if (joined) count_coalesced("lwa.token");
   if (!res) co_return make_problem(499, "client_closed", "cancelled");
   co_return std::move(*res);
@@ -341,17 +348,17 @@ Problem throttled_beyond_wait(Problem p) {
 // Throttle, token, send. Retries a 429 within the deadline (the throttler
 // holds the bucket for Retry-After or an exponential backoff), and a 401 once
 // after a token refresh.
-awaitable<Expected<std::string>> call_ads(Impl* s, std::string account, RequestPtr pr, Deadline deadline,
+awaitable<Expected<std::string>> call_ads(Impl* s, std::string account, RequestPtr pr, QuotaWait wait,
                                           std::string rid) {
   const AdsAccount& acc = s->cfg.ads.accounts.at(account);
   const std::string bucket = kAdsBucket;
   const std::string body = ads::upstream_body(*pr);
   bool auth_retried = false;
-  bool upstream_throttled = false;
+  bool was_throttled = false;
   for (int attempt = 1;; ++attempt) {
-    auto grant = co_await s->throttler.acquire(account, bucket, remaining(deadline));
-    if (!grant) co_return upstream_throttled ? throttled_beyond_wait(grant.error()) : grant.error();
-    auto token = co_await get_token(s, account, deadline, rid);
+    auto grant = co_await s->throttler.acquire(account, bucket, wait.limit, wait.client);
+    if (!grant) co_return was_throttled ? throttled_beyond_wait(grant.error()) : grant.error();
+    auto token = co_await get_token(s, account, wait, rid);
     if (!token) co_return token.error();
     const std::string used = (*token)->access_token;
     upstream::Request req = ads_request(*s, acc, *pr, body, used);
@@ -377,9 +384,9 @@ awaitable<Expected<std::string>> call_ads(Impl* s, std::string account, RequestP
       s->invalidate(account, used);
       continue;
     }
-    if (code == 429) {
-      upstream_throttled = true;
-      s->throttler.on_upstream_throttled(account, bucket, ads::parse_retry_after(r.response.header("Retry-After")));
+    if (upstream_throttled(r.response)) {
+      was_throttled = true;
+      s->throttler.on_upstream_throttled(account, bucket, retry_after(*s, r.response));
       continue;
     }
     co_return ads_problem(code, r.response.body, acc);
@@ -432,13 +439,13 @@ awaitable<bool> commit_answer(Impl* s, std::string account, std::string request_
 // `key` empty: a cursor request, never stored.
 awaitable<Expected<cache::EntryPtr>> fetch_answer(Impl* s, std::string key, std::string account,
                                                   std::string request_key, RequestPtr pr,
-                                                  cache::EntryPtr seen, Deadline deadline, std::string rid) {
+                                                  cache::EntryPtr seen, QuotaWait wait, std::string rid) {
   // A flight for this key that ended between the caller's cache lookup and
   // now has stored a fresh answer (another entry than the one it saw; `seen`
   // is held, so its address is not reused): use it, do not call again.
   if (!key.empty())
     if (auto e = s->index.find(key); e && e != seen && now_ms() < e->expires_at_ms) co_return e;
-  auto r = co_await call_ads(s, account, pr, deadline, rid);
+  auto r = co_await call_ads(s, account, pr, std::move(wait), rid);
   if (!r) co_return r.error();
   std::shared_ptr<cache::Entry> e = make_entry(std::move(*r), s->cfg.ads.cache_ttl_s);
   if (!key.empty()) {
@@ -478,16 +485,14 @@ Response finish(Context& ctx, const cache::Entry& e, const std::string& cache_st
 
 struct RequestOptions {
   cache::RequestDirectives directives;
-  Deadline deadline;
+  QuotaWait wait;
   std::string request_id;  // for upstream log lines (a coalesced call logs its leader's)
 };
 
 RequestOptions request_options(const Impl& s, const Context& ctx) {
   RequestOptions o;
   o.directives = cache::parse_cache_control(std::string(ctx.header("Cache-Control")));
-  int wait = s.cfg.throttle.max_wait_s;
-  if (auto w = cache::parse_prefer_wait(std::string(ctx.header("Prefer")))) wait = std::min(*w, 3600);
-  o.deadline = std::chrono::steady_clock::now() + std::chrono::seconds(wait);
+  o.wait = svc::request_quota_wait(s.throttler, ctx, s.cfg.throttle.max_wait_s);
   o.request_id = ctx.request_id;
   return o;
 }
@@ -532,7 +537,7 @@ awaitable<Response> handle_product_recommendations(Impl* s, Context& ctx) {
     const std::string no_key;
     const std::string no_request_key;
     const cache::EntryPtr none;  // a named local: g++ 12 and temporaries in co_await expressions
-    auto r = co_await fetch_answer(s, no_key, account, no_request_key, pr, none, opts.deadline, opts.request_id);
+    auto r = co_await fetch_answer(s, no_key, account, no_request_key, pr, none, opts.wait, opts.request_id);
     if (!r) co_return http::problem_response(r.error());
     co_return finish(ctx, **r, "recgate; fwd=bypass", 0);
   }
@@ -555,10 +560,11 @@ awaitable<Response> handle_product_recommendations(Impl* s, Context& ctx) {
 
   bool joined = false;
   Coalescer<Expected<cache::EntryPtr>>::Work work = [s, key, account, request_key, req = pr, seen = entry,
-                                                      d = opts.deadline, rid = opts.request_id]() {
-    return fetch_answer(s, key, account, request_key, req, seen, d, rid);
+                                                      client = opts.wait.client,
+                                                      rid = opts.request_id](WaitLimitPtr flight) {
+    return fetch_answer(s, key, account, request_key, req, seen, QuotaWait{std::move(flight), client}, rid);
   };
-  auto res = co_await s->answer_flights.run(key, work, &joined);
+  auto res = co_await s->answer_flights.run(key, work, opts.wait.limit, &joined);
   if (joined) count_coalesced("ads.answer");
   if (!res) co_return http::problem_response(make_problem(499, "client_closed", "cancelled"));
   if (res->has_value()) {

@@ -6,7 +6,9 @@
 #include <ctime>
 #include <unordered_map>
 
+#include "core/cache/policy.hpp"
 #include "core/metrics.hpp"
+#include "core/throttle/throttler.hpp"
 
 namespace recgate::svc {
 
@@ -100,6 +102,12 @@ void register_cache_gauges(const std::string& api, std::function<std::pair<std::
     m.gauge("recgate_cache_memory_bytes", "Approximate bytes of cached bodies held in memory, by api.", {{"api", api}})
         .set(static_cast<double>(bytes));
   });
+}
+
+QuotaWait request_quota_wait(const Throttler& throttler, const http::Context& ctx, int default_wait_s) {
+  int wait = default_wait_s;
+  if (auto w = cache::parse_prefer_wait(std::string(ctx.header("Prefer")))) wait = std::min(*w, 3600);
+  return QuotaWait{throttler.limit_for(std::chrono::seconds(wait)), ctx.client};
 }
 
 Problem transport_problem(const upstream::Result& r, const std::string& what) {

@@ -11,7 +11,12 @@
 #include "core/cache/policy.hpp"
 #include "core/http/server.hpp"
 #include "core/problem.hpp"
+#include "core/throttle/wait_limit.hpp"
 #include "core/upstream/message.hpp"
+
+namespace recgate {
+class Throttler;
+}
 
 namespace recgate::svc {
 
@@ -41,6 +46,17 @@ void count_lookup(std::string_view api, cache::Outcome o);
 void count_coalesced(std::string_view kind);
 // recgate_cache_entries / recgate_cache_memory_bytes for one api, computed at scrape time.
 void register_cache_gauges(const std::string& api, std::function<std::pair<std::size_t, std::size_t>()> sizes);
+
+// What a quota wait needs: its limit (a request's own, or the coalesced
+// flight's it rides on) and the client whose queue share it counts against.
+struct QuotaWait {
+  WaitLimitPtr limit;
+  std::string client;
+};
+
+// A request's quota wait: Prefer: wait=N (at most 3600), else default_wait_s;
+// the client as the router identified it (http::Context::client).
+QuotaWait request_quota_wait(const Throttler& throttler, const http::Context& ctx, int default_wait_s);
 
 // Upstream transport failure: 504 upstream_timeout, else 502 upstream_unavailable
 // with the error kind as upstreamCode. `what` names the call ("MWS ListRecommendations").

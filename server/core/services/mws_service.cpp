@@ -172,8 +172,7 @@ std::string upstream_url(const Impl& s, const mws::Marketplace& mp) {
 
 // Throttle, sign, send; retries after an upstream throttle within the deadline.
 awaitable<Expected<CallResult>> call_mws(Impl* s, std::string account_name, mws::Marketplace mp, std::string action,
-                                         mws::Params params, std::chrono::steady_clock::time_point deadline,
-                                         std::string request_id) {
+                                         mws::Params params, svc::QuotaWait wait, std::string request_id) {
   const auto& acc = s->cfg.mws.accounts.at(account_name);
   const mws::Credentials creds{acc.seller_id, acc.access_key_id, acc.secret_key, acc.auth_token};
   const std::string url = upstream_url(*s, mp);
@@ -181,9 +180,7 @@ awaitable<Expected<CallResult>> call_mws(Impl* s, std::string account_name, mws:
   if (!parsed) co_return make_problem(500, "bad_endpoint", "mws.endpoint is not a usable URL");
   const std::string host = upstream::host_header_value(*parsed);
   for (int attempt = 1;; ++attempt) {
-    auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    if (remaining.count() < 0) remaining = std::chrono::milliseconds(0);
-    auto grant = co_await s->throttler.acquire(account_name, "mws." + action, remaining);
+    auto grant = co_await s->throttler.acquire(account_name, "mws." + action, wait.limit, wait.client);
     if (!grant) co_return grant.error();
     upstream::Request req;
     req.method = "POST";
@@ -213,13 +210,8 @@ awaitable<Expected<CallResult>> call_mws(Impl* s, std::string account_name, mws:
     auto err = mws::parse_error_response(r.response.body);
     const std::string code = err ? err->code : "HTTP" + std::to_string(r.response.status);
     if (r.response.status == 503 && (code == "RequestThrottled" || code == "QuotaExceeded")) {
-      std::optional<double> retry_after;
-      if (auto ra = r.response.header("Retry-After"); !ra.empty()) {
-        try {
-          retry_after = std::stod(std::string(ra));
-        } catch (...) {
-        }
-      }
+      // Retry-After in seconds or as an HTTP date; absent: our own backoff.
+      const auto retry_after = parse_retry_after_header(r.response.header("Retry-After"), s->throttler.now());
       s->throttler.on_upstream_throttled(account_name, "mws." + action, retry_after);
       continue;  // acquire again within what is left of the client's wait
     }
@@ -290,11 +282,11 @@ awaitable<bool> commit_list(Impl* s, std::string account, std::string mpid, std:
 // ---- snapshots -----------------------------------------------------------
 
 awaitable<Expected<SnapshotPtr>> fetch_snapshot(Impl* s, std::string account, mws::Marketplace mp,
-                                                std::chrono::steady_clock::time_point deadline, std::string request_id) {
+                                                svc::QuotaWait wait, std::string request_id) {
   mws::Params params;
   params.emplace_back("MarketplaceId", mp.id);
   std::string action = "GetLastUpdatedTimeForRecommendations";
-  auto r = co_await call_mws(s, account, mp, action, params, deadline, request_id);
+  auto r = co_await call_mws(s, account, mp, action, params, wait, request_id);
   if (!r) co_return r.error();
   auto parsed = mws::parse_last_updated(r->body);
   if (!parsed) co_return parsed.error();
@@ -313,13 +305,12 @@ awaitable<Expected<SnapshotPtr>> fetch_snapshot(Impl* s, std::string account, mw
 }
 
 awaitable<Expected<SnapshotPtr>> snapshot_work(Impl* s, std::string account, mws::Marketplace mp,
-                                               SnapshotPtr seen,
-                                               std::chrono::steady_clock::time_point deadline, std::string request_id) {
+                                               SnapshotPtr seen, svc::QuotaWait wait, std::string request_id) {
   // Re-checked by a flight that ended after this request looked (the
   // snapshot is no longer the one it saw): reuse it. `seen` is held, so its
   // address cannot be reused by a newer snapshot.
   if (auto snap = s->snapshot(svc::key_join(account, mp.id)); snap && snap != seen) co_return snap;
-  co_return co_await fetch_snapshot(s, std::move(account), std::move(mp), deadline, std::move(request_id));
+  co_return co_await fetch_snapshot(s, std::move(account), std::move(mp), std::move(wait), std::move(request_id));
 }
 
 struct SnapState {
@@ -330,8 +321,7 @@ struct SnapState {
 };
 
 awaitable<SnapState> get_snapshot(Impl* s, std::string account, mws::Marketplace mp, bool force, bool only_cached,
-                                  std::chrono::steady_clock::time_point deadline,
-                                  std::string request_id) {
+                                  svc::QuotaWait wait, std::string request_id) {
   SnapState st;
   const std::string key = svc::key_join(account, mp.id);
   st.snap = s->snapshot(key);
@@ -341,10 +331,13 @@ awaitable<SnapState> get_snapshot(Impl* s, std::string account, mws::Marketplace
   bool joined = false;
   // Named local, not a temporary in the co_await expression: g++ 12 mishandles
   // non-trivial temporaries (closures) there.
-  Coalescer<Expected<SnapshotPtr>>::Work work = [s, account, mp, seen = st.snap, deadline, request_id]() {
-    return snapshot_work(s, account, mp, seen, deadline, request_id);
+  // The flight waits for quota as long as its riders' latest limit allows;
+  // its queue place counts against the client that started it.
+  Coalescer<Expected<SnapshotPtr>>::Work work = [s, account, mp, seen = st.snap, client = wait.client,
+                                                 request_id](WaitLimitPtr flight) {
+    return snapshot_work(s, account, mp, seen, svc::QuotaWait{std::move(flight), client}, request_id);
   };
-  auto res = co_await s->snapshot_flights.run(key, work, &joined);
+  auto res = co_await s->snapshot_flights.run(key, work, wait.limit, &joined);
   if (joined)
     svc::count_coalesced("mws.snapshot");
   if (!res) {
@@ -392,8 +385,7 @@ awaitable<cache::EntryPtr> find_entry(Impl* s, std::string key, std::string acco
 awaitable<Expected<cache::EntryPtr>> fetch_list(Impl* s, std::string key, std::string account, mws::Marketplace mp,
                                                 std::string category, std::vector<std::string> filters,
                                                 std::optional<std::string> validator, cache::SnapshotView view,
-                                                cache::EntryPtr seen, std::chrono::steady_clock::time_point deadline,
-                                                std::string request_id) {
+                                                cache::EntryPtr seen, svc::QuotaWait wait, std::string request_id) {
   // A flight for this key that ended between our cache lookup and now has
   // already stored what we need: an entry other than the one we saw (held in
   // `seen`, so its address is not reused) and fresh under our snapshot. Use
@@ -408,7 +400,7 @@ awaitable<Expected<cache::EntryPtr>> fetch_list(Impl* s, std::string key, std::s
   bool restarted = false;
   int pages = 0;
   for (;;) {
-    auto r = co_await call_mws(s, account, mp, action, params, deadline, request_id);
+    auto r = co_await call_mws(s, account, mp, action, params, wait, request_id);
     if (!r) {
       bool corrupted = false;
       for (const auto& [k, v] : r.error().extensions) corrupted = corrupted || (k == "upstreamCode" && v == "NextTokenCorrupted");
@@ -461,16 +453,14 @@ struct CategoryAnswer {
 
 struct RequestOptions {
   cache::RequestDirectives directives;
-  std::chrono::steady_clock::time_point deadline;
+  svc::QuotaWait wait;
   std::string request_id;       // for upstream log lines (a coalesced call logs its leader's)
 };
 
 RequestOptions request_options(const Impl& s, const Context& ctx) {
   RequestOptions o;
   o.directives = cache::parse_cache_control(std::string(ctx.header("Cache-Control")));
-  int wait = s.cfg.throttle.max_wait_s;
-  if (auto w = cache::parse_prefer_wait(std::string(ctx.header("Prefer")))) wait = std::min(*w, 3600);
-  o.deadline = std::chrono::steady_clock::now() + std::chrono::seconds(wait);
+  o.wait = svc::request_quota_wait(s.throttler, ctx, s.cfg.throttle.max_wait_s);
   o.request_id = ctx.request_id;
   return o;
 }
@@ -501,11 +491,12 @@ awaitable<Expected<CategoryAnswer>> answer_category(Impl* s, std::string account
   const std::optional<std::string> validator =
       category == "ListingQuality" ? std::optional<std::string>{} : view.last_updated;
   Coalescer<Expected<cache::EntryPtr>>::Work work = [s, key, account, mp, category, filters, validator,
-                                                      view, seen = entry, d = opts.deadline,
-                                                      rid = opts.request_id]() {
-    return fetch_list(s, key, account, mp, category, filters, validator, view, seen, d, rid);
+                                                      view, seen = entry, client = opts.wait.client,
+                                                      rid = opts.request_id](WaitLimitPtr flight) {
+    return fetch_list(s, key, account, mp, category, filters, validator, view, seen,
+                      svc::QuotaWait{std::move(flight), client}, rid);
   };
-  auto res = co_await s->list_flights.run(key, work, &joined);
+  auto res = co_await s->list_flights.run(key, work, opts.wait.limit, &joined);
   if (joined)
     svc::count_coalesced("mws.list");
   if (!res) co_return make_problem(499, "client_closed", "cancelled");
@@ -605,7 +596,7 @@ awaitable<Response> handle_recommendations(Impl* s, Context& ctx) {
   const RequestOptions opts = request_options(*s, ctx);
 
   SnapState snap = co_await get_snapshot(s, account, mp, opts.directives.no_cache, opts.directives.only_if_cached,
-                                         opts.deadline, opts.request_id);
+                                         opts.wait, opts.request_id);
   std::vector<CategoryAnswer> answers;
   for (const auto& category : q->categories) {
     auto a = co_await answer_category(s, account, mp, category, q->filters, snap, opts);
@@ -623,7 +614,7 @@ awaitable<Response> handle_last_updated(Impl* s, Context& ctx) {
   const mws::Marketplace mp = *mws::find_marketplace(*mpid);
   const RequestOptions opts = request_options(*s, ctx);
   SnapState snap = co_await get_snapshot(s, account, mp, opts.directives.no_cache, opts.directives.only_if_cached,
-                                         opts.deadline, opts.request_id);
+                                         opts.wait, opts.request_id);
   cache::Outcome outcome = snap.outcome;
   if (!snap.snap) {
     if (opts.directives.only_if_cached)

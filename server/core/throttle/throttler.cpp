@@ -86,6 +86,25 @@ std::string throttle_group(std::string_view operation) {
   return std::string(operation);
 }
 
+std::optional<AdaptiveSpec> adaptive_spec_for(const ThrottleConfig& cfg, std::string_view group,
+                                              const BucketSpec& bucket) {
+  AdaptiveConfig ac;
+  if (auto it = cfg.adaptive.find(std::string(group)); it != cfg.adaptive.end()) {
+    ac = it->second;
+  } else {
+    ac.enabled = group.rfind("ads.", 0) == 0 || group.rfind("lwa.", 0) == 0;
+  }
+  if (!ac.enabled) return std::nullopt;
+  AdaptiveSpec s;
+  s.ceiling_per_s = ac.ceiling_per_s > 0 ? ac.ceiling_per_s : bucket.restore_per_s;
+  s.floor_per_s = ac.floor_per_s > 0 ? std::min(ac.floor_per_s, s.ceiling_per_s) : s.ceiling_per_s / 20;
+  s.step_per_s = ac.step_per_s > 0 ? ac.step_per_s : s.ceiling_per_s / 20;
+  s.decrease = ac.decrease;
+  s.quiet_s = ac.quiet_s;
+  s.ceiling_capacity = bucket.capacity;
+  return s;
+}
+
 std::optional<BucketSpec> bucket_spec_for(const ThrottleConfig& cfg, std::string_view operation) {
   std::string group = throttle_group(operation);
   std::optional<BucketSpec> spec;
@@ -116,8 +135,9 @@ double wall_clock_seconds() {
 namespace {
 
 struct Waiter {
-  explicit Waiter(net::any_io_executor ex) : timer(std::move(ex)) {}
+  Waiter(net::any_io_executor ex, std::string c) : timer(std::move(ex)), client(std::move(c)) {}
   net::steady_timer timer;  // touched only on the waiter's own executor
+  const std::string client;  // whose share of the queue this place counts against ("": nobody's)
   bool granted = false;     // guarded by Impl::mu
   double granted_at = 0;
 };
@@ -138,9 +158,11 @@ struct Bucket {
   const std::string group;
   TokenBucket tb;
   std::deque<std::shared_ptr<Waiter>> queue;
+  std::map<std::string, std::size_t> queued_by_client;  // places held per client (non-zero only)
   bool save_pending = false;
   int throttle_streak = 0;
   double last_throttle_at = -std::numeric_limits<double>::infinity();
+  std::optional<AdaptiveRate> adaptive;  // a learnt limit (throttle.adaptive)
   Counter* rejections;
   Counter* upstream_throttles;
   Histogram* wait_seconds;
@@ -160,6 +182,7 @@ struct Throttler::Impl : std::enable_shared_from_this<Throttler::Impl> {
   // Set when the previous process did not stop cleanly: every bucket starts
   // empty at this time (see the constructor).
   std::optional<double> empty_since;
+  std::map<BucketKey, std::pair<double, double>> learnt;  // restore_per_s, last throttle (s; -inf: none)
 
   // --- everything below runs with mu held ---
 
@@ -180,7 +203,31 @@ struct Throttler::Impl : std::enable_shared_from_this<Throttler::Impl> {
     }
     auto& slot = buckets[key];
     slot = std::make_unique<Bucket>(account, group, tb);
+    if (auto a = adaptive_spec_for(cfg, group, *spec)) {
+      auto it = learnt.find(key);
+      const double rate = it != learnt.end() ? it->second.first : a->ceiling_per_s;
+      const double last = it != learnt.end() ? it->second.second : -std::numeric_limits<double>::infinity();
+      slot->adaptive.emplace(*a, rate, last, t);
+      slot->last_throttle_at = last;
+      slot->tb.set_limit(slot->adaptive->capacity(), slot->adaptive->rate(), t);
+    }
     return slot.get();
+  }
+
+  // The learnt rate changed: the bucket follows, and the rate is kept.
+  void apply_learnt(Bucket& b, double t) {
+    b.tb.set_limit(b.adaptive->capacity(), b.adaptive->rate(), t);
+    if (!store) return;
+    store->post([account = b.account, group = b.group, rate = b.adaptive->rate(),
+                 last = b.adaptive->last_throttle_at()](Db& db) {
+      auto st = db.prepare(
+          "INSERT INTO bucket_rates (account, operation, restore_per_s, last_throttle_at) VALUES (?1, ?2, ?3, ?4) "
+          "ON CONFLICT (account, operation) DO UPDATE SET restore_per_s = excluded.restore_per_s, "
+          "last_throttle_at = excluded.last_throttle_at");
+      st.bind(1, std::string_view(account)).bind(2, std::string_view(group)).bind(3, rate);
+      if (std::isfinite(last)) st.bind(4, static_cast<std::int64_t>(std::llround(last * 1000.0)));
+      st.step();
+    });
   }
 
   static void wake(const std::shared_ptr<Waiter>& w) {
@@ -197,6 +244,7 @@ struct Throttler::Impl : std::enable_shared_from_this<Throttler::Impl> {
     while (!b.queue.empty() && b.tb.try_take(t)) {
       auto w = std::move(b.queue.front());
       b.queue.pop_front();
+      release_place(b, *w);
       w->granted = true;
       w->granted_at = t;
       wake(w);
@@ -211,7 +259,55 @@ struct Throttler::Impl : std::enable_shared_from_this<Throttler::Impl> {
   }
 
   static void leave(Bucket& b, const std::shared_ptr<Waiter>& w) {
-    b.queue.erase(std::remove(b.queue.begin(), b.queue.end(), w), b.queue.end());
+    auto it = std::find(b.queue.begin(), b.queue.end(), w);
+    if (it == b.queue.end()) return;
+    b.queue.erase(it);
+    release_place(b, *w);
+  }
+
+  static void enqueue(Bucket& b, const std::shared_ptr<Waiter>& w) {
+    b.queue.push_back(w);
+    if (!w->client.empty()) ++b.queued_by_client[w->client];
+  }
+
+  static void release_place(Bucket& b, const Waiter& w) {
+    if (w.client.empty()) return;
+    auto it = b.queued_by_client.find(w.client);
+    if (it != b.queued_by_client.end() && --it->second == 0) b.queued_by_client.erase(it);
+  }
+
+  std::size_t client_share() const { return static_cast<std::size_t>(cfg.queue_share_per_client()); }
+
+  bool over_client_share(const Bucket& b, const std::string& client) const {
+    if (client.empty()) return false;
+    auto it = b.queued_by_client.find(client);
+    return it != b.queued_by_client.end() && it->second >= client_share();
+  }
+
+  Problem reject_client_share(Bucket& b, double t, const std::string& client) {
+    Problem p = reject(b, t, b.tb.wait_for(t, static_cast<double>(b.queue.size() + 1)), 0, 0, false);
+    p.detail = "account " + b.account + ", operation " + b.group + ": client " + client + " already holds " +
+               std::to_string(client_share()) + " places in the quota queue, its share " +
+               "(throttle.max_queue_per_client = " + std::to_string(client_share()) + " of throttle.max_queue = " +
+               std::to_string(cfg.max_queue) + "); retry when some of its requests have been served";
+    p.extensions.emplace_back("limit", "throttle.max_queue_per_client");
+    return p;
+  }
+
+  // The 429 for a request riding on a queued waiter's flight that reached its
+  // own limit: when that waiter's turn comes, as reject() says it for a
+  // request queued itself.
+  Problem reject_rider(Bucket& b, const std::shared_ptr<Waiter>& w, double max_wait_s) {
+    const double t = now();
+    auto it = std::find(b.queue.begin(), b.queue.end(), w);
+    const std::size_t pos = it == b.queue.end() ? 1 : static_cast<std::size_t>(it - b.queue.begin()) + 1;
+    const double wait = b.tb.wait_for(t, static_cast<double>(pos));
+    Problem p = reject(b, t, wait, 0, pos, false);
+    p.detail = "account " + b.account + ", operation " + b.group +
+               ": this request joined an identical call queued for quota (position " + std::to_string(pos) +
+               "), which gets quota in " + seconds_text(wait) + " s, after the " + seconds_text(max_wait_s) +
+               " s this request may wait (Prefer: wait)";
+    return p;
   }
 
   // Queues a write of the bucket's level on the database thread; writes that
@@ -261,15 +357,25 @@ struct Throttler::Impl : std::enable_shared_from_this<Throttler::Impl> {
     s.restore_per_s = b.tb.spec().restore_per_s;
     s.waiters = b.queue.size();
     s.next_token_s = b.tb.wait_for(t, 1);
+    if (b.adaptive) s.learnt_restore_per_s = b.adaptive->rate();
+    if (std::isfinite(b.last_throttle_at)) s.last_throttle_at = b.last_throttle_at;
     return s;
   }
 
   // --- the waiter: a named coroutine owning its state ---
 
+  // Tells a wait limit, outside the lock, that its work is queued; tells it
+  // the wait is over when the waiter's coroutine ends, however it ends.
+  struct QueuedNotice {
+    WaitLimitPtr limit;
+    ~QueuedNotice() {
+      if (limit) limit->queued(QueueReject{});
+    }
+  };
+
   static net::awaitable<Expected<Grant>> acquire(std::shared_ptr<Impl> self, std::string account,
-                                                 std::string operation, std::chrono::milliseconds max_wait) {
+                                                 std::string operation, WaitLimitPtr limit, std::string client) {
     const std::string group = throttle_group(operation);
-    const double max_wait_s = std::max<double>(0, static_cast<double>(max_wait.count()) / 1000.0);
     auto ex = co_await net::this_coro::executor;
 
     std::optional<Expected<Grant>> result;
@@ -281,6 +387,7 @@ struct Throttler::Impl : std::enable_shared_from_this<Throttler::Impl> {
     {
       std::lock_guard lk(self->mu);
       start = self->now();
+      const double max_wait_s = std::max(0.0, limit->deadline() - start);
       b = self->find_or_create(account, group, start);
       if (!b) {
         result.emplace(make_problem(500, "internal_error", "no throttle bucket for operation " + group));
@@ -293,9 +400,11 @@ struct Throttler::Impl : std::enable_shared_from_this<Throttler::Impl> {
         bool full = b->queue.size() >= static_cast<std::size_t>(std::max(1, self->cfg.max_queue));
         if (full || !decide_wait(wait, max_wait_s).serve) {
           result.emplace(self->reject(*b, start, wait, max_wait_s, position, full));
+        } else if (self->over_client_share(*b, client)) {
+          result.emplace(self->reject_client_share(*b, start, client));
         } else {
-          w = std::make_shared<Waiter>(ex);
-          b->queue.push_back(w);
+          w = std::make_shared<Waiter>(ex, client);
+          enqueue(*b, w);
         }
       }
     }
@@ -303,6 +412,13 @@ struct Throttler::Impl : std::enable_shared_from_this<Throttler::Impl> {
       if (b && result->has_value()) b->wait_seconds->observe(0);
       co_return std::move(*result);
     }
+    QueuedNotice notice{limit};
+    limit->queued([weak = std::weak_ptr<Impl>(self), b, w](double max_wait_s) {
+      auto self = weak.lock();
+      if (!self) return make_problem(503, "shutting_down", "recgate is shutting down");
+      std::lock_guard lk(self->mu);
+      return self->reject_rider(*b, w, max_wait_s);
+    });
 
     for (;;) {
       w->timer.expires_after(timer_duration(wait));
@@ -310,6 +426,7 @@ struct Throttler::Impl : std::enable_shared_from_this<Throttler::Impl> {
       (void)ec;  // expiry and wake-ups (cancel) alike: the bucket decides
       net::cancellation_state cs = co_await net::this_coro::cancellation_state;
       const bool cancelled = cs.cancelled() != net::cancellation_type::none;
+      const double deadline = limit->deadline();  // outside mu: a flight's takes its own lock
 
       std::lock_guard lk(self->mu);
       const double t = self->now();
@@ -333,12 +450,13 @@ struct Throttler::Impl : std::enable_shared_from_this<Throttler::Impl> {
       }
       std::size_t pos = position_of(*b, w);
       wait = b->tb.wait_for(t, static_cast<double>(pos));
-      double elapsed = std::max(0.0, t - start);
-      if (!decide_wait(elapsed + wait, max_wait_s).serve) {
-        // A backoff pushed this request's turn beyond its limit.
+      const double remaining = deadline - t;
+      if (!decide_wait(wait, remaining).serve) {
+        // A backoff pushed this request's turn beyond its limit, or the
+        // riders who could wait longest left.
         leave(*b, w);
         self->wake_all(*b);
-        co_return self->reject(*b, t, wait, std::max(0.0, max_wait_s - elapsed), pos, false);
+        co_return self->reject(*b, t, wait, std::max(0.0, remaining), pos, false);
       }
     }
   }
@@ -365,8 +483,18 @@ Throttler::Throttler(const ThrottleConfig& cfg, Store* store, Clock now) : impl_
       while (st.step())
         rows[{st.text(0), st.text(1)}] = {st.real(2), static_cast<double>(st.int64(3)) / 1000.0};
     });
+    std::map<BucketKey, std::pair<double, double>> rates;
+    store->run_sync([&rates](Db& db) {
+      auto st = db.prepare("SELECT account, operation, restore_per_s, last_throttle_at FROM bucket_rates");
+      while (st.step()) {
+        const double last = st.is_null(3) ? -std::numeric_limits<double>::infinity()
+                                          : static_cast<double>(st.int64(3)) / 1000.0;
+        rates[{st.text(0), st.text(1)}] = {st.real(2), last};
+      }
+    });
     std::lock_guard lk(impl_->mu);
     impl_->stored = std::move(rows);
+    impl_->learnt = std::move(rates);
     const double t = impl_->now();
     for (const auto& [key, row] : impl_->stored) impl_->find_or_create(key.first, key.second, t);
   }
@@ -384,15 +512,29 @@ Throttler::Throttler(const ThrottleConfig& cfg, Store* store, Clock now) : impl_
       m.gauge("recgate_bucket_tokens", "Estimated upstream quota tokens in the bucket", labels).set(s.tokens);
       m.gauge("recgate_bucket_waiters", "Requests queued for a quota token", labels)
           .set(static_cast<double>(s.waiters));
+      m.gauge("recgate_bucket_restore_per_second",
+              "Restore rate the bucket uses now: configured, or learnt (throttle.adaptive)", labels)
+          .set(s.learnt_restore_per_s.value_or(s.restore_per_s));
     }
   });
 }
 
 Throttler::~Throttler() = default;
 
+net::awaitable<Expected<Grant>> Throttler::acquire(std::string account, std::string operation, WaitLimitPtr limit,
+                                                   std::string client) {
+  return Impl::acquire(impl_, std::move(account), std::move(operation), std::move(limit), std::move(client));
+}
+
 net::awaitable<Expected<Grant>> Throttler::acquire(std::string account, std::string operation,
                                                    std::chrono::milliseconds max_wait) {
-  return Impl::acquire(impl_, std::move(account), std::move(operation), max_wait);
+  return Impl::acquire(impl_, std::move(account), std::move(operation), limit_for(max_wait), std::string());
+}
+
+double Throttler::now() const { return impl_->now(); }
+
+WaitLimitPtr Throttler::limit_for(std::chrono::milliseconds max_wait) const {
+  return wait_limit_for(impl_->now, static_cast<double>(max_wait.count()) / 1000.0);
 }
 
 void Throttler::on_upstream_throttled(const std::string& account, const std::string& operation,
@@ -409,11 +551,21 @@ void Throttler::on_upstream_throttled(const std::string& account, const std::str
     b->last_throttle_at = t;
     if (retry_after_s && std::isfinite(*retry_after_s)) {
       hold = std::clamp(*retry_after_s, 0.0, 3600.0);
+    } else if (b->adaptive) {
+      // The emptied bucket restoring at the cut rate is the backoff: a hold
+      // on top would leave quota unused (AIMD, not stop-and-wait).
+      hold = 0;
     } else {
       hold = std::min(kBackoffCap_s, kFirstBackoff_s * std::pow(2.0, std::min(b->throttle_streak - 1, 16)));
     }
     b->tb.drain(t);
     b->tb.hold_until(t + hold);
+    if (b->adaptive && b->adaptive->on_throttle(t)) {
+      impl_->apply_learnt(*b, t);
+      log_warn("upstream limit learnt lower",
+               {{"account", account}, {"operation", group}, {"restore_per_s", b->adaptive->rate()},
+                {"capacity", b->adaptive->capacity()}});
+    }
     impl_->save(*b);
     impl_->wake_all(*b);  // waiters re-check; those now beyond their limit get 429 at once
     b->upstream_throttles->inc();
@@ -424,8 +576,16 @@ void Throttler::on_upstream_throttled(const std::string& account, const std::str
 
 void Throttler::on_upstream_success(const std::string& account, const std::string& operation) {
   std::lock_guard lk(impl_->mu);
-  if (auto it = impl_->buckets.find({account, throttle_group(operation)}); it != impl_->buckets.end())
-    it->second->throttle_streak = 0;
+  auto it = impl_->buckets.find({account, throttle_group(operation)});
+  if (it == impl_->buckets.end()) return;
+  Bucket& b = *it->second;
+  b.throttle_streak = 0;
+  const double t = impl_->now();
+  if (b.adaptive && b.adaptive->on_success(t)) {
+    impl_->apply_learnt(b, t);
+    impl_->pump(b, t);
+    impl_->wake_all(b);  // a faster rate moves every waiter's turn earlier
+  }
 }
 
 std::vector<BucketStatus> Throttler::status() const {

@@ -16,7 +16,9 @@
 
 #include "core/config.hpp"
 #include "core/problem.hpp"
+#include "core/throttle/adaptive.hpp"
 #include "core/throttle/token_bucket.hpp"
+#include "core/throttle/wait_limit.hpp"
 
 namespace recgate {
 
@@ -39,6 +41,8 @@ struct BucketStatus {
   double restore_per_s = 0;
   std::size_t waiters = 0;
   double next_token_s = 0;  // seconds until the next grant is possible (0: now)
+  std::optional<double> learnt_restore_per_s;  // adaptive buckets: the rate learnt (nullopt: fixed)
+  std::optional<double> last_throttle_at;      // Unix epoch seconds of the last upstream throttle
 };
 
 // The bucket group of an operation: "mws.ListRecommendationsByNextToken" shares
@@ -50,6 +54,12 @@ std::string throttle_group(std::string_view operation);
 // lwa.Token 5 / 1 per s), overridden by throttle.buckets; margin and reserve
 // from throttle.margin_ms / throttle.reserve_tokens. nullopt: unknown group.
 std::optional<BucketSpec> bucket_spec_for(const ThrottleConfig& cfg, std::string_view group);
+
+// The AIMD spec of a group (throttle.adaptive, built on the group's bucket
+// spec), nullopt when the group's rate is fixed: groups not configured are
+// adaptive for ads.* and lwa.* (unpublished limits), fixed for mws.*.
+std::optional<AdaptiveSpec> adaptive_spec_for(const ThrottleConfig& cfg, std::string_view group,
+                                              const BucketSpec& bucket);
 
 // Unix epoch seconds from the system (wall) clock, so levels survive a restart.
 double wall_clock_seconds();
@@ -70,20 +80,34 @@ class Throttler {
 
   // Waits in FIFO order for a token of (account, throttle_group(operation)).
   // Rejects at once (429 quota_wait_exceeded, with Retry-After, RateLimit-Policy
-  // and RateLimit) when this request's turn would come later than max_wait, or
-  // later on if a backoff pushes it beyond. Cancelling the awaiting coroutine
-  // (its cancellation slot) leaves the queue and spends no token.
+  // and RateLimit) when this request's turn would come after limit->deadline(),
+  // or later on if a backoff pushes it beyond (a flight's deadline is re-read
+  // on every wake-up: it moves as riders join and leave). While queued, the
+  // limit is told so (WaitLimit::queued). A non-empty `client` may hold at most
+  // throttle.max_queue_per_client places of one bucket's queue; beyond, 429 at
+  // once. Cancelling the awaiting coroutine (its cancellation slot) leaves the
+  // queue and spends no token.
   //
   // Must be awaited from a coroutine whose executor serialises its handlers
   // (a strand, or an io_context run by one thread): waiters are woken by
   // posting to that executor.
+  boost::asio::awaitable<Expected<Grant>> acquire(std::string account, std::string operation, WaitLimitPtr limit,
+                                                  std::string client = {});
+  // The same with a limit of max_wait from now and no client.
   boost::asio::awaitable<Expected<Grant>> acquire(std::string account, std::string operation,
                                                   std::chrono::milliseconds max_wait);
+
+  // The throttler's clock (seconds) and a request's wait limit on it.
+  double now() const;
+  WaitLimitPtr limit_for(std::chrono::milliseconds max_wait) const;
 
   // The upstream throttled us anyway (MWS 503 RequestThrottled/QuotaExceeded,
   // Ads 429): the bucket is emptied and held for retry_after_s, else for an
   // exponential backoff of 2, 4, 8 ... s capped at 60 (the streak resets after
-  // a success or 5 minutes without a throttle). Counted in metrics.
+  // a success or 5 minutes without a throttle). Counted in metrics. An
+  // adaptive bucket instead cuts its learnt rate and burst (AIMD; held only
+  // for a Retry-After), and a success
+  // after a quiet period raises them a step.
   void on_upstream_throttled(const std::string& account, const std::string& operation,
                              std::optional<double> retry_after_s);
   // The upstream served a request: resets the backoff streak.

@@ -31,6 +31,13 @@ double TokenBucket::tokens(double now) const {
   return std::min(spec_.capacity, level_ + spec_.effective_rate() * (now - at_));
 }
 
+void TokenBucket::set_limit(double capacity, double restore_per_s, double now) {
+  advance(now);
+  spec_.capacity = capacity;
+  spec_.restore_per_s = restore_per_s;
+  level_ = std::min(level_, capacity);
+}
+
 void TokenBucket::advance(double now) {
   if (now <= at_) return;  // clock stepped back (or a hold): no elapsed time
   level_ = tokens(now);

@@ -82,6 +82,9 @@ class TokenBucket {
   // Returns a token that was granted but not used (the caller was cancelled
   // before making the upstream call).
   void give_back(double now);
+  // A learnt limit (adaptive.hpp): new capacity and restore rate from `now`;
+  // the level is kept, capped at the new capacity.
+  void set_limit(double capacity, double restore_per_s, double now);
 
   // For persistence: the level at updated_at().
   double level() const { return level_; }
