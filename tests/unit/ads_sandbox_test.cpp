@@ -428,7 +428,11 @@ TEST_CASE("ads sandbox: the rate limit changes at run time (PUT /admin/ads/limit
   CHECK(bad.status == 400);
   CHECK(bad.body.find("burst must be an integer 1..1000000") != std::string::npos);
   CHECK(st.set_limit(R"({"speed":1})", kT0).body.find("allowed: burst rate_per_s") != std::string::npos);
+  // The documented error-object form is the non-default one: switch to it,
+  // then reset must bring back the configured (live, Amazon) form.
+  REQUIRE(st.set_limit(R"({"amazon_throttled":false})", kT0).status == 200);
+  CHECK_FALSE(json(st.limit_json())["amazon_throttled"].GetBool());
   st.reset(kT0);
   CHECK(json(st.limit_json())["burst"].GetInt() == 10);
-  CHECK_FALSE(json(st.limit_json())["amazon_throttled"].GetBool());
+  CHECK(json(st.limit_json())["amazon_throttled"].GetBool());
 }
