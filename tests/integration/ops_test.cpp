@@ -55,20 +55,29 @@ TEST_CASE("ops: /metrics parses with the reference parser and counters move as r
   const std::string pricing = "/v1/mws/main/recommendations?marketplace=ATVPDKIKX0DER&category=Pricing";
   REQUIRE(http_get(rg.port, pricing).header("cache-status") == "recgate; fwd=miss; stored");
   REQUIRE(http_get(rg.port, pricing).header("cache-status") == "recgate; hit");
-  auto before = scrape(rg.port, dir);
+  // recgate_http_requests_total counts a request once its answer is written, so
+  // the client can read the answer a moment before the count moves: wait
+  // (bounded) until it shows a given number of answered requests.
+  const std::string http_ok =
+      "recgate_http_requests_total{method=\"GET\",route=\"mws_recommendations\",status=\"200\"}";
+  auto scrape_at = [&](double answered) {
+    std::map<std::string, double> m;
+    CHECK(wait_until([&] { return (m = scrape(rg.port, dir)).count(http_ok) && m.at(http_ok) == answered; },
+                     std::chrono::seconds(10)));
+    return m;
+  };
+  auto before = scrape_at(2);
   CHECK(get(before, "recgate_build_info{version=\"0.1.0\"}") == 1.0);
 
   REQUIRE(http_get(rg.port, kInventory).header("cache-status") == "recgate; fwd=miss; stored");
-  auto after_miss = scrape(rg.port, dir);
+  auto after_miss = scrape_at(3);
   REQUIRE(http_get(rg.port, kInventory).header("cache-status") == "recgate; hit");
-  auto after_hit = scrape(rg.port, dir);
+  auto after_hit = scrape_at(4);
 
   const std::string miss = "recgate_cache_lookups_total{api=\"mws\",result=\"miss\"}";
   const std::string hit = "recgate_cache_lookups_total{api=\"mws\",result=\"hit\"}";
   const std::string list_calls =
       "recgate_upstream_requests_total{api=\"mws\",operation=\"ListRecommendations\",status=\"200\"}";
-  const std::string http_ok =
-      "recgate_http_requests_total{method=\"GET\",route=\"mws_recommendations\",status=\"200\"}";
   CHECK(get(after_miss, miss) == get(before, miss) + 1);
   CHECK(get(after_miss, hit) == get(before, hit));
   CHECK(get(after_miss, list_calls) == get(before, list_calls) + 1);
