@@ -7,7 +7,10 @@
 # daemon off, access_log off) with proxy_cache in front of a static origin
 # (a second nginx server block) serving that same body. Then runs wrk with
 # identical settings against recgate and nginx alternately and prints req/s,
-# p50, p99 per run and the ratios. Prints figures; never passes or fails.
+# p50, p99 per run and the ratios. Fails (exit 1, with a message) when a run
+# had a non-2xx answer or a socket error, when recgate's hit lookups did not
+# grow by at least the requests wrk made (or any miss happened during the
+# runs), or when nginx did not answer from its cache.
 #
 # Environment: ROUNDS (default 2: recgate, nginx, recgate, nginx),
 #   WRK_ARGS (default "-t2 -c32 -d15s"), WARMUP (default 3s per server),
@@ -118,6 +121,7 @@ WRK_ARGS="-t2 -c32 -d$WARMUP" run_wrk warmup-recgate "http://127.0.0.1:$RG_PORT$
 WRK_ARGS="-t2 -c32 -d$WARMUP" run_wrk warmup-nginx "http://127.0.0.1:$NG_PORT$PATH_Q" >/dev/null
 
 HITS0=$(metric "$RG_PORT" 'recgate_cache_lookups_total\{.*result="hit"')
+MISSES0=$(metric "$RG_PORT" 'recgate_cache_lookups_total\{.*result="(miss|stale)"')
 RESULTS=$BENCH_TMP/results.txt
 : >"$RESULTS"
 for r in $(seq 1 "$ROUNDS"); do
@@ -128,6 +132,8 @@ HITS1=$(metric "$RG_PORT" 'recgate_cache_lookups_total\{.*result="hit"')
 MISSES=$(metric "$RG_PORT" 'recgate_cache_lookups_total\{.*result="(miss|stale)"')
 curl -fsS -D "$BENCH_TMP/ng2.h" -o /dev/null "http://127.0.0.1:$NG_PORT$PATH_Q"
 NG_STATUS=$(tr -d '\r' <"$BENCH_TMP/ng2.h" | sed -n 's/^X-Cache-Status: //Ip')
+MISSES_BEFORE=$MISSES0 require_hits "$RG_PORT" "$HITS0" "$(wrk_requests "$RESULTS" '^WRK label=recgate#')" recgate
+[ "$NG_STATUS" = HIT ] || die "nginx X-Cache-Status after the runs: '$NG_STATUS' (expected HIT)"
 
 echo
 echo "checks: recgate hit lookups during the runs: $((HITS1 - HITS0)) (non-hit lookups ever: $MISSES; the first request was the miss); nginx X-Cache-Status after the runs: $NG_STATUS"

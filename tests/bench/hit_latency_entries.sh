@@ -103,8 +103,11 @@ WRK_ARGS="$WRK_DEFAULT -d2s" run_wrk warm-large "http://127.0.0.1:${PORT[large]}
 
 RESULTS=$BENCH_TMP/results.txt
 : >"$RESULTS"
-declare -A H0
-for set in small large; do H0[$set]=$(metric "${PORT[$set]}" 'recgate_cache_lookups_total\{.*result="hit"'); done
+declare -A H0 M0
+for set in small large; do
+  H0[$set]=$(metric "${PORT[$set]}" 'recgate_cache_lookups_total\{.*result="hit"')
+  M0[$set]=$(metric "${PORT[$set]}" 'recgate_cache_lookups_total\{.*result="(miss|stale)"')
+done
 for r in $(seq 1 "$ROUNDS"); do
   for set in small large; do
     run_wrk "one-key/$set#$r" "http://127.0.0.1:${PORT[$set]}$ONE_KEY" | tee -a "$RESULTS"
@@ -127,6 +130,7 @@ for set in small large; do
   other=$(metric "${PORT[$set]}" 'recgate_cache_lookups_total\{.*result="(miss|stale)"')
   req=$(grep "/$set#" "$RESULTS" | sed -n 's/.*requests=\([0-9]*\).*/\1/p' | awk '{s+=$1} END {print s+0}')
   echo "checks ($set): hit lookups during the runs $((h1 - H0[$set])) for $req wrk requests; miss/stale lookups: $other"
+  MISSES_BEFORE=${M0[$set]} require_hits "${PORT[$set]}" "${H0[$set]}" "$req" "$set"
 done
 echo
 printf '%-8s %12s %14s %12s %12s\n' set entries "start-up s" "RSS MiB" "RSS now MiB"

@@ -193,7 +193,9 @@ print(int(tot) if tot == int(tot) else tot)' "$2"
 # script; prints wrk's own output to stderr and one line
 #   WRK label=... rps=... p50_us=... p99_us=... ...
 # on stdout. BENCH_KEYS / BENCH_PATH_PREFIX in the environment switch the Lua
-# script to random keys.
+# script to random keys. A run with any non-2xx answer or socket error (connect,
+# read, write, timeout), or with no request at all, fails the bench: figures
+# from a run that was partly errors would flatter it.
 run_wrk() {
   local label=$1 url=$2
   shift 2
@@ -207,7 +209,7 @@ run_wrk() {
   local j
   j=$(echo "$out" | sed -n 's/^WRKJSON //p')
   [ -n "$j" ] || die "wrk gave no report for $label"
-  python3 - "$label" "$j" <<'PY'
+  python3 - "$label" "$j" <<'PY' || die "wrk run $label had errors (see above)"
 import json, sys
 label, j = sys.argv[1], json.loads(sys.argv[2])
 rps = j["requests"] / (j["duration_us"] / 1e6)
@@ -215,7 +217,33 @@ errs = j["errors_connect"] + j["errors_read"] + j["errors_write"] + j["errors_ti
 print(f"WRK label={label} rps={rps:.0f} p50_us={j['p50_us']} p90_us={j['p90_us']} p99_us={j['p99_us']} "
       f"p999_us={j['p999_us']} max_us={j['max_us']} mean_us={j['mean_us']:.0f} requests={j['requests']} "
       f"non2xx={j['errors_status']} sockerr={errs} bytes={j['bytes']}")
+if j["requests"] == 0 or j["errors_status"] or errs:
+    print(f"wrk {label}: {j['requests']} requests, {j['errors_status']} non-2xx, socket errors: "
+          f"connect {j['errors_connect']} read {j['errors_read']} write {j['errors_write']} "
+          f"timeout {j['errors_timeout']}", file=sys.stderr)
+    sys.exit(1)
 PY
+}
+
+# require_hits PORT HITS_BEFORE REQUESTS LABEL: recgate's hit lookups grew by at
+# least REQUESTS (every answered wrk request was a hit; requests in flight when
+# wrk stopped may add a few more) and no miss or stale lookup happened since
+# MISSES_BEFORE (env, default: not checked).
+require_hits() {
+  local port=$1 before=$2 requests=$3 label=$4 after misses
+  after=$(metric "$port" 'recgate_cache_lookups_total\{.*result="hit"')
+  [ "$requests" -gt 0 ] || die "$label: no wrk requests counted"
+  [ $((after - before)) -ge "$requests" ] ||
+    die "$label: hit lookups grew by $((after - before)), fewer than the $requests requests wrk made: not all were hits"
+  if [ -n "${MISSES_BEFORE:-}" ]; then
+    misses=$(metric "$port" 'recgate_cache_lookups_total\{.*result="(miss|stale)"')
+    [ "$misses" -eq "$MISSES_BEFORE" ] || die "$label: $((misses - MISSES_BEFORE)) miss/stale lookups during the runs"
+  fi
+}
+
+# wrk_requests RESULTS PATTERN: the summed requests= of the WRK lines matching PATTERN.
+wrk_requests() {
+  grep -E "$2" "$1" | sed -n 's/.*requests=\([0-9]*\).*/\1/p' | awk '{s+=$1} END {print s+0}'
 }
 
 # migrate_db DB: lets recgate create its schema in DB (start once, stop).

@@ -49,8 +49,11 @@ IDX_BYTES=$(metric "${PORT[full]}" 'recgate_cache_memory_bytes\{api="mws"\}')
 PREFIX="/v1/mws/main/recommendations?marketplace=$MP&category=Selection&filter=BrandName%3DBrand"
 h=$(curl -fsS -D - -o /dev/null "http://127.0.0.1:${PORT[full]}${PREFIX}000042" | tr -d '\r' | sed -n 's/^Cache-Status: //Ip')
 [ "$h" = "recgate; hit" ] || die "Cache-Status '$h' (expected a hit)"
+HITS0=$(metric "${PORT[full]}" 'recgate_cache_lookups_total\{.*result="hit"')
+MISSES0=$(metric "${PORT[full]}" 'recgate_cache_lookups_total\{.*result="(miss|stale)"')
 BENCH_KEYS=$ENTRIES BENCH_PATH_PREFIX="$PREFIX" WRK_ARGS="-t2 -c16 -d$HIT_S" \
   run_wrk random-hits "http://127.0.0.1:${PORT[full]}/" >"$BENCH_TMP/hits.txt"
+MISSES_BEFORE=$MISSES0 require_hits "${PORT[full]}" "$HITS0" "$(wrk_requests "$BENCH_TMP/hits.txt" '^WRK ')" random-hits
 RSS_AFTER=$(rss_mib "${PID[full]}")
 
 echo "== rss_100k: recgate RSS with $ENTRIES entries in memory =="

@@ -157,9 +157,20 @@ def main():
     print(f"sandbox throttled responses (GET /admin/stats throttled.total): {throttled}   (target 0)")
     if min_tokens:
         print(f"sandbox ListRecommendations bucket: lowest level reached {min_tokens[0]} tokens of 8")
+    # Enforced, not only printed: the bench fails when the sandbox throttled
+    # anything, a client got anything but 200 (max_wait 600 lets every request
+    # queue), or nothing reached upstream.
+    problems = []
+    if throttled != 0:
+        problems.append(f"the sandbox throttled {throttled} requests (must be 0)")
+    if any(code != 200 for code in st):
+        problems.append(f"clients got non-200 answers: { {k: v for k, v in st.items() if k != 200} }")
     if n == 0:
-        print("no upstream calls observed")
-        return
+        problems.append("no upstream calls observed")
+    if not any(code == 200 for code in st):
+        problems.append("no client request was answered")
+    if n == 0:
+        fail(problems)
     t0 = in_window[0]
     burst = [t for t in in_window if t - t0 <= 0.25]
     print("first calls, s after the first: " + " ".join(f"{t - t0:.2f}" for t in in_window[:12]))
@@ -191,6 +202,15 @@ def main():
                       f"next token in {b['nextTokenSeconds']:.2f} s")
     except Exception as e:  # noqa: BLE001
         print(f"(recgate /v1/status failed: {e})")
+    fail(problems)
+
+
+def fail(problems):
+    """Exits 1 naming each problem; returns when there is none."""
+    for p in problems:
+        print(f"throttle_sustained: FAIL: {p}", file=sys.stderr)
+    if problems:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

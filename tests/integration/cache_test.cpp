@@ -119,10 +119,12 @@ TEST_CASE("cache: 50 concurrent identical cold requests make exactly one upstrea
   std::atomic<int> ok{0};
   std::atomic<int> same_body{0};
   std::vector<std::string> bodies(50);
+  std::atomic<int> hits{0};
   for (int i = 0; i < 50; ++i)
     threads.emplace_back([&, i] {
       auto r = http_get(rg.port, kInventory);
       if (r.status == 200) ++ok;
+      if (r.header("cache-status") == "recgate; hit") ++hits;
       bodies[static_cast<std::size_t>(i)] = r.body;
     });
   for (auto& t : threads) t.join();
@@ -133,8 +135,14 @@ TEST_CASE("cache: 50 concurrent identical cold requests make exactly one upstrea
   const int pages = sandbox_count(sb.port, "ListRecommendationsByNextToken");
   CHECK(pages >= 1);
   CHECK(pages <= 3);
-  auto metrics = http_get(rg.port, "/metrics").body;
-  CHECK(metrics.find("recgate_coalesced_requests_total{kind=\"mws.list\"}") != std::string::npos);
+  // One request led the fetch; each other one either joined it (counted as
+  // coalesced) or came after it and was a hit.
+  const std::string metrics = http_get(rg.port, "/metrics").body;
+  const std::string series = "recgate_coalesced_requests_total{kind=\"mws.list\"} ";
+  const auto at = metrics.find(series);
+  const int coalesced = at == std::string::npos ? 0 : std::stoi(metrics.substr(at + series.size()));
+  INFO("coalesced " << coalesced << ", hits " << hits.load());
+  CHECK(coalesced == 50 - 1 - hits.load());
 }
 
 TEST_CASE("cache: when upstream fails, the stored answer is served stale") {
@@ -209,10 +217,19 @@ TEST_CASE("cache: ETag and If-None-Match give 304 - only-if-cached answers from 
   const std::string etag = first.header("etag");
   REQUIRE(etag.size() > 2);
   CHECK(etag.front() == '"');
+  CHECK(first.header("cache-control") == "private, no-cache");
   auto nm = http_get(rg.port, kInventory, {{"If-None-Match", etag}});
   CHECK(nm.status == 304);
   CHECK(nm.body.empty());
+  // A 304 carries what a cache needs to refresh its copy, and no body headers.
   CHECK(nm.header("etag") == etag);
+  CHECK(nm.header("cache-status") == "recgate; hit");
+  CHECK_FALSE(nm.header("age").empty());
+  CHECK(nm.header("cache-control") == "private, no-cache");
+  CHECK(nm.header("content-type").empty());
+  CHECK_FALSE(nm.header("x-request-id").empty());
+  // A weak comparison and a list both match (RFC 9110 If-None-Match).
+  CHECK(http_get(rg.port, kInventory, {{"If-None-Match", "\"x\", W/" + etag}}).status == 304);
   auto other = http_get(rg.port, kInventory, {{"If-None-Match", "\"something-else\""}});
   CHECK(other.status == 200);
 
@@ -229,12 +246,19 @@ TEST_CASE("cache: DELETE /v1/cache purges matching entries and answers the count
   REQUIRE(http_get(rg.port, "/v1/mws/main/recommendations?marketplace=ATVPDKIKX0DER&category=Pricing").status == 200);
   auto bad = http_request(rg.port, "DELETE", "/v1/cache?category=Nope");
   CHECK(bad.status == 400);
+  auto unknown = http_request(rg.port, "DELETE", "/v1/cache?account=main&colour=red");
+  CHECK(unknown.status == 400);
+  CHECK(unknown.header("content-type") == "application/problem+json");
+  CHECK(unknown.body.find("\"code\":\"unknown_parameter\"") != std::string::npos);
+  CHECK(unknown.body.find("unknown parameter \\\"colour\\\"; allowed: account, marketplace, category") !=
+        std::string::npos);
   auto none = http_request(rg.port, "DELETE", "/v1/cache?account=nobody");
   CHECK(none.status == 200);
   CHECK(none.body == "{\"purged\":0}");
   auto one = http_request(rg.port, "DELETE", "/v1/cache?account=main&category=Pricing");
   CHECK(one.status == 200);
   CHECK(one.body == "{\"purged\":1}");
+  CHECK(unknown.body.find("purged") == std::string::npos);
   CHECK(http_get(rg.port, kInventory).header("cache-status") == "recgate; hit");
   auto p = http_get(rg.port, "/v1/mws/main/recommendations?marketplace=ATVPDKIKX0DER&category=Pricing");
   CHECK(p.header("cache-status") == "recgate; fwd=miss; stored");

@@ -5,6 +5,8 @@
 #include <signal.h>
 #include <sqlite3.h>
 
+#include <regex>
+
 #include "harness.hpp"
 
 using namespace rgtest;
@@ -219,4 +221,26 @@ TEST_CASE("--healthcheck exits 0 against a ready recgate and non-zero otherwise"
   CHECK(rg.proc.wait_exit() == 0);
   Process down({RECGATE_BIN, "--healthcheck", "http://127.0.0.1:" + std::to_string(rg.port) + "/readyz"});
   CHECK(down.wait_exit() != 0);
+}
+
+TEST_CASE("X-Request-Id is kept only when 1-128 printable ASCII without quote or backslash, else replaced") {
+  TempDir dir;
+  Recgate rg(dir, minimal_config(dir));
+  const std::regex generated("^[0-9a-f]{16}$");
+  const std::string longest(128, 'a');
+  auto kept = http_get(rg.port, "/healthz", {{"X-Request-Id", longest}});
+  CHECK(kept.header("x-request-id") == longest);
+  CHECK(http_get(rg.port, "/healthz", {{"X-Request-Id", "!~{}[]<>'"}}).header("x-request-id") == "!~{}[]<>'");
+  for (const std::string& bad : {std::string(129, 'a'), std::string("quo\"te"), std::string("back\\slash"),
+                                std::string("has space"), std::string("caf\xc3\xa9")}) {
+    CAPTURE(bad);
+    auto r = http_get(rg.port, "/healthz", {{"X-Request-Id", bad}});
+    REQUIRE(r.status == 200);
+    const std::string id = r.header("x-request-id");
+    CHECK(std::regex_match(id, generated));
+    // The access log names the replacement, never the rejected value.
+    CHECK(rg.proc.wait_for_line({"\"request_id\":\"" + id + "\""}, std::chrono::seconds(10)).has_value());
+  }
+  CHECK(rg.proc.output().find("quo") == std::string::npos);
+  CHECK(rg.proc.output().find("back") == std::string::npos);
 }

@@ -5,6 +5,8 @@
 #include <rapidjson/document.h>
 #include <signal.h>
 
+#include <algorithm>
+#include <chrono>
 #include <set>
 
 #include "harness.hpp"
@@ -47,11 +49,26 @@ int sandbox_count(int sandbox_port, const std::string& action) {
   return by.HasMember(action.c_str()) ? by[action.c_str()].GetInt() : 0;
 }
 
+// A request deadline for tests that need a short one: 10x the wall time of a
+// healthy Inventory fetch (several pages) through a throwaway recgate, so a
+// slow machine gets a proportionally longer deadline; at least 700 ms.
+int calibrated_timeout_ms(int sandbox_port) {
+  TempDir dir;
+  Recgate probe(dir, test_config(dir, sandbox_port));
+  const auto start = std::chrono::steady_clock::now();
+  REQUIRE(http_get(probe.port, recs(std::string("marketplace=") + kUS + "&category=Inventory")).status == 200);
+  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
+  return std::max(700, static_cast<int>(10 * took.count()));
+}
+
 }  // namespace
 
 TEST_CASE("mws: every category round-trips with its fields typed as the upstream schema says") {
   Sandbox sb;
   TempDir dir;
+  // The sandbox starts GlobalSelling empty (config/sandbox.json); a touch fills it, so its checks run.
+  REQUIRE(http_request(sb.port, "POST", "/admin/touch?seller=A1XEXAMPLEDF&marketplace=ATVPDKIKX0DER&category=GlobalSelling")
+              .status == 200);
   Recgate rg(dir, test_config(dir, sb.port));
   auto r = http_get(rg.port, recs(std::string("marketplace=") + kUS));
   REQUIRE_MESSAGE(r.status == 200, r.body);
@@ -92,7 +109,6 @@ TEST_CASE("mws: every category round-trips with its fields typed as the upstream
   for (const char* cat : {"Fulfillment", "GlobalSelling", "Selection", "Advertising"}) {
     CAPTURE(cat);
     const auto& list = category_members(d, cat);
-    if (std::string(cat) == "GlobalSelling" && list.Empty()) continue;  // sandbox starts it empty
     REQUIRE(list.Size() > 0);
     const auto& m = list[0];
     check_type(m, "BrandName", rapidjson::kStringType);
@@ -205,12 +221,14 @@ TEST_CASE("mws: bad input is a 400 problem naming what is allowed - unknown acco
       {recs("category=Inventory"), 400, "missing_marketplace", "marketplace"},
       {recs("marketplace=NOPE"), 400, "unknown_marketplace", "ATVPDKIKX0DER"},
       {recs(std::string("marketplace=") + kUS + "&category=Stuff"), 400, "invalid_category", "ListingQuality"},
-      {recs(std::string("marketplace=") + kUS + "&filter=QualitySet%3DDefect"), 400, "filter_needs_one_category", ""},
+      {recs(std::string("marketplace=") + kUS + "&filter=QualitySet%3DDefect"), 400, "filter_needs_one_category",
+       "add one category=..., one of Selection, Fulfillment, ListingQuality, GlobalSelling, Advertising"},
       {recs(std::string("marketplace=") + kUS + "&category=Inventory&filter=BrandName%3DAcme"), 400, "invalid_filter",
-       ""},
+       "filters are accepted only by Selection, Fulfillment, ListingQuality, GlobalSelling, Advertising"},
       {recs(std::string("marketplace=") + kUS + "&category=ListingQuality&filter=QualitySet%3DShiny"), 400,
        "invalid_filter", "Quarantine"},
-      {recs("marketplace=A2Q3Y263D00KWC&category=Fulfillment"), 400, "category_not_offered", ""},
+      {recs("marketplace=A2Q3Y263D00KWC&category=Fulfillment"), 400, "category_not_offered",
+       "it offers: Inventory, Selection, Pricing, ListingQuality, GlobalSelling"},
       {recs(std::string("marketplace=") + kUS + "&colour=red"), 400, "unknown_parameter", "category"},
       {std::string("/v1/mws/nobody/recommendations?marketplace=") + kUS, 404, "unknown_account", "main"},
       {std::string("/v1/mws/nobody/last-updated?marketplace=") + kUS, 404, "unknown_account", "main"},
@@ -221,7 +239,9 @@ TEST_CASE("mws: bad input is a 400 problem naming what is allowed - unknown acco
     CHECK(r.status == c.status);
     CHECK(r.header("content-type") == "application/problem+json");
     CHECK(r.body.find(std::string("\"code\":\"") + c.code + "\"") != std::string::npos);
-    CHECK(r.body.find(c.mentions) != std::string::npos);
+    REQUIRE(*c.mentions != '\0');  // an empty needle would match any body
+    auto d = parse(r.body);
+    CHECK(std::string(d["detail"].GetString()).find(c.mentions) != std::string::npos);
   }
   CHECK(sandbox_count(sb.port, "ListRecommendations") == 0);  // bad input never reaches upstream
 }
@@ -245,7 +265,14 @@ TEST_CASE("mws: a wrong secret gives 502 with upstreamCode SignatureDoesNotMatch
 TEST_CASE("mws: upstream 500, malformed XML, dropped connection and latency each give their status - recgate stays ready") {
   Sandbox sb;
   TempDir dir;
-  Recgate rg(dir, test_config(dir, sb.port, "\"upstream\":{\"request_timeout_ms\":700}", "\"check_interval_s\":3600"));
+  // The deadline must be short (the latency case waits for it) yet never hit
+  // by a healthy multi-page answer, whose time varies a lot under ASan on a
+  // loaded machine. So it is derived from this machine now: 10x the time of a
+  // whole healthy multi-page fetch (>= 3 upstream calls, each shorter), at least 700 ms.
+  const int timeout_ms = calibrated_timeout_ms(sb.port);
+  INFO("request_timeout_ms " << timeout_ms);
+  Recgate rg(dir, test_config(dir, sb.port, "\"upstream\":{\"request_timeout_ms\":" + std::to_string(timeout_ms) + "}",
+                              "\"check_interval_s\":3600"));
   // Warm the snapshot so the faults hit ListRecommendations.
   REQUIRE(http_get(rg.port, std::string("/v1/mws/main/last-updated?marketplace=") + kUS).status == 200);
   struct Case {
@@ -257,13 +284,16 @@ TEST_CASE("mws: upstream 500, malformed XML, dropped connection and latency each
       {R"({"status":500,"count":1,"action":"ListRecommendations"})", 502, "upstream_error"},
       {R"({"malformed":true,"count":1,"action":"ListRecommendations"})", 502, "upstream_malformed"},
       {R"({"drop":true,"count":1,"action":"ListRecommendations"})", 502, "upstream_unavailable"},
-      {R"({"latency_ms":3000,"count":1,"action":"ListRecommendations"})", 504, "upstream_timeout"},
+      {"", 504, "upstream_timeout"},  // latency_ms: filled in below, 4x the deadline
   };
+  const std::string latency_fault =
+      R"({"latency_ms":)" + std::to_string(4 * timeout_ms) + R"(,"count":1,"action":"ListRecommendations"})";
   const char* categories[] = {"Inventory", "Pricing", "Selection", "Advertising"};
   for (std::size_t i = 0; i < 4; ++i) {
-    CAPTURE(cases[i].fault);
-    REQUIRE(http_request(sb.port, "POST", "/admin/faults", cases[i].fault, {{"Content-Type", "application/json"}})
-                .status == 200);
+    const std::string fault = *cases[i].fault ? std::string(cases[i].fault) : latency_fault;
+    CAPTURE(fault);
+    REQUIRE(http_request(sb.port, "POST", "/admin/faults", fault, {{"Content-Type", "application/json"}}).status ==
+            200);
     auto r = http_get(rg.port, recs(std::string("marketplace=") + kUS + "&category=" + categories[i]));
     CHECK(r.status == cases[i].status);
     CHECK(r.body.find(std::string("\"code\":\"") + cases[i].code + "\"") != std::string::npos);
@@ -274,4 +304,108 @@ TEST_CASE("mws: upstream 500, malformed XML, dropped connection and latency each
   CHECK(ok.status == 200);
   rg.proc.signal(SIGTERM);
   CHECK(rg.proc.wait_exit() == 0);
+}
+
+TEST_CASE("mws: mws.max_pages stops following NextToken - the answer is truncated and a warning logged") {
+  Sandbox sb;
+  TempDir dir;
+  Recgate rg(dir, test_config(dir, sb.port, "", "\"max_pages\":1"));
+  auto r = http_get(rg.port, recs(std::string("marketplace=") + kUS + "&category=Inventory"));
+  REQUIRE_MESSAGE(r.status == 200, r.body);
+  auto d = parse(r.body);
+  CHECK(category_members(d, "Inventory").Size() == 3);  // one sandbox page; the default (20) gives more (see above)
+  CHECK(sandbox_count(sb.port, "ListRecommendations") == 1);
+  CHECK(sandbox_count(sb.port, "ListRecommendationsByNextToken") == 0);
+  CHECK(rg.proc.wait_for_line({"mws.max_pages reached; answer truncated"}, std::chrono::seconds(10)).has_value());
+}
+
+TEST_CASE("mws: listing_quality_ttl_s bounds a ListingQuality answer's life - other categories stay hits") {
+  Sandbox sb;
+  TempDir dir;
+  constexpr int kTtl = 5;  // long enough that the immediate second request is a hit even under ASan
+  Recgate rg(dir, test_config(dir, sb.port, "", "\"check_interval_s\":3600,\"listing_quality_ttl_s\":" + std::to_string(kTtl)));
+  const std::string lq = recs(std::string("marketplace=") + kUS + "&category=ListingQuality");
+  const std::string inv = recs(std::string("marketplace=") + kUS + "&category=Inventory");
+  const auto sent = std::chrono::steady_clock::now();
+  REQUIRE(http_get(rg.port, lq).header("cache-status") == "recgate; fwd=miss; stored");
+  REQUIRE(http_get(rg.port, inv).header("cache-status") == "recgate; fwd=miss; stored");
+  const int lists = sandbox_count(sb.port, "ListRecommendations");
+  CHECK(http_get(rg.port, lq).header("cache-status") == "recgate; hit");
+  // Bounded wait for the expiry: every answer until then is a hit.
+  std::string status;
+  REQUIRE(wait_until([&] { return (status = http_get(rg.port, lq).header("cache-status")) != "recgate; hit"; },
+                     std::chrono::seconds(kTtl + 15)));
+  const auto refetched = std::chrono::steady_clock::now();
+  CHECK(status == "recgate; fwd=miss; stored");
+  CHECK(refetched - sent >= std::chrono::seconds(kTtl));  // not before the TTL
+  CHECK(sandbox_count(sb.port, "ListRecommendations") == lists + 1);
+  CHECK(http_get(rg.port, inv).header("cache-status") == "recgate; hit");  // its timestamp has not moved
+}
+
+TEST_CASE("mws: a stored answer is served stale when the refetch times out") {
+  Sandbox sb;
+  TempDir dir;
+  const int timeout_ms = calibrated_timeout_ms(sb.port);
+  INFO("request_timeout_ms " << timeout_ms);
+  Recgate rg(dir, test_config(dir, sb.port, "\"upstream\":{\"request_timeout_ms\":" + std::to_string(timeout_ms) + "}",
+                              "\"check_interval_s\":0"));
+  const std::string inv = recs(std::string("marketplace=") + kUS + "&category=Inventory");
+  auto first = http_get(rg.port, inv);
+  REQUIRE(first.status == 200);
+  // The category moves upstream, so a refetch is due; the refetch hangs past the deadline.
+  REQUIRE(http_request(sb.port, "POST", "/admin/touch?seller=A1XEXAMPLEDF&marketplace=ATVPDKIKX0DER&category=Inventory")
+              .status == 200);
+  const std::string fault =
+      R"({"latency_ms":)" + std::to_string(4 * timeout_ms) + R"(,"count":1,"action":"ListRecommendations"})";
+  REQUIRE(http_request(sb.port, "POST", "/admin/faults", fault, {{"Content-Type", "application/json"}}).status == 200);
+  auto stale = http_get(rg.port, inv);
+  REQUIRE_MESSAGE(stale.status == 200, stale.body);
+  CHECK(stale.header("cache-status") == "recgate; hit; fwd=stale");
+  CHECK(parse(stale.body)["categories"][0]["cache"].GetString() == std::string("stale"));
+  CHECK(category_members(parse(stale.body), "Inventory").Size() == category_members(parse(first.body), "Inventory").Size());
+  // Once upstream answers again, the new data replaces it.
+  CHECK(http_get(rg.port, inv).header("cache-status") == "recgate; fwd=miss; stored");
+}
+
+TEST_CASE("mws: a stored answer is served stale instead of a 429 - without one the 429 stands") {
+  Sandbox sb;
+  TempDir dir;
+  // One token, the next in 100 s: any wait for it exceeds Prefer: wait=1.
+  // max_pages 1: a fetch needs exactly one token.
+  Recgate rg(dir, test_config(dir, sb.port,
+                              "\"throttle\":{\"buckets\":{\"mws.ListRecommendations\":{\"capacity\":1,"
+                              "\"restore_per_s\":0.01}}}",
+                              "\"check_interval_s\":0,\"max_pages\":1"));
+  const std::string sel = recs(std::string("marketplace=") + kUS + "&category=Selection");
+  REQUIRE(http_get(rg.port, sel).header("cache-status") == "recgate; fwd=miss; stored");  // spends the token
+  REQUIRE(http_request(sb.port, "POST", "/admin/touch?seller=A1XEXAMPLEDF&marketplace=ATVPDKIKX0DER&category=Selection")
+              .status == 200);
+  auto stale = http_get(rg.port, sel, {{"Prefer", "wait=1"}});
+  REQUIRE_MESSAGE(stale.status == 200, stale.body);
+  CHECK(stale.header("cache-status") == "recgate; hit; fwd=stale");
+  auto none = http_get(rg.port, recs(std::string("marketplace=") + kUS + "&category=Pricing"), {{"Prefer", "wait=1"}});
+  CHECK(none.status == 429);
+  CHECK(parse(none.body)["code"].GetString() == std::string("quota_wait_exceeded"));
+  CHECK(sandbox_count(sb.port, "ListRecommendations") == 1);
+}
+
+TEST_CASE("mws: Prefer: wait is capped at 3600 s - a longer quota wait is a 429 at once") {
+  Sandbox sb;
+  TempDir dir;
+  // One token, the next in 5000 s: beyond the cap, within what the client asks for.
+  // max_pages 1: a fetch needs exactly one token.
+  Recgate rg(dir, test_config(dir, sb.port,
+                              "\"throttle\":{\"buckets\":{\"mws.ListRecommendations\":{\"capacity\":1,"
+                              "\"restore_per_s\":0.0002}}}",
+                              "\"max_pages\":1"));
+  REQUIRE(http_get(rg.port, recs(std::string("marketplace=") + kUS + "&category=Inventory")).status == 200);
+  const auto start = std::chrono::steady_clock::now();
+  // Uncapped, this request would wait ~5000 s; the client gives up after 30 s (status 0).
+  auto r = http_request(rg.port, "GET", recs(std::string("marketplace=") + kUS + "&category=Pricing"), "",
+                        {{"Prefer", "wait=100000"}}, std::chrono::seconds(30));
+  CHECK(r.status == 429);
+  CHECK(r.body.find("\"code\":\"quota_wait_exceeded\"") != std::string::npos);
+  CHECK(std::stoi(r.header("retry-after").empty() ? "0" : r.header("retry-after")) > 3600);
+  CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(10));
+  CHECK(sandbox_count(sb.port, "ListRecommendations") == 1);
 }
