@@ -211,18 +211,47 @@ def flat(samples, key, rel, absolute):
     return ok, "middle third max %.1f, last third max %.1f" % (max(mid), max(last))
 
 
+PANELS = (("rps", "requests/s"), ("p99_ms", "hit p99 (ms)"), ("rss_mib", "RSS (MiB)"), ("fds", "open fds"))
+
+
+def write_svg(samples, path):
+    """The same four curves as a plain SVG (no plotting library needed)."""
+    w, h, left, top = 480, 110, 70, 20
+    t_max = max(s["t"] for s in samples) or 1
+    out = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" '
+           'font-size="11">' % (w + left + 10, len(PANELS) * (h + top) + 30)]
+    for i, (key, label) in enumerate(PANELS):
+        y0 = i * (h + top) + top
+        vals = [s[key] for s in samples]
+        v_max = max(v for v in vals if v == v) or 1
+        pts = " ".join("%.1f,%.1f" % (left + s["t"] / t_max * w, y0 + h - (v if v == v else 0) / v_max * h)
+                       for s, v in zip(samples, vals))
+        out.append('<rect x="%d" y="%d" width="%d" height="%d" fill="none" stroke="#999"/>' % (left, y0, w, h))
+        out.append('<polyline points="%s" fill="none" stroke="#1f77b4" stroke-width="1.5"/>' % pts)
+        out.append('<text x="4" y="%d">%s</text>' % (y0 + h // 2, label))
+        out.append('<text x="%d" y="%d" text-anchor="end">%.4g</text>' % (left - 4, y0 + 10, v_max))
+        out.append('<text x="%d" y="%d" text-anchor="end">0</text>' % (left - 4, y0 + h))
+    out.append('<text x="%d" y="%d" text-anchor="middle">seconds (0-%d)</text>' %
+               (left + w // 2, len(PANELS) * (h + top) + 15, t_max))
+    out.append("</svg>")
+    with open(path, "w") as f:
+        f.write("\n".join(out))
+
+
 def plot(samples, path):
     try:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        print("SOAK plot skipped: python3-matplotlib is not installed (Debian package python3-matplotlib)")
+        svg = os.path.splitext(path)[0] + ".svg"
+        write_svg(samples, svg)
+        print("SOAK PNG plot skipped: python3-matplotlib is not installed (Debian package python3-matplotlib); "
+              "wrote %s instead" % svg)
         return
     t = [s["t"] for s in samples]
     fig, ax = plt.subplots(4, 1, figsize=(6, 7), sharex=True)
-    for a, key, label in zip(ax, ("rps", "p99_ms", "rss_mib", "fds"),
-                             ("requests/s", "hit p99 (ms)", "RSS (MiB)", "open fds")):
+    for a, (key, label) in zip(ax, PANELS):
         a.plot(t, [s[key] for s in samples])
         a.set_ylabel(label)
         a.set_ylim(bottom=0)
