@@ -1,11 +1,7 @@
-// [proof] crash safety under load, with the real binaries: recgate is killed
-// with SIGKILL while concurrent clients have MWS and Ads requests (and their
-// cache writes) in flight, across two accounts, two marketplaces and several
-// categories. After every restart the database passes PRAGMA integrity_check,
-// every answer that said "stored" before a kill is served from the cache
-// (only-if-cached, same ETag and body) and the sandbox has throttled nothing.
-// RECGATE_KILL_CYCLES sets the number of cycles (ctest: 25; the bench script
-// tests/bench/kill_loop.sh runs 100).
+// [proof] crash safety: SIGKILL while concurrent MWS and Ads requests (and
+// their cache writes) are in flight; after each restart integrity_check is ok,
+// every "stored" answer is served from the cache and the sandbox throttled
+// nothing. RECGATE_KILL_CYCLES: cycles (ctest 25; tests/bench/kill_loop.sh 100).
 #include <doctest/doctest.h>
 #include <signal.h>
 #include <sqlite3.h>
