@@ -772,12 +772,25 @@ awaitable<void> back_off(Server::Impl& impl, const beast::error_code& ec) {
   co_await impl.accept_timer.async_wait(tuple_awaitable);
 }
 
+// At the limit: completes once a client waits in the listen backlog (or the
+// acceptor is closed). Room is made only for a client that is there, as
+// nginx frees a reusable connection only when accept needs one: making it
+// the moment the table fills would close an idle keep-alive connection for
+// nobody, and again each time the table refills.
+awaitable<beast::error_code> client_waiting(Server::Impl& impl) {
+  auto [ec] = co_await impl.acceptor.async_wait(tcp::acceptor::wait_read, tuple_awaitable);
+  co_return ec;
+}
+
 awaitable<void> accept_loop(SessionShared s) {
   Server::Impl& impl = *s.impl;
   for (;;) {
     if (!impl.acceptor.is_open()) co_return;
     if (impl.table->full()) {
-      co_await make_room(impl);
+      const beast::error_code ec = co_await client_waiting(impl);
+      if (!impl.acceptor.is_open()) co_return;
+      if (ec) co_await back_off(impl, ec);
+      else if (impl.table->full()) co_await make_room(impl);
       continue;
     }
     auto [ec, socket] = co_await impl.acceptor.async_accept(impl.pick_worker(), tuple_awaitable);
