@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "core/ads/request.hpp"
+#include "core/config.hpp"
 #include "fuzz_util.hpp"
 
 namespace ads = recgate::ads;
@@ -12,9 +13,11 @@ namespace ads = recgate::ads;
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view in = recgate::fuzz::as_view(data, size);
 
-  auto r = ads::validate_request(in);
+  const std::size_t max_asins = recgate::AdsConfig{}.max_asins;  // ads.max_asins's default
+  auto r = ads::validate_request(in, max_asins);
   if (r) {
     FUZZ_CHECK(!r->ad_asins.empty(), in);
+    FUZZ_CHECK(r->ad_asins.size() <= max_asins, in);
     for (const auto& a : r->ad_asins) FUZZ_CHECK(ads::is_asin(a), in);
     FUZZ_CHECK(r->count >= 1, in);
     bool known_locale = false;

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets (clang++-14, ASan+UBSan, in build-fuzz/) and
-# runs each for SECONDS (default 20), after replaying its committed corpus
-# (seeds and crash regressions). Fails on any crash, leak, timeout, OOM or
-# sanitizer report, and prints executions per second per target.
+# runs each for SECONDS (default 20), after replaying its committed corpus:
+# first each crash regression (corpus/<target>/crash-*) whole, then the
+# seeds as the fuzzing run loads them. Fails on any crash, leak, timeout,
+# OOM or sanitizer report, and prints executions per second per target.
 #   tests/fuzz/run.sh [SECONDS] [TARGET...]
 # New inputs go to build-fuzz/fuzz-work/<target>/, crash reproducers to
 # build-fuzz/fuzz-artifacts/ (keep one as tests/fuzz/corpus/<target>/crash-<what>).
@@ -31,9 +32,25 @@ for t in "${TARGETS[@]}"; do
   artifacts=$BUILD/fuzz-artifacts
   log=$BUILD/fuzz-$t.log
   mkdir -p "$work" "$artifacts"
-  echo "== fuzz_$t for ${SECS} s"
   # -timeout: one input taking 20 s is a hang; -rss_limit_mb: OOM above 2 GB.
-  if "$BUILD/tests/fuzz/fuzz_$t" -max_total_time="$SECS" -timeout=20 -rss_limit_mb=2048 -max_len=16384 \
+  limits=(-timeout=20 -rss_limit_mb=2048)
+  # The crash regressions, each run whole: libFuzzer truncates what it loads
+  # from a corpus directory to -max_len, and a 1 MB nesting reproducer cut
+  # to 16 KiB no longer reproduces anything. Given files (not a directory)
+  # and no -max_len, it runs each file as it is.
+  crashes=("$ROOT/tests/fuzz/corpus/$t"/crash-*)
+  if [ -e "${crashes[0]}" ]; then
+    echo "== fuzz_$t: replaying ${#crashes[@]} crash regression(s) whole"
+    if ! "$BUILD/tests/fuzz/fuzz_$t" "${limits[@]}" "${crashes[@]}" >"$BUILD/fuzz-$t-replay.log" 2>&1; then
+      failed+=("$t")
+      summary+=("$(printf '%-14s %-7s (crash regression replay)' "$t" FAILED)")
+      grep -E "Running:|ERROR|SUMMARY|property violated|runtime error" "$BUILD/fuzz-$t-replay.log" | head -20 || true
+      echo "   full log: $BUILD/fuzz-$t-replay.log"
+      continue
+    fi
+  fi
+  echo "== fuzz_$t for ${SECS} s"
+  if "$BUILD/tests/fuzz/fuzz_$t" -max_total_time="$SECS" "${limits[@]}" -max_len=16384 \
       -dict="$ROOT/tests/fuzz/$t.dict" -artifact_prefix="$artifacts/$t-" -print_final_stats=1 \
       "$work" "$ROOT/tests/fuzz/corpus/$t" >"$log" 2>&1; then
     status=ok

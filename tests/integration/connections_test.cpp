@@ -1,13 +1,15 @@
 // The real recgate binary against more connections than it has room for:
 // under a low descriptor limit, or a small max_connections, it neither spins
 // nor floods its log, it closes the connection idle longest to admit a new
-// client (else waits for one to close), and connections that send nothing
-// are closed after header_timeout_ms.
+// client (only when one arrives; else it waits for one to close), and
+// connections that send nothing are closed after header_timeout_ms.
 #include <doctest/doctest.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -36,6 +38,44 @@ double cpu_seconds(pid_t pid) {
 }
 
 std::size_t output_bytes(const Process& p) { return p.output().size(); }
+
+// One IPv4 TCP socket as /proc/PID/net/tcp lists it (the network namespace's
+// sockets, of every process): each loopback connection appears twice, once
+// per end, so an entry is found by its local AND remote port. For a
+// listening socket (remote port 0) rx_queue is the accept backlog.
+struct TcpEntry {
+  unsigned state = 0;  // 0x01 ESTABLISHED, 0x0A LISTEN
+  unsigned long tx_queue = 0;
+  unsigned long rx_queue = 0;
+};
+
+std::optional<TcpEntry> tcp_entry(pid_t pid, int local_port, int remote_port) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/net/tcp");
+  std::string line;
+  std::getline(f, line);  // column titles
+  while (std::getline(f, line)) {
+    unsigned local = 0, remote = 0;
+    TcpEntry e;
+    // "  sl  local_address rem_address   st tx_queue rx_queue ...", ports in hex
+    if (std::sscanf(line.c_str(), " %*u: %*x:%x %*x:%x %x %lx:%lx", &local, &remote, &e.state, &e.tx_queue,
+                    &e.rx_queue) != 5)
+      continue;
+    if (static_cast<int>(local) == local_port && static_cast<int>(remote) == remote_port) return e;
+  }
+  return std::nullopt;
+}
+
+// True once recgate (`pid`, listening on `port`) has read every byte `c` sent: the client's end has
+// nothing unacknowledged (the bytes reached recgate's socket) and recgate's
+// end of that very connection has nothing unread. recgate then sees the
+// connection as busy: the read and the session's step that marks it busy
+// run on its I/O thread without yielding in between.
+bool read_by_recgate(pid_t pid, int port, const RawConnection& c) {
+  const int client_port = c.local_port();
+  const auto client_end = tcp_entry(pid, client_port, port);
+  const auto server_end = tcp_entry(pid, port, client_port);
+  return client_end && server_end && client_end->tx_queue == 0 && server_end->rx_queue == 0;
+}
 
 // recgate on a config with `extra` keys, started under `prlimit --nofile=SOFT:HARD`.
 struct LimitedRecgate {
@@ -133,8 +173,12 @@ TEST_CASE("connections: at the limit with no idle connection, accepting waits un
   TempDir dir;
   LimitedRecgate rg(dir, "1024:1024", "\"header_timeout_ms\":60000,\"max_connections\":4");
   // Four connections in the middle of a request header: busy, not idle.
+  // recgate counts a connection idle until it has read its bytes, so the
+  // fresh client comes only once it has read all four (else it would close
+  // one still idle to admit the fresh client, as it should).
   auto busy = hold(rg.port, 4);
   for (auto& c : busy) REQUIRE(c->send("GET /healthz HTTP/1.1\r\n"));
+  for (auto& c : busy) REQUIRE(wait_until([&] { return read_by_recgate(rg.proc.pid(), rg.port, *c); }, 10s));
   RawConnection fresh(rg.port);
   REQUIRE(fresh.send("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
   CHECK(rg.proc.wait_for_line({"\"msg\":\"connection limit reached\"", "accepting paused"}, 10s).has_value());
@@ -151,6 +195,37 @@ TEST_CASE("connections: at the limit with no idle connection, accepting waits un
     REQUIRE(busy[i]->send("Host: x\r\nConnection: close\r\n\r\n"));
     std::string answer;
     CHECK(busy[i]->read_to_close(answer, 10s) == RawConnection::Outcome::closed);
+    CHECK(answer.rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
+  }
+}
+
+TEST_CASE("connections: at the limit an idle connection is closed only when a new client arrives") {
+  TempDir dir;
+  LimitedRecgate rg(dir, "1024:1024", "\"header_timeout_ms\":60000,\"max_connections\":4");
+  // Four idle connections fill the table; recgate has accepted them all once
+  // its listening socket's backlog is empty.
+  auto idle = hold(rg.port, 4);
+  REQUIRE(wait_until([&] {
+    const auto listener = tcp_entry(rg.proc.pid(), rg.port, 0);
+    return listener && listener->state == 0x0A && listener->rx_queue == 0;
+  }, 10s));
+  // Nobody waits to get in: none of them may be closed (a bounded look, as
+  // the closing would follow the fourth accept at once).
+  for (auto& c : idle) {
+    std::string got;
+    CHECK(c->read_to_close(got, 300ms) == RawConnection::Outcome::timeout);
+  }
+  CHECK(rg.proc.output().find("\"msg\":\"connection limit reached\"") == std::string::npos);
+  // A fifth client: the connection idle longest makes room for it, the
+  // others stay open.
+  const HttpResponse fresh = http_request(rg.port, "GET", "/healthz", "", {}, 10s);
+  CHECK_MESSAGE(fresh.status == 200, fresh.error);
+  std::string got;
+  CHECK(idle[0]->read_to_close(got, 10s) == RawConnection::Outcome::closed);
+  for (std::size_t i = 1; i < idle.size(); ++i) {
+    REQUIRE(idle[i]->send("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+    std::string answer;
+    CHECK(idle[i]->read_to_close(answer, 10s) == RawConnection::Outcome::closed);
     CHECK(answer.rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
   }
 }

@@ -399,6 +399,15 @@ bool RawConnection::send(const std::string& bytes) {
   return fd_ >= 0;
 }
 
+bool RawConnection::shutdown_send() { return fd_ >= 0 && ::shutdown(fd_, SHUT_WR) == 0; }
+
+int RawConnection::local_port() const {
+  sockaddr_in addr{};
+  socklen_t len = sizeof addr;
+  if (fd_ < 0 || ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return -1;
+  return ntohs(addr.sin_port);
+}
+
 RawConnection::Outcome RawConnection::read_until(const std::string& until, std::string& out,
                                                  std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;

@@ -116,6 +116,10 @@ class RawConnection {
   RawConnection(const RawConnection&) = delete;
   RawConnection& operator=(const RawConnection&) = delete;
   bool send(const std::string& bytes);
+  // Half-closes: the peer reads end of stream after what was sent (shutdown SHUT_WR).
+  bool shutdown_send();
+  // This end's port on loopback (to find the connection in /proc/net/tcp).
+  int local_port() const;
   // Reads until `until` appears in what was read since the last call, the
   // peer closes, or `timeout` passes; the outcome says which.
   enum class Outcome { found, closed, timeout };

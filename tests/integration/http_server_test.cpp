@@ -38,6 +38,12 @@ boost::asio::awaitable<http::Response> small(http::Context&) {
   co_return http::text_response(200, "small", "text/plain");
 }
 
+// A route that watches for the client leaving (as recgate's upstream routes
+// do) and answers at once, with the request body's size.
+boost::asio::awaitable<http::Response> watched(http::Context& c) {
+  co_return http::text_response(200, "body " + std::to_string(c.req.body().size()), "text/plain");
+}
+
 // The server on its own thread for the scope of a test.
 struct InProcessServer {
   explicit InProcessServer(std::chrono::milliseconds read_timeout) {
@@ -49,6 +55,8 @@ struct InProcessServer {
     std::vector<http::Route> routes;
     routes.push_back(http::Route{http::Verb::get, "/big", "big", big});
     routes.push_back(http::Route{http::Verb::get, "/small", "small", small});
+    routes.push_back(http::Route{http::Verb::get, "/watched", "watched", watched, true});
+    routes.push_back(http::Route{http::Verb::post, "/watched", "watched", watched, true});
     server = std::make_unique<http::Server>(opts, std::move(routes));
     port = server->start();
     thread = std::thread([this] { server->run(); });
@@ -174,4 +182,39 @@ TEST_CASE("http server: Transfer-Encoding other than exactly chunked, or with Co
   CHECK(ok.read_to_close(both) == RawConnection::Outcome::closed);
   CHECK(both.rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
   CHECK(both.find("HTTP/1.1 200 OK\r\n", 1) != std::string::npos);
+}
+
+TEST_CASE("http server: a client that half-closes after a request on a watched route gets its answer, then the close") {
+  // idle_timeout is 60 s (the default): a connection left open after the
+  // answer would outlive the bound below by far.
+  InProcessServer srv(std::chrono::seconds(10));
+  struct Row {
+    std::string name;
+    std::string request;
+    std::string body_line;
+  };
+  const Row rows[] = {
+      {"GET", "GET /watched HTTP/1.1\r\nHost: x\r\n\r\n", "body 0"},
+      {"POST, Content-Length", "POST /watched HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello", "body 5"},
+      // The fuzzer's input (tests/fuzz/corpus/http_request/crash-eof-lost-after-watched-request).
+      {"POST, chunked", "POST /watched HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                        "3\r\nabc\r\n4\r\ndefg\r\n0\r\n\r\n", "body 7"},
+  };
+  // The watcher and the handler race: repeat so that either order is met.
+  for (int round = 0; round < 20; ++round) {
+    for (const auto& r : rows) {
+      CAPTURE(r.name);
+      CAPTURE(round);
+      RawConnection c(srv.port);
+      REQUIRE(c.send(r.request));
+      REQUIRE(c.shutdown_send());
+      std::string got;
+      REQUIRE(c.read_to_close(got, std::chrono::seconds(5)) == RawConnection::Outcome::closed);
+      CHECK(got.rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
+      CHECK(got.ends_with(r.body_line));
+      // The server knew the client had ended its stream: it said so.
+      CHECK(got.find("Connection: close\r\n") != std::string::npos);
+    }
+  }
+  CHECK(wait_until([&] { return srv.server->connections()->load() == 0; }, std::chrono::seconds(5)));
 }

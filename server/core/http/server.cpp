@@ -284,10 +284,23 @@ awaitable<Response> call_handler(const Route* route, Context* ctx) {
   }
 }
 
+// What the session learnt about its client while a handler ran.
+struct PeerState {
+  bool gone = false;   // the watcher saw the end of stream first: the handler was cancelled
+  bool ended = false;  // the client has ended its stream (closed, or half-closed after its request)
+};
+
 // Completes only when the peer closes or errors; pipelined bytes are kept.
-awaitable<void> watch_peer(beast::tcp_stream* stream, beast::flat_buffer* buffer) {
+// An end of stream is remembered in `peer`, also when the handler won the
+// race and this read completed before its cancellation took effect: Asio
+// marks a socket whose read returned nothing as exhausted and waits for the
+// next epoll edge (edge-triggered) before reading again, and after the end
+// of stream no edge comes, so the session's next read would wait until
+// idle_timeout.
+awaitable<void> watch_peer(beast::tcp_stream* stream, beast::flat_buffer* buffer, PeerState* peer) {
   stream->expires_never();
   auto [ec, n] = co_await stream->async_read_some(buffer->prepare(4096), tuple_awaitable);
+  if (ec && ec != net::error::operation_aborted) peer->ended = true;
   if (!ec) {
     buffer->commit(n);
     net::steady_timer forever(co_await net::this_coro::executor, net::steady_timer::time_point::max());
@@ -296,7 +309,7 @@ awaitable<void> watch_peer(beast::tcp_stream* stream, beast::flat_buffer* buffer
 }
 
 awaitable<Response> dispatch(SessionShared s, Context& ctx, beast::tcp_stream& stream, beast::flat_buffer& buffer,
-                             bool& peer_gone) {
+                             PeerState& peer) {
   using namespace net::experimental::awaitable_operators;
   const auto& routes = s.impl->routes;
   std::string allow;
@@ -321,9 +334,9 @@ awaitable<Response> dispatch(SessionShared s, Context& ctx, beast::tcp_stream& s
       }
     }
     if (!r.watch_disconnect) co_return co_await call_handler(&r, &ctx);
-    auto result = co_await (call_handler(&r, &ctx) || watch_peer(&stream, &buffer));
+    auto result = co_await (call_handler(&r, &ctx) || watch_peer(&stream, &buffer, &peer));
     if (result.index() == 0) co_return std::move(std::get<0>(result));
-    peer_gone = true;
+    peer.gone = true;
     co_return problem_response(make_problem(499, "client_closed", "the client closed the connection"));
   }
   if (!allow.empty()) {
@@ -644,19 +657,19 @@ awaitable<void> run_session(SessionShared s, tcp::socket socket, SlotGuard guard
       ctx.raw_query = std::string(target.substr(qpos + 1));
       target_ok = target_ok && parse_query(ctx.raw_query, ctx.query);
     }
-    bool peer_gone = false;
+    PeerState peer;
     Response res;
     if (!target_ok) {
       ctx.route_name = "bad_target";
       res = problem_response(make_problem(400, "bad_request",
                                           "the request target must be an absolute path with valid %XX escapes"));
     } else {
-      res = co_await dispatch(s, ctx, stream, buffer, peer_gone);
+      res = co_await dispatch(s, ctx, stream, buffer, peer);
     }
     const int status = static_cast<int>(res.result_int());
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - ctx.started).count();
-    if (peer_gone) {
+    if (peer.gone) {
       count_request(opts, ctx, status, seconds);
       access_log(opts, ctx, status, seconds);
       finish_request(s);
@@ -671,7 +684,9 @@ awaitable<void> run_session(SessionShared s, tcp::socket socket, SlotGuard guard
       finish_request(s);
       break;
     }
-    const bool keep = req.keep_alive() && !s.draining->load() && !ctx.truncate_response_at;
+    // A client that ended its stream sends nothing more: say so and close
+    // after this answer, as nginx closes a half-closed client's connection.
+    const bool keep = req.keep_alive() && !s.draining->load() && !ctx.truncate_response_at && !peer.ended;
     res.keep_alive(keep);
     res.prepare_payload();  // Content-Length of the body, also for HEAD (the body is not sent)
     if (ctx.truncate_response_at) {
@@ -764,12 +779,25 @@ awaitable<void> back_off(Server::Impl& impl, const beast::error_code& ec) {
   co_await impl.accept_timer.async_wait(tuple_awaitable);
 }
 
+// At the limit: completes once a client waits in the listen backlog (or the
+// acceptor is closed). Room is made only for a client that is there, as
+// nginx frees a reusable connection only when accept needs one: making it
+// the moment the table fills would close an idle keep-alive connection for
+// nobody, and again each time the table refills.
+awaitable<beast::error_code> client_waiting(Server::Impl& impl) {
+  auto [ec] = co_await impl.acceptor.async_wait(tcp::acceptor::wait_read, tuple_awaitable);
+  co_return ec;
+}
+
 awaitable<void> accept_loop(SessionShared s) {
   Server::Impl& impl = *s.impl;
   for (;;) {
     if (!impl.acceptor.is_open()) co_return;
     if (impl.table->full()) {
-      co_await make_room(impl);
+      const beast::error_code ec = co_await client_waiting(impl);
+      if (!impl.acceptor.is_open()) co_return;
+      if (ec) co_await back_off(impl, ec);
+      else if (impl.table->full()) co_await make_room(impl);
       continue;
     }
     auto [ec, socket] = co_await impl.acceptor.async_accept(impl.pick_worker(), tuple_awaitable);
