@@ -61,13 +61,14 @@ run_dev() {
   mkdir -p "$ROOT/data"
   local sb_log="$ROOT/data/sandbox.log"
   "$ROOT/build/recgate-sandbox" --config "$ROOT/config/sandbox.json" --listen 127.0.0.1:8081 >"$sb_log" 2>&1 &
-  local sb=$!
+  SB_PID=$!
   "$ROOT/build/recgate" --config "$ROOT/config/recgate.dev.json" &
-  local rg=$!
-  trap 'kill $rg $sb 2>/dev/null; wait $rg $sb 2>/dev/null' EXIT INT TERM
+  RG_PID=$!
+  # Globals, not locals: the EXIT trap runs after run_dev has returned.
+  trap 'kill $RG_PID $SB_PID 2>/dev/null; wait $RG_PID $SB_PID 2>/dev/null' EXIT INT TERM
   for _ in $(seq 1 100); do
     curl -fsS http://127.0.0.1:8080/readyz >/dev/null 2>&1 && curl -fsS http://127.0.0.1:8081/healthz >/dev/null 2>&1 && break
-    kill -0 $rg 2>/dev/null || { echo "recgate exited; see its output above"; exit 1; }
+    kill -0 $RG_PID 2>/dev/null || { echo "recgate exited; see its output above"; exit 1; }
     sleep 0.1
   done
   cat <<MSG
@@ -80,7 +81,7 @@ Try:
   curl -s http://127.0.0.1:8080/v1/status ; curl -s http://127.0.0.1:8080/metrics
 Ctrl-C stops both.
 MSG
-  wait $rg
+  wait $RG_PID
 }
 
 case "${1:-}" in
