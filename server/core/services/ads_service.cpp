@@ -404,11 +404,6 @@ std::shared_ptr<cache::Entry> make_entry(std::string body, std::int64_t ttl_s) {
   return e;
 }
 
-void log_not_stored(const std::exception& e) {
-  log_error("cannot store an answer in the database; it is sent without \"stored\"",
-            {{"what", "ads answer"}, {"error", e.what()}});
-}
-
 // Commits the answer before it is sent (an answer that says "stored" must
 // survive kill -9); true when it is in SQLite.
 awaitable<bool> commit_answer(Impl* s, std::string account, std::string request_key, cache::EntryPtr e) {
@@ -427,13 +422,7 @@ awaitable<bool> commit_answer(Impl* s, std::string account, std::string request_
         .step();
     cache::bound_after_write(db, max_db_bytes);
   };
-  try {
-    co_await s->store.run(write);
-    co_return true;
-  } catch (const std::exception& ex) {
-    log_not_stored(ex);
-  }
-  co_return false;
+  co_return co_await svc::commit_before_answer(s->store, write, "ads answer");
 }
 
 // `key` empty: a cursor request, never stored.

@@ -7,6 +7,7 @@
 #include <unordered_map>
 
 #include "core/cache/policy.hpp"
+#include "core/log.hpp"
 #include "core/metrics.hpp"
 #include "core/throttle/throttler.hpp"
 
@@ -132,6 +133,11 @@ http::Response cached_response(http::Context& ctx, std::string body, const std::
   res.set(boost::beast::http::field::cache_control, "private, no-cache");
   ctx.log_fields.emplace_back("cache", cache_status);
   return res;
+}
+
+void log_not_stored(const char* what, const std::exception& e) {
+  log_error("cannot store an answer in the database; it is sent without \"stored\"",
+            {{"what", what}, {"error", e.what()}});
 }
 
 }  // namespace recgate::svc

@@ -11,6 +11,7 @@
 #include "core/cache/policy.hpp"
 #include "core/http/server.hpp"
 #include "core/problem.hpp"
+#include "core/store.hpp"
 #include "core/throttle/wait_limit.hpp"
 #include "core/upstream/message.hpp"
 
@@ -65,5 +66,23 @@ Problem transport_problem(const upstream::Result& r, const std::string& what);
 // A 200 with the cache headers, or a 304 when If-None-Match matches the ETag.
 http::Response cached_response(http::Context& ctx, std::string body, const std::string& cache_status,
                                std::int64_t age, const std::string& etag);
+
+// Runs `write` on the store thread and commits it before the caller answers:
+// an answer that says "stored" must survive kill -9 (docs/design.md §4).
+// False, with one error line naming `what`, when the database refused it; the
+// answer then goes out without "stored".
+// `write` is taken by value like Store::run's work: a lambda whose captures are
+// references to the caller's frame, which outlives the await.
+void log_not_stored(const char* what, const std::exception& e);
+template <class Write>
+boost::asio::awaitable<bool> commit_before_answer(Store& store, Write write, const char* what) {
+  try {
+    co_await store.run(write);
+    co_return true;
+  } catch (const std::exception& e) {
+    log_not_stored(what, e);
+  }
+  co_return false;
+}
 
 }  // namespace recgate::svc

@@ -227,11 +227,6 @@ awaitable<Expected<CallResult>> call_mws(Impl* s, std::string account_name, mws:
 
 // ---- commits: an answer that says "stored" is in SQLite before it is sent
 
-void log_not_stored(const char* what, const std::exception& e) {
-  log_error("cannot store an answer in the database; it is sent without \"stored\"",
-            {{"what", what}, {"error", e.what()}});
-}
-
 awaitable<bool> commit_snapshot(Impl* s, std::string account, std::string mpid, std::string body, std::int64_t at) {
   auto write = [&](Db& db) {
     db.prepare(
@@ -243,13 +238,7 @@ awaitable<bool> commit_snapshot(Impl* s, std::string account, std::string mpid, 
         .bind(4, body)
         .step();
   };
-  try {
-    co_await s->store.run(write);
-    co_return true;
-  } catch (const std::exception& e) {
-    log_not_stored("mws last-updated", e);
-  }
-  co_return false;
+  co_return co_await svc::commit_before_answer(s->store, write, "mws last-updated");
 }
 
 awaitable<bool> commit_list(Impl* s, std::string account, std::string mpid, std::string category, std::string filters,
@@ -270,13 +259,7 @@ awaitable<bool> commit_list(Impl* s, std::string account, std::string mpid, std:
         .step();
     cache::bound_after_write(db, max_db_bytes);
   };
-  try {
-    co_await s->store.run(write);
-    co_return true;
-  } catch (const std::exception& e) {
-    log_not_stored("mws recommendations", e);
-  }
-  co_return false;
+  co_return co_await svc::commit_before_answer(s->store, write, "mws recommendations");
 }
 
 // ---- snapshots -----------------------------------------------------------
