@@ -11,17 +11,11 @@
 #include <vector>
 
 #include "harness.hpp"
+#include "json_body.hpp"
 
 using namespace rgtest;
 
 namespace {
-
-rapidjson::Document parse(const std::string& body) {
-  rapidjson::Document d;
-  d.Parse(body.c_str());
-  REQUIRE_MESSAGE(!d.HasParseError(), body);
-  return d;
-}
 
 int sandbox_rate_limited(int sandbox_port) {
   return parse(http_get(sandbox_port, "/admin/stats").body)["ads"]["rate_limited"].GetInt();

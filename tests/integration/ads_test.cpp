@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "harness.hpp"
+#include "json_body.hpp"
 
 using namespace rgtest;
 
@@ -26,13 +27,6 @@ HttpResponse ads_post(int port, const std::string& body, Headers extra = {}, con
   Headers h{{"Content-Type", "application/json"}};
   for (auto& kv : extra) h.push_back(std::move(kv));
   return http_request(port, "POST", path, body, h);
-}
-
-rapidjson::Document parse(const std::string& body) {
-  rapidjson::Document d;
-  d.Parse(body.c_str());
-  REQUIRE_MESSAGE(!d.HasParseError(), body);
-  return d;
 }
 
 // The "ads" object of the sandbox's /admin/stats.

@@ -8,17 +8,11 @@
 #include <rapidjson/document.h>
 
 #include "harness.hpp"
+#include "json_body.hpp"
 
 using namespace rgtest;
 
 namespace {
-
-rapidjson::Document parse(const std::string& body) {
-  rapidjson::Document d;
-  d.Parse(body.c_str());
-  REQUIRE_MESSAGE(!d.HasParseError(), body);
-  return d;
-}
 
 std::string member(const rapidjson::Value& upstream, const char* name) {
   REQUIRE_MESSAGE(upstream.HasMember(name), name);

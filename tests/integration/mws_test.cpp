@@ -10,19 +10,13 @@
 #include <set>
 
 #include "harness.hpp"
+#include "json_body.hpp"
 
 using namespace rgtest;
 
 namespace {
 
 constexpr const char* kUS = "ATVPDKIKX0DER";
-
-rapidjson::Document parse(const std::string& body) {
-  rapidjson::Document d;
-  d.Parse(body.c_str());
-  REQUIRE_MESSAGE(!d.HasParseError(), body);
-  return d;
-}
 
 std::string recs(const std::string& query) { return "/v1/mws/main/recommendations?" + query; }
 
