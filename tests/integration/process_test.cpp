@@ -54,6 +54,16 @@ TEST_CASE("process: --healthcheck against a server that never answers fails afte
   CHECK(check.output().find("no answer within 5000 ms") != std::string::npos);
 }
 
+// The test config against an upstream that never answers (60 s request
+// timeout, so a request stays in flight) with the given drain_timeout_ms.
+static std::string deaf_upstream_config(const TempDir& dir, int upstream_port, int drain_timeout_ms) {
+  std::string config = test_config(dir, upstream_port, "\"upstream\":{\"request_timeout_ms\":60000}");
+  const std::string drain = "\"drain_timeout_ms\":5000";
+  REQUIRE(config.find(drain) != std::string::npos);
+  config.replace(config.find(drain), drain.size(), "\"drain_timeout_ms\":" + std::to_string(drain_timeout_ms));
+  return config;
+}
+
 TEST_CASE("process: a second SIGTERM during the drain exits at once") {
   // Upstream accepts and never answers: the request stays in flight for the
   // 60 s request timeout and keeps the drain waiting (drain_timeout_ms
@@ -61,11 +71,7 @@ TEST_CASE("process: a second SIGTERM during the drain exits at once") {
   DeafListener upstream;
   REQUIRE(upstream.port != 0);
   TempDir dir;
-  std::string config = test_config(dir, upstream.port, "\"upstream\":{\"request_timeout_ms\":60000}");
-  const std::string drain = "\"drain_timeout_ms\":5000";
-  REQUIRE(config.find(drain) != std::string::npos);
-  config.replace(config.find(drain), drain.size(), "\"drain_timeout_ms\":120000");
-  Recgate rg(dir, config);
+  Recgate rg(dir, deaf_upstream_config(dir, upstream.port, 120000));
   std::thread in_flight([&] {
     http_request(rg.port, "GET", "/v1/mws/main/recommendations?marketplace=ATVPDKIKX0DER&category=Inventory", "", {},
                  10s);
@@ -104,11 +110,7 @@ TEST_CASE("process: after SIGTERM no connection is accepted, keep-alive closes a
   DeafListener upstream;
   REQUIRE(upstream.port != 0);
   TempDir dir;
-  std::string config = test_config(dir, upstream.port, "\"upstream\":{\"request_timeout_ms\":60000}");
-  const std::string drain = "\"drain_timeout_ms\":5000";
-  REQUIRE(config.find(drain) != std::string::npos);
-  config.replace(config.find(drain), drain.size(), "\"drain_timeout_ms\":2000");
-  Recgate rg(dir, config);
+  Recgate rg(dir, deaf_upstream_config(dir, upstream.port, 2000));
   // A keep-alive connection, open before the signal.
   RawConnection kept(rg.port);
   REQUIRE(kept.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"));
