@@ -1,6 +1,8 @@
 // Configuration parsing and validation (docs/design.md §5): strict JSON walk that
 // rejects unknown keys by path, substitutes ${NAME} / NAME_FILE, and checks
-// every value against what is allowed. Pure apart from the injected ConfigEnv.
+// every value against what is allowed. Every key is one line of the schema
+// table (root_entries), which parsing and the masked dump both walk. Pure
+// apart from the injected ConfigEnv.
 #include "core/config.hpp"
 
 #include <rapidjson/document.h>
@@ -13,9 +15,12 @@
 #include <algorithm>
 #include <cstdlib>
 #include <fstream>
+#include <memory>
 #include <regex>
 #include <set>
 #include <sstream>
+#include <type_traits>
+#include <variant>
 
 #include "core/json.hpp"
 #include "core/upstream/url.hpp"
@@ -162,6 +167,13 @@ class Obj {
     out = static_cast<std::size_t>(v->GetUint64());
   }
 
+  void boolean(const char* k, bool& out) {
+    const Value* v = get(k);
+    if (!v) return;
+    if (v->IsBool()) out = v->GetBool();
+    else ctx_.errors.push_back(key_path(k) + ": must be true or false");
+  }
+
   void number(const char* k, double& out, double min, double max, bool min_exclusive = false) {
     const Value* v = get(k);
     if (!v) return;
@@ -240,16 +252,6 @@ class Obj {
   std::vector<std::string> allowed_;
 };
 
-bool valid_name(const std::string& s) {
-  static const std::regex re("[A-Za-z0-9_.-]{1,64}");
-  return std::regex_match(s, re);
-}
-
-
-void require(Obj& o, const char* key, const std::string& value, const char* what) {
-  if (value.empty()) o.error(o.key_path(key) + ": required (" + what + ")");
-}
-
 bool is_loopback(const std::string& host) {
   return host == "127.0.0.1" || host == "::1" || host == "localhost" || host.rfind("127.", 0) == 0;
 }
@@ -275,18 +277,17 @@ std::string url_fault(const std::string& url) {
 // user info and with a valid port. Plain http sends `secret` in clear, so it
 // is allowed only to loopback (with a warning) or to a host the operator
 // listed in upstream.plain_http_hosts.
-void check_endpoint(Obj& o, const char* key, const std::string& url, const UpstreamConfig& up, bool base_only,
-                    const char* secret) {
+void check_endpoint(Ctx& ctx, const std::string& path, const std::string& url, const UpstreamConfig& up,
+                    bool base_only, const char* secret) {
   if (url.empty()) return;
-  const std::string path = o.key_path(key);
   const auto parsed = upstream::parse_url(url);
   if (!parsed) {
-    o.error(path + ": must be empty (Amazon's own hosts) or a URL like https://host[:port]; this one " +
-            url_fault(url));
+    ctx.errors.push_back(path + ": must be empty (Amazon's own hosts) or a URL like https://host[:port]; this one " +
+                         url_fault(url));
     return;
   }
   if (base_only && url.find_first_of("?#") != std::string::npos) {
-    o.error(path + ": must be a base URL like https://host[:port][/path], without query or fragment");
+    ctx.errors.push_back(path + ": must be a base URL like https://host[:port][/path], without query or fragment");
     return;
   }
   if (parsed->scheme != "http") return;
@@ -294,18 +295,18 @@ void check_endpoint(Obj& o, const char* key, const std::string& url, const Upstr
       std::find(up.plain_http_hosts.begin(), up.plain_http_hosts.end(), parsed->host) != up.plain_http_hosts.end();
   if (listed) return;
   if (is_loopback(parsed->host))
-    o.ctx().warnings.push_back(path + ": plain http (to loopback " + parsed->host + ") carries " + secret +
-                               " unencrypted");
+    ctx.warnings.push_back(path + ": plain http (to loopback " + parsed->host + ") carries " + secret +
+                           " unencrypted");
   else
-    o.error(path + ": plain http would send " + secret + " in clear to " + parsed->host +
-            "; use https (http is allowed to loopback, or to hosts listed in upstream.plain_http_hosts)");
+    ctx.errors.push_back(path + ": plain http would send " + secret + " in clear to " + parsed->host +
+                         "; use https (http is allowed to loopback, or to hosts listed in upstream.plain_http_hosts)");
 }
 
 // A grant leaves reserve_tokens unspent, so it needs 1 + reserve_tokens
 // tokens. The bucket caps that floor at capacity, so a reserve that does not
 // fit is silently spent: at or above capacity it is an error (nothing of it
 // would be kept), above capacity - 1 a warning (part of it would be spent).
-void check_reserve(Obj& o, const ThrottleConfig& t) {
+void check_reserve(Ctx& ctx, const ThrottleConfig& t) {
   for (const auto& g : kBucketGroups) {
     const auto it = t.buckets.find(g.group);
     const BucketConfig& b = it == t.buckets.end() ? g.bucket : it->second;
@@ -315,173 +316,425 @@ void check_reserve(Obj& o, const ThrottleConfig& t) {
        << b.capacity << "): a grant needs 1 + reserve_tokens tokens, so "
        << (t.reserve_tokens >= b.capacity ? "none" : "part") << " of the reserve would be kept; keep it at most "
        << "capacity - 1 (or raise throttle.buckets." << g.group << ".capacity)";
-    if (t.reserve_tokens >= b.capacity) o.error(os.str());
-    else o.ctx().warnings.push_back(os.str());
+    (t.reserve_tokens >= b.capacity ? ctx.errors : ctx.warnings).push_back(os.str());
   }
 }
 
-void parse_root(Obj& root, Config& c) {
-  root.str("listen", c.listen);
-  root.str("database", c.database);
-  root.integer("threads", c.threads, 0, 256);
-  root.object("log", [&](Obj& o) {
-    o.str("level", c.log.level);
-    if (const Value* a = o.get("access")) {
-      if (a->IsBool()) c.log.access = a->GetBool();
-      else o.error("log.access: must be true or false");
-    }
-    if (c.log.level != "debug" && c.log.level != "info" && c.log.level != "warn" && c.log.level != "error")
-      o.error("log.level: must be one of debug, info, warn, error; got \"" + c.log.level + "\"");
-  });
-  if (const Value* clients = root.get("clients")) {
-    if (!clients->IsArray()) {
-      root.error("clients: must be an array of {\"name\", \"key\"} objects");
-    } else {
-      std::set<std::string> names;
-      for (rapidjson::SizeType i = 0; i < clients->Size(); ++i) {
-        std::string p = "clients[" + std::to_string(i) + "]";
-        if (!(*clients)[i].IsObject()) {
-          root.error(p + ": must be an object with \"name\" and \"key\"");
-          continue;
-        }
-        Obj o((*clients)[i], p, root.ctx());
-        ClientKey k;
-        o.str("name", k.name);
-        o.str("key", k.key);
-        o.finish();
-        if (!valid_name(k.name)) o.error(p + ".name: required, 1-64 characters of A-Z a-z 0-9 _ . -");
-        if (k.key.empty()) o.error(p + ".key: required (the bearer key this client sends)");
-        else if (k.key.size() < 16) root.ctx().warnings.push_back(p + ".key: shorter than 16 characters");
-        if (!names.insert(k.name).second) o.error(p + ".name: duplicate client name \"" + k.name + "\"");
-        c.clients.push_back(std::move(k));
-      }
-    }
-  }
-  root.object("upstream", [&](Obj& o) {
-    o.strings("plain_http_hosts", c.upstream.plain_http_hosts);
-    o.integer("connect_timeout_ms", c.upstream.connect_timeout_ms, 1, 600000);
-    o.integer("request_timeout_ms", c.upstream.request_timeout_ms, 1, 600000);
-    o.str("ca_file", c.upstream.ca_file);
-    o.size("max_response_bytes", c.upstream.max_response_bytes, 1024, 1ull << 30);
-    o.integer("max_connections_per_origin", c.upstream.max_connections_per_origin, 1, 1024);
-    if (!c.upstream.ca_file.empty() && !o.ctx().env.read_file(c.upstream.ca_file))
-      o.error("upstream.ca_file: cannot read \"" + c.upstream.ca_file + "\" (a PEM file of CA certificates)");
-  });
-  root.object("throttle", [&](Obj& o) {
-    o.integer("max_wait_s", c.throttle.max_wait_s, 0, 3600);
-    o.integer("margin_ms", c.throttle.margin_ms, 0, 10000);
-    o.number("reserve_tokens", c.throttle.reserve_tokens, 0, 100);
-    o.integer("max_queue", c.throttle.max_queue, 1, 1000000);
-    o.integer("max_queue_per_client", c.throttle.max_queue_per_client, 0, 1000000);
-    o.map("buckets", [&](const std::string& name, Obj& b) {
-      const auto group_default = default_bucket(name);
-      if (!group_default)
-        b.error("throttle.buckets." + name + ": unknown bucket (allowed: " + join(group_names()) + ")");
-      BucketConfig bc = group_default.value_or(BucketConfig{});
-      b.number("capacity", bc.capacity, 1, 100000);
-      b.number("restore_per_s", bc.restore_per_s, 0, 100000, true);
-      c.throttle.buckets[name] = bc;
-    });
-    check_reserve(o, c.throttle);
-    o.map("adaptive", [&](const std::string& name, Obj& a) {
-      if (!default_bucket(name))
-        a.error("throttle.adaptive." + name + ": unknown bucket (allowed: " + join(group_names()) + ")");
-      AdaptiveConfig ac;
-      if (const Value* e = a.get("enabled")) {
-        if (e->IsBool()) ac.enabled = e->GetBool();
-        else a.error("throttle.adaptive." + name + ".enabled: must be true or false");
-      }
-      a.number("ceiling_per_s", ac.ceiling_per_s, 0, 100000);
-      a.number("floor_per_s", ac.floor_per_s, 0, 100000);
-      a.number("step_per_s", ac.step_per_s, 0, 100000);
-      a.number("decrease", ac.decrease, 0, 1, true);
-      a.integer("quiet_s", ac.quiet_s, 1, 86400);
-      if (ac.decrease >= 1) a.error("throttle.adaptive." + name + ".decrease: must be below 1 (a cut)");
-      if (ac.ceiling_per_s > 0 && ac.floor_per_s > ac.ceiling_per_s)
-        a.error("throttle.adaptive." + name + ".floor_per_s: must not exceed ceiling_per_s");
-      c.throttle.adaptive[name] = ac;
-    });
-  });
-  root.object("mws", [&](Obj& o) {
-    o.str("endpoint", c.mws.endpoint);
-    check_endpoint(o, "endpoint", c.mws.endpoint, c.upstream, true, "signed MWS requests (with the auth token)");
-    o.integer("check_interval_s", c.mws.check_interval_s, 0, 86400 * 7);
-    o.integer("listing_quality_ttl_s", c.mws.listing_quality_ttl_s, 0, 86400 * 30);
-    o.integer("max_stale_s", c.mws.max_stale_s, 0, 86400 * 365);
-    o.integer("max_pages", c.mws.max_pages, 1, 1000);
-    o.map("accounts", [&](const std::string& name, Obj& a) {
-      MwsAccount acc;
-      a.str("seller_id", acc.seller_id);
-      a.str("access_key_id", acc.access_key_id);
-      a.str("secret_key", acc.secret_key);
-      a.str("auth_token", acc.auth_token);
-      if (!valid_name(name)) a.error("mws.accounts." + name + ": account names are 1-64 characters of A-Z a-z 0-9 _ . -");
-      require(a, "seller_id", acc.seller_id, "the seller's merchant token, e.g. A1XEXAMPLEDF");
-      require(a, "access_key_id", acc.access_key_id, "the MWS AWSAccessKeyId");
-      require(a, "secret_key", acc.secret_key, "the MWS secret key");
-      c.mws.accounts[name] = std::move(acc);
-    });
-  });
-  root.object("ads", [&](Obj& o) {
-    o.str("endpoint", c.ads.endpoint);
-    o.str("token_endpoint", c.ads.token_endpoint);
-    check_endpoint(o, "endpoint", c.ads.endpoint, c.upstream, true, "the LWA access token");
-    check_endpoint(o, "token_endpoint", c.ads.token_endpoint, c.upstream, false,
-                   "the LWA client secret and refresh token");
-    o.size("max_asins", c.ads.max_asins, 1, 10000);
-    o.integer("cache_ttl_s", c.ads.cache_ttl_s, 0, 86400 * 30);
-    o.integer("token_refresh_margin_s", c.ads.token_refresh_margin_s, 0, 3000);
-    o.integer("max_stale_s", c.ads.max_stale_s, 0, 86400 * 365);
-    o.map("accounts", [&](const std::string& name, Obj& a) {
-      AdsAccount acc;
-      a.str("region", acc.region);
-      a.str("client_id", acc.client_id);
-      a.str("client_secret", acc.client_secret);
-      a.str("refresh_token", acc.refresh_token);
-      a.str("profile_id", acc.profile_id);
-      if (!valid_name(name)) a.error("ads.accounts." + name + ": account names are 1-64 characters of A-Z a-z 0-9 _ . -");
-      if (acc.region != "NA" && acc.region != "EU" && acc.region != "FE")
-        a.error("ads.accounts." + name + ".region: must be one of NA, EU, FE; got \"" + acc.region + "\"");
-      require(a, "client_id", acc.client_id, "the LWA client id, amzn1.application-oa2-client....");
-      require(a, "client_secret", acc.client_secret, "the LWA client secret");
-      require(a, "refresh_token", acc.refresh_token, "the LWA refresh token, Atzr|...");
-      static const std::regex digits("[0-9]{1,20}");
-      if (!std::regex_match(acc.profile_id, digits))
-        a.error("ads.accounts." + name + ".profile_id: required, the numeric advertising profile id");
-      c.ads.accounts[name] = std::move(acc);
-    });
-  });
-  root.object("cache", [&](Obj& o) {
-    o.size("memory_entries", c.cache.memory_entries, 0, 100000000);
-    o.size("memory_bytes", c.cache.memory_bytes, 0, 1ull << 40);
-    o.size("max_db_bytes", c.cache.max_db_bytes, 1ull << 20, 1ull << 40);
-    o.integer("prune_interval_s", c.cache.prune_interval_s, 1, 86400);
-  });
-  root.size("max_header_bytes", c.max_header_bytes, 1024, 1 << 20);
-  root.size("max_body_bytes", c.max_body_bytes, 1024, 64 << 20);
-  root.integer("read_timeout_ms", c.read_timeout_ms, 100, 600000);
-  root.integer("idle_timeout_ms", c.idle_timeout_ms, 100, 3600000);
-  root.integer("drain_timeout_ms", c.drain_timeout_ms, 0, 600000);
-  root.size("max_connections", c.max_connections, 0, 1 << 24);
-  root.integer("header_timeout_ms", c.header_timeout_ms, 100, 600000);
-
+void check_listen(Ctx& ctx, const Config& c) {
   std::string host;
   std::uint16_t port = 0;
   if (!split_host_port(c.listen, host, port))
-    root.error("listen: must be host:port (port 0 picks a free port), e.g. 127.0.0.1:8080 or [::1]:8080; got \"" +
-               c.listen + "\"");
+    ctx.errors.push_back("listen: must be host:port (port 0 picks a free port), e.g. 127.0.0.1:8080 or [::1]:8080; got \"" +
+                         c.listen + "\"");
   else if (!is_ip_literal(host))
-    root.error("listen: the host must be an IP address (recgate does not resolve names to bind), e.g. "
-               "127.0.0.1:8080, 0.0.0.0:8080 or [::1]:8080; got \"" + c.listen + "\"");
+    ctx.errors.push_back("listen: the host must be an IP address (recgate does not resolve names to bind), e.g. "
+                         "127.0.0.1:8080, 0.0.0.0:8080 or [::1]:8080; got \"" + c.listen + "\"");
   else if (c.clients.empty() && !is_loopback(host))
-    root.ctx().warnings.push_back("listen is " + c.listen +
-                                  " but no clients are configured: anyone who can reach it can use your credentials");
-  if (c.database.empty()) root.error("database: required, the path of the SQLite file (e.g. data/recgate.db)");
+    ctx.warnings.push_back("listen is " + c.listen +
+                           " but no clients are configured: anyone who can reach it can use your credentials");
 }
 
-void put_secret(rapidjson::PrettyWriter<rapidjson::StringBuffer>& w, const char* k, const std::string& v) {
-  w.Key(k);
-  w.String(v.empty() ? "" : "********");
+// Checks that span sections (endpoints against upstream.plain_http_hosts,
+// the reserve against every bucket) or need the environment; run once the
+// whole file has been read.
+void check_root(const Config& c, Ctx& ctx) {
+  if (!c.upstream.ca_file.empty() && !ctx.env.read_file(c.upstream.ca_file))
+    ctx.errors.push_back("upstream.ca_file: cannot read \"" + c.upstream.ca_file + "\" (a PEM file of CA certificates)");
+  check_reserve(ctx, c.throttle);
+  check_endpoint(ctx, "mws.endpoint", c.mws.endpoint, c.upstream, true, "signed MWS requests (with the auth token)");
+  check_endpoint(ctx, "ads.endpoint", c.ads.endpoint, c.upstream, true, "the LWA access token");
+  check_endpoint(ctx, "ads.token_endpoint", c.ads.token_endpoint, c.upstream, false,
+                 "the LWA client secret and refresh token");
+  check_listen(ctx, c);
+  if (c.database.empty()) ctx.errors.push_back("database: required, the path of the SQLite file (e.g. data/recgate.db)");
+}
+
+// ---- The declarative schema -------------------------------------------------
+// One Field per config key: its JSON name, the member it fills, what values
+// are allowed, and whether it is a secret. Parsing, the error messages and
+// the masked dump (--check-config) are all generated from the same entry,
+// so a key is spelled exactly once. Defaults stay on the struct members
+// (config.hpp), which is where the rest of the code reads them.
+
+using JsonOut = rapidjson::PrettyWriter<rapidjson::StringBuffer>;
+
+template <class S>
+using Member = std::variant<std::string S::*, std::vector<std::string> S::*, bool S::*, int S::*, std::size_t S::*,
+                            double S::*>;
+
+struct Range {
+  double min = 0;
+  double max = 0;
+  bool above_min = false;  // min itself is not allowed (numbers only)
+};
+
+template <class S>
+struct Field {
+  const char* key;
+  Member<S> member;
+  Range range{};                      // ints, sizes and numbers
+  bool secret = false;                // masked as ******** in the dump
+  const char* required = nullptr;     // non-null: empty is an error; says what the value is
+  const char* one_of = nullptr;       // non-null: the allowed values, ", "-separated
+  int (*shown)(const S&) = nullptr;   // the dump shows this (a resolved value) instead of the member
+};
+
+bool listed_in(const std::string& value, std::string_view list) {
+  for (std::size_t pos = 0; pos <= list.size();) {
+    const auto end = std::min(list.find(", ", pos), list.size());
+    if (list.substr(pos, end - pos) == value) return true;
+    pos = end + 2;
+  }
+  return false;
+}
+
+template <class S>
+void parse_field(Obj& o, S& s, const Field<S>& f) {
+  std::visit(
+      [&](auto m) {
+        auto& out = s.*m;
+        using T = std::decay_t<decltype(out)>;
+        if constexpr (std::is_same_v<T, std::string>) o.str(f.key, out);
+        else if constexpr (std::is_same_v<T, std::vector<std::string>>) o.strings(f.key, out);
+        else if constexpr (std::is_same_v<T, bool>) o.boolean(f.key, out);
+        else if constexpr (std::is_same_v<T, int>)
+          o.integer(f.key, out, static_cast<int>(f.range.min), static_cast<int>(f.range.max));
+        else if constexpr (std::is_same_v<T, std::size_t>)
+          o.size(f.key, out, static_cast<std::uint64_t>(f.range.min), static_cast<std::uint64_t>(f.range.max));
+        else o.number(f.key, out, f.range.min, f.range.max, f.range.above_min);
+        if constexpr (std::is_same_v<T, std::string>) {
+          if (f.required && out.empty()) o.error(o.key_path(f.key) + ": required (" + f.required + ")");
+          if (f.one_of && !listed_in(out, f.one_of))
+            o.error(o.key_path(f.key) + ": must be one of " + f.one_of + "; got \"" + out + "\"");
+        }
+      },
+      f.member);
+}
+
+template <class S>
+void dump_field(JsonOut& w, const S& s, const Field<S>& f) {
+  w.Key(f.key);
+  std::visit(
+      [&](auto m) {
+        const auto& v = s.*m;
+        using T = std::decay_t<decltype(v)>;
+        if constexpr (std::is_same_v<T, std::string>) w.String(f.secret && !v.empty() ? "********" : v.c_str());
+        else if constexpr (std::is_same_v<T, std::vector<std::string>>) {
+          w.StartArray();
+          for (const auto& item : v) w.String(item);
+          w.EndArray();
+        } else if constexpr (std::is_same_v<T, bool>) w.Bool(v);
+        else if constexpr (std::is_same_v<T, int>) w.Int(f.shown ? f.shown(s) : v);
+        else if constexpr (std::is_same_v<T, std::size_t>) w.Uint64(v);
+        else w.Double(v);
+      },
+      f.member);
+}
+
+// One key of an object: a Field, or a nested object, map or array, each as
+// the three things done with it (read it, print it masked, list its paths).
+template <class S>
+struct Entry {
+  std::string key;
+  std::function<void(Obj&, S&)> parse;
+  std::function<void(JsonOut&, const S&)> dump;
+  std::function<void(const std::string& prefix, std::vector<ConfigKey>&)> keys;
+
+  Entry(Field<S> f)  // NOLINT(google-explicit-constructor): tables list Fields and Entries side by side
+      : key(f.key),
+        parse([f](Obj& o, S& s) { parse_field(o, s, f); }),
+        dump([f](JsonOut& w, const S& s) { dump_field(w, s, f); }),
+        keys([f](const std::string& prefix, std::vector<ConfigKey>& out) {
+          out.push_back({prefix + f.key, f.secret});
+        }) {}
+  Entry(std::string k, decltype(parse) p, decltype(dump) d, decltype(keys) l)
+      : key(std::move(k)), parse(std::move(p)), dump(std::move(d)), keys(std::move(l)) {}
+};
+
+template <class T>
+using Entries = std::vector<Entry<T>>;
+
+template <class T>
+void parse_all(Obj& o, T& t, const Entries<T>& es) {
+  for (const auto& e : es) e.parse(o, t);
+}
+
+template <class T>
+void dump_object(JsonOut& w, const T& t, const Entries<T>& es) {
+  w.StartObject();
+  for (const auto& e : es) e.dump(w, t);
+  w.EndObject();
+}
+
+template <class T>
+void list_keys(const std::string& prefix, const Entries<T>& es, std::vector<ConfigKey>& out) {
+  for (const auto& e : es) e.keys(prefix, out);
+}
+
+// A nested object (e.g. "upstream") whose keys are `es`.
+template <class S, class T>
+Entry<S> section(const char* key, T S::*m, Entries<T> es) {
+  auto shared = std::make_shared<const Entries<T>>(std::move(es));
+  return Entry<S>(
+      key, [key, m, shared](Obj& o, S& s) { o.object(key, [&](Obj& sub) { parse_all(sub, s.*m, *shared); }); },
+      [key, m, shared](JsonOut& w, const S& s) {
+        w.Key(key);
+        dump_object(w, s.*m, *shared);
+      },
+      [key, shared](const std::string& prefix, std::vector<ConfigKey>& out) {
+        list_keys(prefix + key + ".", *shared, out);
+      });
+}
+
+// A map of named objects (accounts, buckets): `start` checks the name and
+// gives the value its fields start from; `check` runs after the fields are read.
+template <class T>
+struct Named {
+  std::function<T(const std::string& name, const std::string& path, Ctx&)> start =
+      [](const std::string&, const std::string&, Ctx&) { return T{}; };
+  std::function<void(const std::string& path, const T&, Ctx&)> check = [](const std::string&, const T&, Ctx&) {};
+};
+
+template <class S, class T>
+Entry<S> named(const char* key, std::map<std::string, T> S::*m, Entries<T> es, Named<T> rules = {}) {
+  auto shared = std::make_shared<const Entries<T>>(std::move(es));
+  return Entry<S>(
+      key,
+      [key, m, shared, rules](Obj& o, S& s) {
+        o.map(key, [&](const std::string& name, Obj& item) {
+          const std::string path = o.key_path(key) + "." + name;
+          T t = rules.start(name, path, item.ctx());
+          parse_all(item, t, *shared);
+          rules.check(path, t, item.ctx());
+          (s.*m)[name] = std::move(t);
+        });
+      },
+      [key, m, shared](JsonOut& w, const S& s) {
+        w.Key(key);
+        w.StartObject();
+        for (const auto& [name, t] : s.*m) {
+          w.Key(name.c_str());
+          dump_object(w, t, *shared);
+        }
+        w.EndObject();
+      },
+      [key, shared](const std::string& prefix, std::vector<ConfigKey>& out) {
+        list_keys(prefix + key + ".*.", *shared, out);
+      });
+}
+
+bool valid_name(const std::string& s) {
+  static const std::regex re("[A-Za-z0-9_.-]{1,64}");
+  return std::regex_match(s, re);
+}
+
+template <class T>
+T account_named(const std::string& name, const std::string& path, Ctx& ctx) {
+  if (!valid_name(name))
+    ctx.errors.push_back(path + ": account names are 1-64 characters of A-Z a-z 0-9 _ . -");
+  return T{};
+}
+
+std::string unknown_bucket(const std::string& path) {
+  return path + ": unknown bucket (allowed: " + join(group_names()) + ")";
+}
+
+// A throttle.buckets override starts from its group's built-in spec.
+BucketConfig bucket_named(const std::string& name, const std::string& path, Ctx& ctx) {
+  const auto group_default = default_bucket(name);
+  if (!group_default) ctx.errors.push_back(unknown_bucket(path));
+  return group_default.value_or(BucketConfig{});
+}
+
+AdaptiveConfig adaptive_named(const std::string& name, const std::string& path, Ctx& ctx) {
+  if (!default_bucket(name))
+    ctx.errors.push_back(unknown_bucket(path));
+  return AdaptiveConfig{};
+}
+
+void check_adaptive(const std::string& path, const AdaptiveConfig& a, Ctx& ctx) {
+  if (a.decrease >= 1) ctx.errors.push_back(path + ".decrease: must be below 1 (a cut)");
+  if (a.ceiling_per_s > 0 && a.floor_per_s > a.ceiling_per_s)
+    ctx.errors.push_back(path + ".floor_per_s: must not exceed ceiling_per_s");
+}
+
+void check_ads_account(const std::string& path, const AdsAccount& a, Ctx& ctx) {
+  static const std::regex digits("[0-9]{1,20}");
+  if (!std::regex_match(a.profile_id, digits))
+    ctx.errors.push_back(path + ".profile_id: required, the numeric advertising profile id");
+}
+
+// "clients" is an array of {name, key}, the one key that is not an object.
+void parse_client(Obj& o, const std::string& p, std::set<std::string>& names, Config& c) {
+  ClientKey k;
+  o.str("name", k.name);
+  o.str("key", k.key);
+  o.finish();
+  if (!valid_name(k.name)) o.error(p + ".name: required, 1-64 characters of A-Z a-z 0-9 _ . -");
+  if (k.key.empty()) o.error(p + ".key: required (the bearer key this client sends)");
+  else if (k.key.size() < 16) o.ctx().warnings.push_back(p + ".key: shorter than 16 characters");
+  if (!names.insert(k.name).second) o.error(p + ".name: duplicate client name \"" + k.name + "\"");
+  c.clients.push_back(std::move(k));
+}
+
+void parse_clients(Obj& root, Config& c) {
+  const Value* clients = root.get("clients");
+  if (!clients) return;
+  if (!clients->IsArray()) {
+    root.error("clients: must be an array of {\"name\", \"key\"} objects");
+    return;
+  }
+  std::set<std::string> names;
+  for (rapidjson::SizeType i = 0; i < clients->Size(); ++i) {
+    const std::string p = "clients[" + std::to_string(i) + "]";
+    if (!(*clients)[i].IsObject()) {
+      root.error(p + ": must be an object with \"name\" and \"key\"");
+      continue;
+    }
+    Obj o((*clients)[i], p, root.ctx());
+    parse_client(o, p, names, c);
+  }
+}
+
+void dump_clients(JsonOut& w, const Config& c) {
+  w.Key("clients");
+  w.StartArray();
+  for (const auto& k : c.clients) {
+    w.StartObject();
+    w.Key("name");
+    w.String(k.name);
+    w.Key("key");
+    w.String(k.key.empty() ? "" : "********");
+    w.EndObject();
+  }
+  w.EndArray();
+}
+
+Entry<Config> clients_entry() {
+  return Entry<Config>("clients", parse_clients, dump_clients,
+                       [](const std::string&, std::vector<ConfigKey>& out) {
+                         out.push_back({"clients[].name", false});
+                         out.push_back({"clients[].key", true});
+                       });
+}
+
+constexpr bool kSecret = true;
+
+int shown_queue_share(const ThrottleConfig& t) { return t.queue_share_per_client(); }
+
+// THE TABLE. To add a key, add one line to its section below, in the order
+// --check-config should print it:
+//   {"name", &Struct::member, {min, max}},                       int, size_t, double
+//   {"name", &Struct::member, {}, kSecret, "what it is"},        secret, required
+//   {"name", &Struct::member, {}, false, nullptr, "a, b, c"},    one of a list
+// (bools, strings and string arrays need no range; prefix each line with
+// Field<Struct> as below). A new section (e.g. redis.*) is a struct member of
+// Config, one section("redis", &Config::redis, Entries<RedisConfig>{...})
+// block here, and, for checks across keys, one call in check_root to a
+// function that may live in its own file (config_redis.cpp:
+// `void check_redis(const Config&, std::vector<std::string>& errors)`).
+// The "config schema:" tests in config_test.cpp check every line: the key
+// reaches the dump, secret-looking names are marked kSecret and masked.
+const Entries<Config>& root_entries() {
+  static const Entries<Config> kRoot = {
+      Field<Config>{"listen", &Config::listen},
+      Field<Config>{"database", &Config::database},
+      Field<Config>{"threads", &Config::threads, {0, 256}},
+      section("log", &Config::log,
+              Entries<LogConfig>{
+                  Field<LogConfig>{"level", &LogConfig::level, {}, false, nullptr, "debug, info, warn, error"},
+                  Field<LogConfig>{"access", &LogConfig::access},
+              }),
+      clients_entry(),
+      section("upstream", &Config::upstream,
+              Entries<UpstreamConfig>{
+                  Field<UpstreamConfig>{"plain_http_hosts", &UpstreamConfig::plain_http_hosts},
+                  Field<UpstreamConfig>{"connect_timeout_ms", &UpstreamConfig::connect_timeout_ms, {1, 600000}},
+                  Field<UpstreamConfig>{"request_timeout_ms", &UpstreamConfig::request_timeout_ms, {1, 600000}},
+                  Field<UpstreamConfig>{"ca_file", &UpstreamConfig::ca_file},
+                  Field<UpstreamConfig>{"max_response_bytes", &UpstreamConfig::max_response_bytes, {1024, 1ull << 30}},
+                  Field<UpstreamConfig>{"max_connections_per_origin", &UpstreamConfig::max_connections_per_origin, {1, 1024}},
+              }),
+      section("throttle", &Config::throttle,
+              Entries<ThrottleConfig>{
+                  Field<ThrottleConfig>{"max_wait_s", &ThrottleConfig::max_wait_s, {0, 3600}},
+                  Field<ThrottleConfig>{"margin_ms", &ThrottleConfig::margin_ms, {0, 10000}},
+                  Field<ThrottleConfig>{"reserve_tokens", &ThrottleConfig::reserve_tokens, {0, 100}},
+                  Field<ThrottleConfig>{"max_queue", &ThrottleConfig::max_queue, {1, 1000000}},
+                  Field<ThrottleConfig>{"max_queue_per_client", &ThrottleConfig::max_queue_per_client, {0, 1000000},
+                                        false, nullptr, nullptr, shown_queue_share},
+                  named("adaptive", &ThrottleConfig::adaptive,
+                        Entries<AdaptiveConfig>{
+                            Field<AdaptiveConfig>{"enabled", &AdaptiveConfig::enabled},
+                            Field<AdaptiveConfig>{"ceiling_per_s", &AdaptiveConfig::ceiling_per_s, {0, 100000}},
+                            Field<AdaptiveConfig>{"floor_per_s", &AdaptiveConfig::floor_per_s, {0, 100000}},
+                            Field<AdaptiveConfig>{"step_per_s", &AdaptiveConfig::step_per_s, {0, 100000}},
+                            Field<AdaptiveConfig>{"decrease", &AdaptiveConfig::decrease, {0, 1, true}},
+                            Field<AdaptiveConfig>{"quiet_s", &AdaptiveConfig::quiet_s, {1, 86400}},
+                        },
+                        Named<AdaptiveConfig>{adaptive_named, check_adaptive}),
+                  named("buckets", &ThrottleConfig::buckets,
+                        Entries<BucketConfig>{
+                            Field<BucketConfig>{"capacity", &BucketConfig::capacity, {1, 100000}},
+                            Field<BucketConfig>{"restore_per_s", &BucketConfig::restore_per_s, {0, 100000, true}},
+                        },
+                        Named<BucketConfig>{bucket_named}),
+              }),
+      section("mws", &Config::mws,
+              Entries<MwsConfig>{
+                  Field<MwsConfig>{"endpoint", &MwsConfig::endpoint},
+                  Field<MwsConfig>{"check_interval_s", &MwsConfig::check_interval_s, {0, 86400 * 7}},
+                  Field<MwsConfig>{"listing_quality_ttl_s", &MwsConfig::listing_quality_ttl_s, {0, 86400 * 30}},
+                  Field<MwsConfig>{"max_stale_s", &MwsConfig::max_stale_s, {0, 86400 * 365}},
+                  Field<MwsConfig>{"max_pages", &MwsConfig::max_pages, {1, 1000}},
+                  named("accounts", &MwsConfig::accounts,
+                        Entries<MwsAccount>{
+                            Field<MwsAccount>{"seller_id", &MwsAccount::seller_id, {}, false,
+                                              "the seller's merchant token, e.g. A1XEXAMPLEDF"},
+                            Field<MwsAccount>{"access_key_id", &MwsAccount::access_key_id, {}, kSecret,
+                                              "the MWS AWSAccessKeyId"},
+                            Field<MwsAccount>{"secret_key", &MwsAccount::secret_key, {}, kSecret, "the MWS secret key"},
+                            Field<MwsAccount>{"auth_token", &MwsAccount::auth_token, {}, kSecret},
+                        },
+                        Named<MwsAccount>{account_named<MwsAccount>}),
+              }),
+      section("ads", &Config::ads,
+              Entries<AdsConfig>{
+                  Field<AdsConfig>{"endpoint", &AdsConfig::endpoint},
+                  Field<AdsConfig>{"token_endpoint", &AdsConfig::token_endpoint},
+                  Field<AdsConfig>{"cache_ttl_s", &AdsConfig::cache_ttl_s, {0, 86400 * 30}},
+                  Field<AdsConfig>{"token_refresh_margin_s", &AdsConfig::token_refresh_margin_s, {0, 3000}},
+                  Field<AdsConfig>{"max_stale_s", &AdsConfig::max_stale_s, {0, 86400 * 365}},
+                  Field<AdsConfig>{"max_asins", &AdsConfig::max_asins, {1, 10000}},
+                  named("accounts", &AdsConfig::accounts,
+                        Entries<AdsAccount>{
+                            Field<AdsAccount>{"region", &AdsAccount::region, {}, false, nullptr, "NA, EU, FE"},
+                            Field<AdsAccount>{"client_id", &AdsAccount::client_id, {}, false,
+                                              "the LWA client id, amzn1.application-oa2-client...."},
+                            Field<AdsAccount>{"client_secret", &AdsAccount::client_secret, {}, kSecret,
+                                              "the LWA client secret"},
+                            Field<AdsAccount>{"refresh_token", &AdsAccount::refresh_token, {}, kSecret,
+                                              "the LWA refresh token, Atzr|..."},
+                            Field<AdsAccount>{"profile_id", &AdsAccount::profile_id},
+                        },
+                        Named<AdsAccount>{account_named<AdsAccount>, check_ads_account}),
+              }),
+      section("cache", &Config::cache,
+              Entries<CacheConfig>{
+                  Field<CacheConfig>{"memory_entries", &CacheConfig::memory_entries, {0, 100000000}},
+                  Field<CacheConfig>{"memory_bytes", &CacheConfig::memory_bytes, {0, 1ull << 40}},
+                  Field<CacheConfig>{"max_db_bytes", &CacheConfig::max_db_bytes, {1ull << 20, 1ull << 40}},
+                  Field<CacheConfig>{"prune_interval_s", &CacheConfig::prune_interval_s, {1, 86400}},
+              }),
+      Field<Config>{"max_header_bytes", &Config::max_header_bytes, {1024, 1 << 20}},
+      Field<Config>{"max_body_bytes", &Config::max_body_bytes, {1024, 64 << 20}},
+      Field<Config>{"read_timeout_ms", &Config::read_timeout_ms, {100, 600000}},
+      Field<Config>{"idle_timeout_ms", &Config::idle_timeout_ms, {100, 3600000}},
+      Field<Config>{"drain_timeout_ms", &Config::drain_timeout_ms, {0, 600000}},
+      Field<Config>{"max_connections", &Config::max_connections, {0, 1 << 24}},
+      Field<Config>{"header_timeout_ms", &Config::header_timeout_ms, {100, 600000}},
+  };
+  return kRoot;
 }
 
 }  // namespace
@@ -546,8 +799,9 @@ ConfigResult parse_config(const std::string& json_text, const ConfigEnv& env) {
   Ctx ctx{env, {}, {}};
   Config c;
   Obj root(doc, "", ctx);
-  parse_root(root, c);
+  for (const auto& e : root_entries()) e.parse(root, c);
   root.finish();
+  check_root(c, ctx);
   r.errors = std::move(ctx.errors);
   r.warnings = std::move(ctx.warnings);
   if (r.errors.empty()) r.config = std::move(c);
@@ -566,124 +820,18 @@ ConfigResult load_config_file(const std::string& path, const ConfigEnv& env) {
 
 std::string config_to_masked_json(const Config& c) {
   rapidjson::StringBuffer sb;
-  rapidjson::PrettyWriter<rapidjson::StringBuffer> w(sb);
+  JsonOut w(sb);
   w.SetIndent(' ', 2);
   w.StartObject();
-  w.Key("listen"); w.String(c.listen);
-  w.Key("database"); w.String(c.database);
-  w.Key("threads"); w.Int(c.threads);
-  w.Key("log"); w.StartObject(); w.Key("level"); w.String(c.log.level); w.Key("access"); w.Bool(c.log.access); w.EndObject();
-  w.Key("clients");
-  w.StartArray();
-  for (const auto& k : c.clients) {
-    w.StartObject();
-    w.Key("name"); w.String(k.name);
-    put_secret(w, "key", k.key);
-    w.EndObject();
-  }
-  w.EndArray();
-  w.Key("upstream");
-  w.StartObject();
-  w.Key("plain_http_hosts");
-  w.StartArray();
-  for (const auto& h : c.upstream.plain_http_hosts) w.String(h);
-  w.EndArray();
-  w.Key("connect_timeout_ms"); w.Int(c.upstream.connect_timeout_ms);
-  w.Key("request_timeout_ms"); w.Int(c.upstream.request_timeout_ms);
-  w.Key("ca_file"); w.String(c.upstream.ca_file);
-  w.Key("max_response_bytes"); w.Uint64(c.upstream.max_response_bytes);
-  w.Key("max_connections_per_origin"); w.Int(c.upstream.max_connections_per_origin);
-  w.EndObject();
-  w.Key("throttle");
-  w.StartObject();
-  w.Key("max_wait_s"); w.Int(c.throttle.max_wait_s);
-  w.Key("margin_ms"); w.Int(c.throttle.margin_ms);
-  w.Key("reserve_tokens"); w.Double(c.throttle.reserve_tokens);
-  w.Key("max_queue"); w.Int(c.throttle.max_queue);
-  w.Key("max_queue_per_client"); w.Int(c.throttle.queue_share_per_client());
-  w.Key("adaptive");
-  w.StartObject();
-  for (const auto& [name, a] : c.throttle.adaptive) {
-    w.Key(name.c_str());
-    w.StartObject();
-    w.Key("enabled"); w.Bool(a.enabled);
-    w.Key("ceiling_per_s"); w.Double(a.ceiling_per_s);
-    w.Key("floor_per_s"); w.Double(a.floor_per_s);
-    w.Key("step_per_s"); w.Double(a.step_per_s);
-    w.Key("decrease"); w.Double(a.decrease);
-    w.Key("quiet_s"); w.Int(a.quiet_s);
-    w.EndObject();
-  }
-  w.EndObject();
-  w.Key("buckets");
-  w.StartObject();
-  for (const auto& [name, b] : c.throttle.buckets) {
-    w.Key(name.c_str());
-    w.StartObject();
-    w.Key("capacity"); w.Double(b.capacity);
-    w.Key("restore_per_s"); w.Double(b.restore_per_s);
-    w.EndObject();
-  }
-  w.EndObject();
-  w.EndObject();
-  w.Key("mws");
-  w.StartObject();
-  w.Key("endpoint"); w.String(c.mws.endpoint);
-  w.Key("check_interval_s"); w.Int(c.mws.check_interval_s);
-  w.Key("listing_quality_ttl_s"); w.Int(c.mws.listing_quality_ttl_s);
-  w.Key("max_stale_s"); w.Int(c.mws.max_stale_s);
-  w.Key("max_pages"); w.Int(c.mws.max_pages);
-  w.Key("accounts");
-  w.StartObject();
-  for (const auto& [name, a] : c.mws.accounts) {
-    w.Key(name.c_str());
-    w.StartObject();
-    w.Key("seller_id"); w.String(a.seller_id);
-    put_secret(w, "access_key_id", a.access_key_id);
-    put_secret(w, "secret_key", a.secret_key);
-    put_secret(w, "auth_token", a.auth_token);
-    w.EndObject();
-  }
-  w.EndObject();
-  w.EndObject();
-  w.Key("ads");
-  w.StartObject();
-  w.Key("endpoint"); w.String(c.ads.endpoint);
-  w.Key("token_endpoint"); w.String(c.ads.token_endpoint);
-  w.Key("cache_ttl_s"); w.Int(c.ads.cache_ttl_s);
-  w.Key("token_refresh_margin_s"); w.Int(c.ads.token_refresh_margin_s);
-  w.Key("max_stale_s"); w.Int(c.ads.max_stale_s);
-  w.Key("max_asins"); w.Uint64(c.ads.max_asins);
-  w.Key("accounts");
-  w.StartObject();
-  for (const auto& [name, a] : c.ads.accounts) {
-    w.Key(name.c_str());
-    w.StartObject();
-    w.Key("region"); w.String(a.region);
-    w.Key("client_id"); w.String(a.client_id);
-    put_secret(w, "client_secret", a.client_secret);
-    put_secret(w, "refresh_token", a.refresh_token);
-    w.Key("profile_id"); w.String(a.profile_id);
-    w.EndObject();
-  }
-  w.EndObject();
-  w.EndObject();
-  w.Key("cache");
-  w.StartObject();
-  w.Key("memory_entries"); w.Uint64(c.cache.memory_entries);
-  w.Key("memory_bytes"); w.Uint64(c.cache.memory_bytes);
-  w.Key("max_db_bytes"); w.Uint64(c.cache.max_db_bytes);
-  w.Key("prune_interval_s"); w.Int(c.cache.prune_interval_s);
-  w.EndObject();
-  w.Key("max_header_bytes"); w.Uint64(c.max_header_bytes);
-  w.Key("max_body_bytes"); w.Uint64(c.max_body_bytes);
-  w.Key("read_timeout_ms"); w.Int(c.read_timeout_ms);
-  w.Key("idle_timeout_ms"); w.Int(c.idle_timeout_ms);
-  w.Key("drain_timeout_ms"); w.Int(c.drain_timeout_ms);
-  w.Key("max_connections"); w.Uint64(c.max_connections);
-  w.Key("header_timeout_ms"); w.Int(c.header_timeout_ms);
+  for (const auto& e : root_entries()) e.dump(w, c);
   w.EndObject();
   return std::string(sb.GetString()) + "\n";
+}
+
+std::vector<ConfigKey> config_keys() {
+  std::vector<ConfigKey> out;
+  for (const auto& e : root_entries()) e.keys("", out);
+  return out;
 }
 
 }  // namespace recgate

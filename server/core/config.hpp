@@ -165,6 +165,14 @@ ConfigResult load_config_file(const std::string& path, const ConfigEnv& env);
 // The effective configuration as pretty JSON with every secret masked.
 std::string config_to_masked_json(const Config& cfg);
 
+// Every key the config schema knows, as a path ("mws.accounts.*.secret_key",
+// "clients[].key"), and whether the masked dump hides its value.
+struct ConfigKey {
+  std::string path;
+  bool secret = false;
+};
+std::vector<ConfigKey> config_keys();
+
 // Splits "host:port"; "[::1]:80" allowed. Returns false on a bad form.
 bool split_host_port(const std::string& s, std::string& host, std::uint16_t& port);
 

@@ -10,13 +10,14 @@
 #include <cctype>
 
 #include "core/problem.hpp"
+#include "sandbox/json_out.hpp"
 #include "sandbox/signature.hpp"
 
 namespace recgate::sandbox {
 
 namespace {
 
-using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
+using namespace json_out;
 
 constexpr std::string_view kRequestType = "application/vnd.spproductrecommendation.v3+json";
 constexpr std::string_view kAsinsType = "application/vnd.spproductrecommendationresponse.asins.v3+json";
@@ -72,9 +73,6 @@ AdsAdminAnswer admin_problem(std::string detail) {
   return AdsAdminAnswer{400, problem_body(make_problem(400, "invalid_fault", std::move(detail))),
                         "application/problem+json"};
 }
-
-void key(Writer& w, std::string_view k) { w.Key(k.data(), static_cast<rapidjson::SizeType>(k.size())); }
-void str(Writer& w, std::string_view s) { w.String(s.data(), static_cast<rapidjson::SizeType>(s.size())); }
 
 }  // namespace
 
@@ -345,74 +343,48 @@ void AdsState::expire_tokens(TimePoint now) {
   for (auto& [t, info] : tokens_) info.expires_at = std::min(info.expires_at, now);
 }
 
+// stats_json's sections: the Ads request counters and the last request seen.
+void AdsState::write_request_counts(Writer& w) const {
+  uint_field(w, "token_requests", token_requests_);
+  uint_field(w, "tokens_issued", tokens_issued_);
+  counts(w, "token_errors", token_errors_);
+  key(w, "requests");
+  w.StartObject();
+  uint_field(w, "total", ads_requests_);
+  counts(w, "by_status", ads_by_status_);
+  counts(w, "by_shape", ads_by_shape_);
+  counts(w, "errors", ads_errors_);
+  w.EndObject();
+  uint_field(w, "rate_limited", rate_limited_);
+}
+
+void AdsState::write_last_request(Writer& w) const {
+  key(w, "last_request");
+  if (!has_last_request_) {
+    w.Null();
+    return;
+  }
+  w.StartObject();
+  str_field(w, "content_type", last_request_.content_type);
+  str_field(w, "accept", last_request_.accept);
+  str_field(w, "client_id", last_request_.client_id);
+  str_field(w, "scope", last_request_.scope);
+  str_field(w, "body", last_request_.body);
+  w.EndObject();
+}
+
 std::string AdsState::stats_json() const {
   std::lock_guard lk(mu_);
   rapidjson::StringBuffer sb;
   Writer w(sb);
   w.StartObject();
-  key(w, "token_requests");
-  w.Uint64(token_requests_);
-  key(w, "tokens_issued");
-  w.Uint64(tokens_issued_);
-  key(w, "token_errors");
-  w.StartObject();
-  for (const auto& [c, n] : token_errors_) {
-    key(w, c);
-    w.Uint64(n);
-  }
-  w.EndObject();
-  key(w, "requests");
-  w.StartObject();
-  key(w, "total");
-  w.Uint64(ads_requests_);
-  key(w, "by_status");
-  w.StartObject();
-  for (const auto& [s, n] : ads_by_status_) {
-    key(w, std::to_string(s));
-    w.Uint64(n);
-  }
-  w.EndObject();
-  key(w, "by_shape");
-  w.StartObject();
-  for (const auto& [s, n] : ads_by_shape_) {
-    key(w, s);
-    w.Uint64(n);
-  }
-  w.EndObject();
-  key(w, "errors");
-  w.StartObject();
-  for (const auto& [c, n] : ads_errors_) {
-    key(w, c);
-    w.Uint64(n);
-  }
-  w.EndObject();
-  w.EndObject();
-  key(w, "rate_limited");
-  w.Uint64(rate_limited_);
+  write_request_counts(w);
   key(w, "faults");
   w.StartObject();
-  key(w, "applied");
-  w.Uint64(faults_applied_);
-  key(w, "pending");
-  w.Uint64(faults_.size());
+  uint_field(w, "applied", faults_applied_);
+  uint_field(w, "pending", faults_.size());
   w.EndObject();
-  key(w, "last_request");
-  if (has_last_request_) {
-    w.StartObject();
-    key(w, "content_type");
-    str(w, last_request_.content_type);
-    key(w, "accept");
-    str(w, last_request_.accept);
-    key(w, "client_id");
-    str(w, last_request_.client_id);
-    key(w, "scope");
-    str(w, last_request_.scope);
-    key(w, "body");
-    str(w, last_request_.body);
-    w.EndObject();
-  } else {
-    w.Null();
-  }
+  write_last_request(w);
   w.EndObject();
   return std::string(sb.GetString(), sb.GetSize());
 }

@@ -19,6 +19,7 @@
 #include "sandbox/ads_config.hpp"
 #include "sandbox/ads_data.hpp"
 #include "sandbox/bucket.hpp"
+#include "sandbox/json_out.hpp"
 
 namespace recgate::sandbox {
 
@@ -104,6 +105,9 @@ class AdsState {
   AdsOutcome authentication_failed();
   AdsOutcome throttled(int retry_after_s);
   std::string limit_json_locked() const;
+  // The sections of stats_json, called with mu_ held.
+  void write_request_counts(json_out::Writer& w) const;
+  void write_last_request(json_out::Writer& w) const;
   std::optional<AdsFault> take_fault(std::string_view target);
   AdsOutcome fault_outcome(const AdsFault& f, bool token_endpoint);
   AdsOutcome token_locked(const TokenInput& in, TimePoint now);

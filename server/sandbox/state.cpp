@@ -9,15 +9,13 @@
 #include <stdexcept>
 
 #include "sandbox/catalog.hpp"
+#include "sandbox/json_out.hpp"
 
 namespace recgate::sandbox {
 
 namespace {
 
-using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
-
-void key(Writer& w, std::string_view k) { w.Key(k.data(), static_cast<rapidjson::SizeType>(k.size())); }
-void str(Writer& w, std::string_view s) { w.String(s.data(), static_cast<rapidjson::SizeType>(s.size())); }
+using namespace json_out;
 
 AdsSandboxConfig ads_config_or_throw(const std::string& json) {
   std::string error;
@@ -140,62 +138,36 @@ void SandboxState::record_signature_failure(std::string expected_string_to_sign,
   last_signature_failure_time_ = std::move(time);
 }
 
-std::string SandboxState::stats_json(std::chrono::steady_clock::time_point now) const {
-  std::lock_guard lock(mu_);
-  rapidjson::StringBuffer sb;
-  Writer w(sb);
-  w.StartObject();
+// Each write_* puts one section of the statistics; stats_json strings them
+// together under the lock.
+void SandboxState::write_requests(Writer& w) const {
   key(w, "requests");
   w.StartObject();
-  key(w, "total");
-  w.Uint64(total_requests_);
-  key(w, "by_action");
-  w.StartObject();
-  for (const auto& [a, n] : by_action_) {
-    key(w, a);
-    w.Uint64(n);
-  }
+  uint_field(w, "total", total_requests_);
+  counts(w, "by_action", by_action_);
+  counts(w, "by_status", by_status_);
   w.EndObject();
-  key(w, "by_status");
-  w.StartObject();
-  for (const auto& [s, n] : by_status_) {
-    key(w, std::to_string(s));
-    w.Uint64(n);
-  }
-  w.EndObject();
-  w.EndObject();
-  key(w, "errors");
-  w.StartObject();
-  for (const auto& [c, n] : by_error_) {
-    key(w, c);
-    w.Uint64(n);
-  }
-  w.EndObject();
+  counts(w, "errors", by_error_);
+}
+
+void SandboxState::write_throttled(Writer& w) const {
   key(w, "throttled");
   w.StartObject();
-  key(w, "total");
-  w.Uint64(throttled_total_);
+  uint_field(w, "total", throttled_total_);
   key(w, "by_seller");
   w.StartObject();
-  for (const auto& [seller, groups] : throttled_) {
-    key(w, seller);
-    w.StartObject();
-    for (const auto& [g, n] : groups) {
-      key(w, g);
-      w.Uint64(n);
-    }
-    w.EndObject();
-  }
+  for (const auto& [seller, groups] : throttled_) counts(w, seller, groups);
   w.EndObject();
   w.EndObject();
+}
+
+void SandboxState::write_buckets(Writer& w, std::chrono::steady_clock::time_point now) const {
   key(w, "buckets");
   w.StartArray();
   for (const auto& [k, e] : buckets_) {
     w.StartObject();
-    key(w, "seller");
-    str(w, k.first);
-    key(w, "operation");
-    str(w, k.second);
+    str_field(w, "seller", k.first);
+    str_field(w, "operation", k.second);
     key(w, "capacity");
     w.Int64(e.bucket.capacity());
     key(w, "restore_every_ms");
@@ -204,38 +176,36 @@ std::string SandboxState::stats_json(std::chrono::steady_clock::time_point now) 
     w.Int64(e.bucket.tokens(now));
     key(w, "min_tokens");
     w.Int64(e.min_tokens);
-    key(w, "accepted");
-    w.Uint64(e.accepted);
-    key(w, "throttled");
-    w.Uint64(e.throttled);
+    uint_field(w, "accepted", e.accepted);
+    uint_field(w, "throttled", e.throttled);
     w.EndObject();
   }
   w.EndArray();
-  key(w, "signature_failures");
-  w.Uint64(signature_failures_);
+}
+
+void SandboxState::write_signature_failures(Writer& w) const {
+  uint_field(w, "signature_failures", signature_failures_);
   key(w, "last_signature_failure");
-  if (last_signature_failure_) {
-    w.StartObject();
-    key(w, "time");
-    str(w, last_signature_failure_time_);
-    key(w, "host");
-    str(w, last_signature_failure_->second);
-    key(w, "expected_string_to_sign");
-    str(w, last_signature_failure_->first);
-    w.EndObject();
-  } else {
+  if (!last_signature_failure_) {
     w.Null();
+    return;
   }
+  w.StartObject();
+  str_field(w, "time", last_signature_failure_time_);
+  str_field(w, "host", last_signature_failure_->second);
+  str_field(w, "expected_string_to_sign", last_signature_failure_->first);
+  w.EndObject();
+}
+
+void SandboxState::write_faults(Writer& w) const {
   key(w, "faults");
   w.StartObject();
-  key(w, "applied");
-  w.Uint64(faults_applied_);
+  uint_field(w, "applied", faults_applied_);
   key(w, "pending");
   w.StartArray();
   for (const auto& f : faults_) {
     w.StartObject();
-    key(w, "action");
-    str(w, f.action);
+    str_field(w, "action", f.action);
     key(w, "latency_ms");
     w.Int(f.latency_ms);
     key(w, "status");
@@ -246,51 +216,60 @@ std::string SandboxState::stats_json(std::chrono::steady_clock::time_point now) 
     w.Bool(f.drop);
     key(w, "remaining");
     w.Int(f.remaining);
-    key(w, "wire");
-    str(w, wire_mode_name(f.wire));
+    str_field(w, "wire", wire_mode_name(f.wire));
     w.EndObject();
   }
   w.EndArray();
-  key(w, "last_wire");
-  if (last_wire_) {
-    w.StartObject();
-    key(w, "mode");
-    str(w, wire_mode_name(last_wire_->mode));
-    key(w, "bytes_sent");
-    w.Uint64(last_wire_->bytes_sent);
-    key(w, "peer_closed");
-    w.Bool(last_wire_->peer_closed);
-    w.EndObject();
-  } else {
-    w.Null();
-  }
+  write_last_wire(w);
   w.EndObject();
+}
+
+void SandboxState::write_last_wire(Writer& w) const {
+  key(w, "last_wire");
+  if (!last_wire_) {
+    w.Null();
+    return;
+  }
+  w.StartObject();
+  str_field(w, "mode", wire_mode_name(last_wire_->mode));
+  uint_field(w, "bytes_sent", last_wire_->bytes_sent);
+  key(w, "peer_closed");
+  w.Bool(last_wire_->peer_closed);
+  w.EndObject();
+}
+
+void SandboxState::write_recent(Writer& w) const {
   key(w, "recent");
   w.StartArray();
   for (const auto& r : recent_) {
     w.StartObject();
-    key(w, "time");
-    str(w, r.time);
-    key(w, "request_id");
-    str(w, r.request_id);
-    key(w, "action");
-    str(w, r.action);
-    key(w, "seller");
-    str(w, r.seller_id);
+    str_field(w, "time", r.time);
+    str_field(w, "request_id", r.request_id);
+    str_field(w, "action", r.action);
+    str_field(w, "seller", r.seller_id);
     key(w, "status");
     w.Int(r.status);
-    key(w, "code");
-    str(w, r.code);
+    str_field(w, "code", r.code);
     key(w, "params");
     w.StartObject();
-    for (const auto& [k, v] : r.params) {
-      key(w, k);
-      str(w, v);
-    }
+    for (const auto& [k, v] : r.params) str_field(w, k, v);
     w.EndObject();
     w.EndObject();
   }
   w.EndArray();
+}
+
+std::string SandboxState::stats_json(std::chrono::steady_clock::time_point now) const {
+  std::lock_guard lock(mu_);
+  rapidjson::StringBuffer sb;
+  Writer w(sb);
+  w.StartObject();
+  write_requests(w);
+  write_throttled(w);
+  write_buckets(w, now);
+  write_signature_failures(w);
+  write_faults(w);
+  write_recent(w);
   key(w, "ads");
   const std::string ads = ads_.stats_json();
   w.RawValue(ads.c_str(), ads.size(), rapidjson::kObjectType);

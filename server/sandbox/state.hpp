@@ -19,6 +19,7 @@
 #include "sandbox/bucket.hpp"
 #include "sandbox/config.hpp"
 #include "sandbox/data.hpp"
+#include "sandbox/json_out.hpp"
 #include "sandbox/signature.hpp"
 #include "sandbox/wire.hpp"
 
@@ -105,6 +106,14 @@ class SandboxState {
   };
 
   const ThrottleRule& rule_for(std::string_view group) const;
+  // The sections of stats_json, called with mu_ held.
+  void write_requests(json_out::Writer& w) const;
+  void write_throttled(json_out::Writer& w) const;
+  void write_buckets(json_out::Writer& w, std::chrono::steady_clock::time_point now) const;
+  void write_signature_failures(json_out::Writer& w) const;
+  void write_faults(json_out::Writer& w) const;
+  void write_last_wire(json_out::Writer& w) const;
+  void write_recent(json_out::Writer& w) const;
   CategoryEntry& entry(const std::string& seller_id, const std::string& marketplace_id, const std::string& category);
 
   const SandboxConfig cfg_;

@@ -4,6 +4,8 @@
 
 #include <map>
 
+#include <rapidjson/document.h>
+
 #include "core/config.hpp"
 
 using namespace recgate;
@@ -300,4 +302,103 @@ TEST_CASE("config: throttle.max_queue_per_client: default a quarter of max_queue
   CHECK_FALSE(bad.config);
   REQUIRE_FALSE(bad.errors.empty());
   CHECK(bad.errors[0].find("throttle.max_queue_per_client") != std::string::npos);
+}
+
+// ---- The schema table (config.cpp root_entries) drives parsing and the dump;
+// these cases catch a table line that is wrong: a key the dump leaves out, a
+// secret left unmasked, or a secret-looking key not marked secret.
+namespace {
+
+// A config that fills every map and array, so every key path has a value.
+const char* kEveryKey = R"({"clients":[{"name":"pricing","key":"client-key-secret-1"}],
+  "throttle":{"buckets":{"lwa.Token":{"capacity":3}},"adaptive":{"ads.ProductRecommendations":{"quiet_s":5}}},
+  "mws":{"accounts":{"main":{"seller_id":"SELLER1","access_key_id":"AKIA-SECRET","secret_key":"mws-secret","auth_token":"mws-token"}}},
+  "ads":{"accounts":{"main":{"client_id":"cid","client_secret":"ads-secret","refresh_token":"Atzr|refresh","profile_id":"42"}}}})";
+
+// The values at a schema path ("a.*.b", "clients[].key") in a parsed dump.
+void values_at(const rapidjson::Value& v, std::string_view path, std::vector<const rapidjson::Value*>& out) {
+  if (path.empty()) {
+    out.push_back(&v);
+    return;
+  }
+  const auto dot = path.find('.');
+  std::string_view head = path.substr(0, dot);
+  const std::string_view rest = dot == std::string_view::npos ? std::string_view() : path.substr(dot + 1);
+  const bool array = head.size() > 2 && head.substr(head.size() - 2) == "[]";
+  if (array) head.remove_suffix(2);
+  if (head == "*") {
+    for (auto it = v.MemberBegin(); v.IsObject() && it != v.MemberEnd(); ++it) values_at(it->value, rest, out);
+    return;
+  }
+  const std::string name(head);
+  if (!v.IsObject() || !v.HasMember(name.c_str())) return;
+  const rapidjson::Value& child = v[name.c_str()];
+  if (!array) return values_at(child, rest, out);
+  for (rapidjson::SizeType i = 0; child.IsArray() && i < child.Size(); ++i) values_at(child[i], rest, out);
+}
+
+// The masked dump of kEveryKey, parsed back.
+void dump_every_key(rapidjson::Document& dump) {
+  auto r = parse_config(kEveryKey, fake_env({}));
+  REQUIRE(r.config);
+  dump.Parse(config_to_masked_json(*r.config).c_str());
+  REQUIRE(dump.IsObject());
+}
+
+bool looks_secret(std::string_view path) {
+  const std::string_view key = path.substr(path.find_last_of(".]") == std::string_view::npos ? 0 : path.find_last_of(".]") + 1);
+  for (std::string_view end : {"secret", "secret_key", "_token", "password", "key", "key_id"})
+    if (key.size() >= end.size() && key.substr(key.size() - end.size()) == end) return true;
+  return false;
+}
+
+}  // namespace
+
+TEST_CASE("config schema: every key in the table appears in the masked dump") {
+  rapidjson::Document dump;
+  dump_every_key(dump);
+  const auto keys = config_keys();
+  CHECK(keys.size() > 50);
+  for (const auto& k : keys) {
+    std::vector<const rapidjson::Value*> found;
+    values_at(dump, k.path, found);
+    CHECK_MESSAGE(!found.empty(), k.path);
+  }
+}
+
+TEST_CASE("config schema: every secret key is masked, and every secret-looking key is marked secret") {
+  rapidjson::Document dump;
+  dump_every_key(dump);
+  std::vector<std::string> secrets;
+  for (const auto& k : config_keys()) {
+    CHECK_MESSAGE(k.secret == looks_secret(k.path), k.path);
+    if (!k.secret) continue;
+    secrets.push_back(k.path);
+    std::vector<const rapidjson::Value*> found;
+    values_at(dump, k.path, found);
+    REQUIRE_MESSAGE(!found.empty(), k.path);
+    for (const auto* v : found) CHECK_MESSAGE(std::string(v->GetString()) == "********", k.path);
+  }
+  CHECK(secrets == std::vector<std::string>{"clients[].key", "mws.accounts.*.access_key_id",
+                                            "mws.accounts.*.secret_key", "mws.accounts.*.auth_token",
+                                            "ads.accounts.*.client_secret", "ads.accounts.*.refresh_token"});
+}
+
+TEST_CASE("config schema: every key in the table is accepted by the parser and rejects a wrong type by name") {
+  for (const auto& k : config_keys()) {
+    if (k.path.find('*') != std::string::npos || k.path.find("[]") != std::string::npos) continue;
+    // {"a":{"b":[{}]}}: an array is the wrong type for every leaf key.
+    std::string json = "[]";
+    std::string_view p = k.path;
+    for (auto dot = p.rfind('.');; dot = p.rfind('.')) {
+      const std::string_view leaf = dot == std::string_view::npos ? p : p.substr(dot + 1);
+      json = "{\"" + std::string(leaf) + "\":" + json + "}";
+      if (dot == std::string_view::npos) break;
+      p = p.substr(0, dot);
+    }
+    auto r = parse_config(json, fake_env({}));
+    const bool is_list = k.path == "upstream.plain_http_hosts";
+    CHECK_MESSAGE(!has_error(r, "unknown key"), k.path);
+    if (!is_list) CHECK_MESSAGE(has_error(r, k.path + ": must be"), k.path);
+  }
 }
