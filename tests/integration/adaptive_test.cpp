@@ -10,16 +10,13 @@
 #include <thread>
 #include <vector>
 
+#include "../support/sandbox_admin.hpp"
 #include "harness.hpp"
-#include "json_body.hpp"
+#include "../support/json_body.hpp"
 
 using namespace rgtest;
 
 namespace {
-
-int sandbox_rate_limited(int sandbox_port) {
-  return parse(http_get(sandbox_port, "/admin/stats").body)["ads"]["rate_limited"].GetInt();
-}
 
 }  // namespace
 
@@ -27,27 +24,23 @@ TEST_CASE("sandbox: PUT /admin/ads/limit changes the Ads limit at run time; recg
   Sandbox sb;
   auto before = parse(http_get(sb.port, "/admin/ads/limit").body);
   CHECK(before["burst"].GetInt() >= 1);
-  auto put = http_request(sb.port, "PUT", "/admin/ads/limit",
-                          R"({"burst":1,"rate_per_s":0.01,"retry_after_s":0,"amazon_throttled":true})",
-                          {{"Content-Type", "application/json"}});
+  auto put = SandboxAdmin(sb.port).set_ads_limit(R"({"burst":1,"rate_per_s":0.01,"retry_after_s":0,"amazon_throttled":true})");
   REQUIRE(put.status == 200);
   CHECK(parse(put.body)["burst"].GetInt() == 1);
-  auto bad = http_request(sb.port, "PUT", "/admin/ads/limit", R"({"rate_per_s":0})",
-                          {{"Content-Type", "application/json"}});
+  auto bad = SandboxAdmin(sb.port).set_ads_limit(R"({"rate_per_s":0})");
   CHECK(bad.status == 400);
   CHECK(bad.body.find("rate_per_s must be a number > 0") != std::string::npos);
 
   TempDir dir;
   Recgate rg(dir, test_config(dir, sb.port));
   const std::string path = "/v1/ads/main/product-recommendations";
-  auto first = http_request(rg.port, "POST", path, R"({"adAsins":["B09LJWZT6G"],"count":1})",
-                            {{"Content-Type", "application/json"}});
+  auto first = http_request(rg.port, "POST", path, R"({"adAsins":["B09LJWZT6G"],"count":1})");
   CHECK(first.status == 200);  // the sandbox's one token
   // recgate's own bucket (10, 2 per s) allows the next call; the sandbox does not.
   auto second = http_request(rg.port, "POST", path, R"({"adAsins":["B09LJWZT6G"],"count":2})",
                              {{"Content-Type", "application/json"}, {"Prefer", "wait=1"}});
   CHECK(second.status == 429);
-  CHECK(sandbox_rate_limited(sb.port) >= 1);
+  CHECK(SandboxAdmin(sb.port).ads_stat("rate_limited") >= 1);
 }
 
 namespace {
@@ -79,9 +72,9 @@ RunCounts four_clients(int rg_port, int sb_port, int seconds) {
       }
     });
   std::this_thread::sleep_until(start + std::chrono::seconds(seconds / 2));  // a measurement point, not a sync
-  c.throttled_first = sandbox_rate_limited(sb_port);
+  c.throttled_first = SandboxAdmin(sb_port).ads_stat("rate_limited");
   for (auto& t : ts) t.join();
-  c.throttled_second = sandbox_rate_limited(sb_port) - c.throttled_first;
+  c.throttled_second = SandboxAdmin(sb_port).ads_stat("rate_limited") - c.throttled_first;
   c.answered = answered.load();
   return c;
 }
@@ -90,9 +83,7 @@ RunCounts four_clients(int rg_port, int sb_port, int seconds) {
 
 TEST_CASE("adaptive: against an Ads limit of 5 burst / 1 per s without Retry-After, recgate learns it: few 429s, >= 90% used") {
   Sandbox sb;
-  REQUIRE(http_request(sb.port, "PUT", "/admin/ads/limit",
-                       R"({"burst":5,"rate_per_s":1,"retry_after_s":0,"amazon_throttled":true})",
-                       {{"Content-Type", "application/json"}})
+  REQUIRE(SandboxAdmin(sb.port).set_ads_limit(R"({"burst":5,"rate_per_s":1,"retry_after_s":0,"amazon_throttled":true})")
               .status == 200);
   TempDir dir;
   Recgate rg(dir, test_config(dir, sb.port));  // recgate's own guess: 10, 2 per s
@@ -124,15 +115,11 @@ double learnt_rate(int rg_port) {
   return -1;
 }
 
-bool set_sandbox_limit(int sb_port, const std::string& json) {
-  return http_request(sb_port, "PUT", "/admin/ads/limit", json, {{"Content-Type", "application/json"}}).status == 200;
-}
-
 }  // namespace
 
 TEST_CASE("adaptive: the sandbox's Ads limit lowered mid-run and raised again: recgate's learnt rate follows both ways") {
   Sandbox sb;
-  REQUIRE(set_sandbox_limit(sb.port, R"({"burst":10,"rate_per_s":2,"retry_after_s":0,"amazon_throttled":true})"));
+  REQUIRE(SandboxAdmin(sb.port).set_ads_limit(R"({"burst":10,"rate_per_s":2,"retry_after_s":0,"amazon_throttled":true})").status == 200);
   TempDir dir;
   // Quick probing for the test: a step of 0.5 per s after 3 quiet seconds.
   Recgate rg(dir, test_config(dir, sb.port,
@@ -150,12 +137,12 @@ TEST_CASE("adaptive: the sandbox's Ads limit lowered mid-run and raised again: r
     });
   // Amazon lowers the limit to a quarter: recgate cuts its rate down to it.
   REQUIRE(wait_until([&] { return learnt_rate(rg.port) == 2.0; }, std::chrono::seconds(10)));
-  REQUIRE(set_sandbox_limit(sb.port, R"({"burst":3,"rate_per_s":0.5})"));
+  REQUIRE(SandboxAdmin(sb.port).set_ads_limit(R"({"burst":3,"rate_per_s":0.5})").status == 200);
   const bool down = wait_until([&] { double r = learnt_rate(rg.port); return r > 0 && r <= 0.5; },
                                std::chrono::seconds(30));
   const double low = learnt_rate(rg.port);
   // And raises it again: recgate probes back up to the ceiling.
-  REQUIRE(set_sandbox_limit(sb.port, R"({"burst":10,"rate_per_s":2})"));
+  REQUIRE(SandboxAdmin(sb.port).set_ads_limit(R"({"burst":10,"rate_per_s":2})").status == 200);
   const bool up = wait_until([&] { return learnt_rate(rg.port) >= 1.5; }, std::chrono::seconds(40));
   const double high = learnt_rate(rg.port);
   stop = true;

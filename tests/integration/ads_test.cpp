@@ -9,8 +9,9 @@
 
 #include <thread>
 
+#include "../support/sandbox_admin.hpp"
 #include "harness.hpp"
-#include "json_body.hpp"
+#include "../support/json_body.hpp"
 
 using namespace rgtest;
 
@@ -43,11 +44,6 @@ int ads_status_count(int sandbox_port, const char* status) {
   auto d = ads_stats(sandbox_port);
   const auto& by = d["requests"]["by_status"];
   return by.HasMember(status) ? by[status].GetInt() : 0;
-}
-
-void add_fault(int sandbox_port, const std::string& json) {
-  auto r = http_request(sandbox_port, "POST", "/admin/ads/faults", json, {{"Content-Type", "application/json"}});
-  REQUIRE_MESSAGE(r.status == 200, r.body);
 }
 
 // A token straight from the sandbox's LWA endpoint, for calling it directly.
@@ -329,20 +325,20 @@ TEST_CASE("ads: upstream 429 is retried within the client's wait, with and witho
   const std::string body = R"({"adAsins":["B09LJWZT6G"],"count":4})";
   REQUIRE(ads_post(rg.port, body).status == 200);
 
-  add_fault(sb.port, R"({"status":429,"count":1,"retry_after_s":1})");
+  SandboxAdmin(sb.port).add_ads_fault(R"({"status":429,"count":1,"retry_after_s":1})");
   auto t0 = std::chrono::steady_clock::now();
   auto with_ra = ads_post(rg.port, body, {{"Cache-Control", "no-cache"}});
   CHECK_MESSAGE(with_ra.status == 200, with_ra.body);
   CHECK(std::chrono::steady_clock::now() - t0 >= std::chrono::milliseconds(900));  // honoured Retry-After: 1
 
-  add_fault(sb.port, R"({"status":429,"count":1,"retry_after_s":0})");
+  SandboxAdmin(sb.port).add_ads_fault(R"({"status":429,"count":1,"retry_after_s":0})");
   auto without_ra = ads_post(rg.port, body, {{"Cache-Control", "no-cache"}});
   CHECK_MESSAGE(without_ra.status == 200, without_ra.body);
   CHECK(ads_stats(sb.port)["rate_limited"].GetInt() == 2);
 
   // The client waits 2 s (enough for a token of recgate's own bucket, which the
   // last 429 emptied), but upstream asks for 5: 429, saying why. Nothing stored.
-  add_fault(sb.port, R"({"status":429,"count":1,"retry_after_s":5})");
+  SandboxAdmin(sb.port).add_ads_fault(R"({"status":429,"count":1,"retry_after_s":5})");
   auto impatient = ads_post(rg.port, R"({"adAsins":["B09LJWZT6G"],"count":11})", {{"Prefer", "wait=2"}});
   CHECK(impatient.status == 429);
   CHECK(problem_code(impatient) == "quota_wait_exceeded");
@@ -364,18 +360,18 @@ TEST_CASE("ads: a 401 from the Ads API triggers one refresh and one retry") {
   REQUIRE(ads_post(rg.port, body).status == 200);
   CHECK(token_requests(sb.port) == 1);
 
-  add_fault(sb.port, R"({"status":401})");
+  SandboxAdmin(sb.port).add_ads_fault(R"({"status":401})");
   auto after_fault = ads_post(rg.port, body, {{"Cache-Control", "no-cache"}});
   CHECK(after_fault.status == 200);
   CHECK(token_requests(sb.port) == 2);
 
-  add_fault(sb.port, R"({"expire_tokens":true})");
+  SandboxAdmin(sb.port).add_ads_fault(R"({"expire_tokens":true})");
   auto after_expiry = ads_post(rg.port, body, {{"Cache-Control", "no-cache"}});
   CHECK(after_expiry.status == 200);
   CHECK(token_requests(sb.port) == 3);
 
   // Still 401 after the refresh: reported, not retried again.
-  add_fault(sb.port, R"({"status":401,"count":2})");
+  SandboxAdmin(sb.port).add_ads_fault(R"({"status":401,"count":2})");
   auto twice = ads_post(rg.port, R"({"adAsins":["B09LJWZT6G"],"count":9})");
   CHECK(twice.status == 502);
   CHECK(problem_code(twice) == "upstream_error");
@@ -431,19 +427,19 @@ TEST_CASE("ads: upstream failures serve a stored answer as stale, else 502; time
   const std::string body = R"({"adAsins":["B09LJWZT6G"],"count":2})";
   auto first = ads_post(rg.port, body);
   REQUIRE(first.status == 200);
-  add_fault(sb.port, R"({"status":500})");
+  SandboxAdmin(sb.port).add_ads_fault(R"({"status":500})");
   auto stale = ads_post(rg.port, body);
   CHECK(stale.status == 200);
   CHECK(stale.header("cache-status") == "recgate; hit; fwd=stale");
   CHECK(stale.body == first.body);
 
-  add_fault(sb.port, R"({"status":500})");
+  SandboxAdmin(sb.port).add_ads_fault(R"({"status":500})");
   auto failed = ads_post(rg.port, R"({"adAsins":["B09LJWZT6G"],"count":7})");
   CHECK(failed.status == 502);
   CHECK(problem_code(failed) == "upstream_error");
   CHECK(member(failed, "upstreamCode") == "500");
 
-  add_fault(sb.port, R"({"latency_ms":3000})");
+  SandboxAdmin(sb.port).add_ads_fault(R"({"latency_ms":3000})");
   auto slow = ads_post(rg.port, R"({"adAsins":["B09LJWZT6G"],"count":8})");
   CHECK(slow.status == 504);
   CHECK(problem_code(slow) == "upstream_timeout");

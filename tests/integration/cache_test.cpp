@@ -9,6 +9,7 @@
 #include <atomic>
 #include <thread>
 
+#include "../support/sandbox_admin.hpp"
 #include "harness.hpp"
 
 using namespace rgtest;
@@ -16,14 +17,6 @@ using namespace rgtest;
 namespace {
 
 const std::string kInventory = "/v1/mws/main/recommendations?marketplace=ATVPDKIKX0DER&category=Inventory";
-
-int sandbox_count(int sandbox_port, const char* action) {
-  rapidjson::Document d;
-  d.Parse(http_get(sandbox_port, "/admin/stats").body.c_str());
-  REQUIRE(!d.HasParseError());
-  const auto& by = d["requests"]["by_action"];
-  return by.HasMember(action) ? by[action].GetInt() : 0;
-}
 
 std::string cache_field(const std::string& body) {
   rapidjson::Document d;
@@ -65,18 +58,18 @@ TEST_CASE("cache: first request is a stored miss, the second a hit with no upstr
   REQUIRE(first.status == 200);
   CHECK(first.header("cache-status") == "recgate; fwd=miss; stored");
   CHECK(cache_field(first.body) == "miss");
-  const int lists = sandbox_count(sb.port, "ListRecommendations");
-  const int pages = sandbox_count(sb.port, "ListRecommendationsByNextToken");
-  const int snaps = sandbox_count(sb.port, "GetLastUpdatedTimeForRecommendations");
+  const int lists = SandboxAdmin(sb.port).mws_requests("ListRecommendations");
+  const int pages = SandboxAdmin(sb.port).mws_requests("ListRecommendationsByNextToken");
+  const int snaps = SandboxAdmin(sb.port).mws_requests("GetLastUpdatedTimeForRecommendations");
   auto second = http_get(rg.port, kInventory);
   REQUIRE(second.status == 200);
   CHECK(second.header("cache-status") == "recgate; hit");
   CHECK(cache_field(second.body) == "hit");
   CHECK(second.header("etag") == first.header("etag"));
   CHECK_FALSE(second.header("age").empty());
-  CHECK(sandbox_count(sb.port, "ListRecommendations") == lists);
-  CHECK(sandbox_count(sb.port, "ListRecommendationsByNextToken") == pages);
-  CHECK(sandbox_count(sb.port, "GetLastUpdatedTimeForRecommendations") == snaps);  // within check_interval_s
+  CHECK(SandboxAdmin(sb.port).mws_requests("ListRecommendations") == lists);
+  CHECK(SandboxAdmin(sb.port).mws_requests("ListRecommendationsByNextToken") == pages);
+  CHECK(SandboxAdmin(sb.port).mws_requests("GetLastUpdatedTimeForRecommendations") == snaps);  // within check_interval_s
 }
 
 TEST_CASE("cache: a moved timestamp makes the next request a miss with the new data (check_interval_s 0)") {
@@ -129,10 +122,10 @@ TEST_CASE("cache: 50 concurrent identical cold requests make exactly one upstrea
     });
   for (auto& t : threads) t.join();
   CHECK(ok.load() == 50);
-  CHECK(sandbox_count(sb.port, "ListRecommendations") == 1);
-  CHECK(sandbox_count(sb.port, "GetLastUpdatedTimeForRecommendations") == 1);
+  CHECK(SandboxAdmin(sb.port).mws_requests("ListRecommendations") == 1);
+  CHECK(SandboxAdmin(sb.port).mws_requests("GetLastUpdatedTimeForRecommendations") == 1);
   // The pages of that one list call, once.
-  const int pages = sandbox_count(sb.port, "ListRecommendationsByNextToken");
+  const int pages = SandboxAdmin(sb.port).mws_requests("ListRecommendationsByNextToken");
   CHECK(pages >= 1);
   CHECK(pages <= 3);
   // One request led the fetch; each other one either joined it (counted as
@@ -195,12 +188,12 @@ TEST_CASE("cache: survives kill -9 - after restart the answer is a hit with no u
     rg.proc.signal(SIGKILL);
     CHECK(rg.proc.wait_exit() == 128 + SIGKILL);
   }
-  const int lists = sandbox_count(sb.port, "ListRecommendations");
+  const int lists = SandboxAdmin(sb.port).mws_requests("ListRecommendations");
   Recgate again(dir, cfg);
   auto r = http_get(again.port, kInventory);
   REQUIRE(r.status == 200);
   CHECK(r.header("cache-status") == "recgate; hit");
-  CHECK(sandbox_count(sb.port, "ListRecommendations") == lists);
+  CHECK(SandboxAdmin(sb.port).mws_requests("ListRecommendations") == lists);
 }
 
 TEST_CASE("cache: ETag and If-None-Match give 304 - only-if-cached answers from cache or 504") {
@@ -210,7 +203,7 @@ TEST_CASE("cache: ETag and If-None-Match give 304 - only-if-cached answers from 
   auto cold = http_get(rg.port, kInventory, {{"Cache-Control", "only-if-cached"}});
   CHECK(cold.status == 504);
   CHECK(cold.body.find("\"code\":\"not_cached\"") != std::string::npos);
-  CHECK(sandbox_count(sb.port, "ListRecommendations") == 0);
+  CHECK(SandboxAdmin(sb.port).mws_requests("ListRecommendations") == 0);
 
   auto first = http_get(rg.port, kInventory);
   REQUIRE(first.status == 200);

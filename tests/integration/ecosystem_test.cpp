@@ -7,8 +7,9 @@
 #include <doctest/doctest.h>
 #include <rapidjson/document.h>
 
+#include "../support/sandbox_admin.hpp"
 #include "harness.hpp"
-#include "json_body.hpp"
+#include "../support/json_body.hpp"
 
 using namespace rgtest;
 
@@ -30,12 +31,6 @@ std::string amazon_config(const TempDir& dir) {
          "\"ads\":{\"accounts\":{\"main\":{\"region\":\"NA\",\"client_id\":\"amzn1.application-oa2-client.x\","
          "\"client_secret\":\"not-a-real-secret\",\"refresh_token\":\"Atzr|not-a-real-token\","
          "\"profile_id\":\"904444984714944\"}}}}";
-}
-
-int sandbox_ads_stat(int sandbox_port, const char* name) {
-  auto d = parse(http_get(sandbox_port, "/admin/stats").body);
-  REQUIRE(d.HasMember("ads"));
-  return d["ads"][name].GetInt();
 }
 
 HttpResponse ads_post(int port, const std::string& body, std::vector<std::pair<std::string, std::string>> headers = {}) {
@@ -122,7 +117,7 @@ TEST_CASE("ecosystem: a revoked refresh token costs one LWA call, not one per re
     CHECK(std::string(d["code"].GetString()) == "lwa_error");
     CHECK(std::string(d["upstreamCode"].GetString()) == "invalid_grant");
   }
-  CHECK(sandbox_ads_stat(sb.port, "token_requests") == 1);
+  CHECK(SandboxAdmin(sb.port).ads_stat("token_requests") == 1);
   // Counted once, in the series RecgateLwaRefreshFailing watches.
   CHECK(metric_line(http_get(rg.port, "/metrics").body,
                     "recgate_token_refreshes_total{account=\"main\",result=\"rejected\"}") ==

@@ -9,8 +9,9 @@
 #include <chrono>
 #include <set>
 
+#include "../support/sandbox_admin.hpp"
 #include "harness.hpp"
-#include "json_body.hpp"
+#include "../support/json_body.hpp"
 
 using namespace rgtest;
 
@@ -34,13 +35,6 @@ void check_type(const rapidjson::Value& obj, const char* field, rapidjson::Type 
   REQUIRE(obj.HasMember(field));
   if (t == rapidjson::kNumberType) CHECK(obj[field].IsNumber());
   else CHECK(obj[field].GetType() == t);
-}
-
-int sandbox_count(int sandbox_port, const std::string& action) {
-  auto s = http_get(sandbox_port, "/admin/stats");
-  auto d = parse(s.body);
-  const auto& by = d["requests"]["by_action"];
-  return by.HasMember(action.c_str()) ? by[action.c_str()].GetInt() : 0;
 }
 
 // A request deadline for tests that need a short one: 10x the wall time of a
@@ -145,12 +139,12 @@ TEST_CASE("mws: pages are followed with ListRecommendationsByNextToken and merge
   Sandbox sb;
   TempDir dir;
   Recgate rg(dir, test_config(dir, sb.port));
-  int before_pages = sandbox_count(sb.port, "ListRecommendationsByNextToken");
+  int before_pages = SandboxAdmin(sb.port).mws_requests("ListRecommendationsByNextToken");
   auto r = http_get(rg.port, recs(std::string("marketplace=") + kUS + "&category=Inventory"));
   REQUIRE(r.status == 200);
   auto d = parse(r.body);
   const auto& inv = category_members(d, "Inventory");
-  int next_pages = sandbox_count(sb.port, "ListRecommendationsByNextToken") - before_pages;
+  int next_pages = SandboxAdmin(sb.port).mws_requests("ListRecommendationsByNextToken") - before_pages;
   CHECK(next_pages >= 1);
   CHECK(static_cast<int>(inv.Size()) > 3 * next_pages);  // 3 per page, last page may be partial
   CHECK(static_cast<int>(inv.Size()) <= 3 * (next_pages + 1));
@@ -237,7 +231,7 @@ TEST_CASE("mws: bad input is a 400 problem naming what is allowed - unknown acco
     auto d = parse(r.body);
     CHECK(std::string(d["detail"].GetString()).find(c.mentions) != std::string::npos);
   }
-  CHECK(sandbox_count(sb.port, "ListRecommendations") == 0);  // bad input never reaches upstream
+  CHECK(SandboxAdmin(sb.port).mws_requests("ListRecommendations") == 0);  // bad input never reaches upstream
 }
 
 TEST_CASE("mws: a wrong secret gives 502 with upstreamCode SignatureDoesNotMatch, and no secret in output") {
@@ -308,8 +302,8 @@ TEST_CASE("mws: mws.max_pages stops following NextToken - the answer is truncate
   REQUIRE_MESSAGE(r.status == 200, r.body);
   auto d = parse(r.body);
   CHECK(category_members(d, "Inventory").Size() == 3);  // one sandbox page; the default (20) gives more (see above)
-  CHECK(sandbox_count(sb.port, "ListRecommendations") == 1);
-  CHECK(sandbox_count(sb.port, "ListRecommendationsByNextToken") == 0);
+  CHECK(SandboxAdmin(sb.port).mws_requests("ListRecommendations") == 1);
+  CHECK(SandboxAdmin(sb.port).mws_requests("ListRecommendationsByNextToken") == 0);
   CHECK(rg.proc.wait_for_line({"mws.max_pages reached; answer truncated"}, std::chrono::seconds(10)).has_value());
 }
 
@@ -323,7 +317,7 @@ TEST_CASE("mws: listing_quality_ttl_s bounds a ListingQuality answer's life - ot
   const auto sent = std::chrono::steady_clock::now();
   REQUIRE(http_get(rg.port, lq).header("cache-status") == "recgate; fwd=miss; stored");
   REQUIRE(http_get(rg.port, inv).header("cache-status") == "recgate; fwd=miss; stored");
-  const int lists = sandbox_count(sb.port, "ListRecommendations");
+  const int lists = SandboxAdmin(sb.port).mws_requests("ListRecommendations");
   CHECK(http_get(rg.port, lq).header("cache-status") == "recgate; hit");
   // Bounded wait for the expiry: every answer until then is a hit.
   std::string status;
@@ -332,7 +326,7 @@ TEST_CASE("mws: listing_quality_ttl_s bounds a ListingQuality answer's life - ot
   const auto refetched = std::chrono::steady_clock::now();
   CHECK(status == "recgate; fwd=miss; stored");
   CHECK(refetched - sent >= std::chrono::seconds(kTtl));  // not before the TTL
-  CHECK(sandbox_count(sb.port, "ListRecommendations") == lists + 1);
+  CHECK(SandboxAdmin(sb.port).mws_requests("ListRecommendations") == lists + 1);
   CHECK(http_get(rg.port, inv).header("cache-status") == "recgate; hit");  // its timestamp has not moved
 }
 
@@ -380,7 +374,7 @@ TEST_CASE("mws: a stored answer is served stale instead of a 429 - without one t
   auto none = http_get(rg.port, recs(std::string("marketplace=") + kUS + "&category=Pricing"), {{"Prefer", "wait=1"}});
   CHECK(none.status == 429);
   CHECK(parse(none.body)["code"].GetString() == std::string("quota_wait_exceeded"));
-  CHECK(sandbox_count(sb.port, "ListRecommendations") == 1);
+  CHECK(SandboxAdmin(sb.port).mws_requests("ListRecommendations") == 1);
 }
 
 TEST_CASE("mws: Prefer: wait is capped at 3600 s - a longer quota wait is a 429 at once") {
@@ -401,5 +395,5 @@ TEST_CASE("mws: Prefer: wait is capped at 3600 s - a longer quota wait is a 429 
   CHECK(r.body.find("\"code\":\"quota_wait_exceeded\"") != std::string::npos);
   CHECK(std::stoi(r.header("retry-after").empty() ? "0" : r.header("retry-after")) > 3600);
   CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(10));
-  CHECK(sandbox_count(sb.port, "ListRecommendations") == 1);
+  CHECK(SandboxAdmin(sb.port).mws_requests("ListRecommendations") == 1);
 }

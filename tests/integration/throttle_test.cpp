@@ -13,18 +13,12 @@
 #include <vector>
 #include <thread>
 
+#include "../support/sandbox_admin.hpp"
 #include "harness.hpp"
 
 using namespace rgtest;
 
 namespace {
-
-int sandbox_throttled(int sandbox_port) {
-  rapidjson::Document d;
-  d.Parse(http_get(sandbox_port, "/admin/stats").body.c_str());
-  REQUIRE(!d.HasParseError());
-  return d["throttled"]["total"].GetInt();
-}
 
 std::string brand_query(int i) {
   return "/v1/mws/main/recommendations?marketplace=ATVPDKIKX0DER&category=Selection&filter=BrandName%3DBrand" +
@@ -54,7 +48,7 @@ TEST_CASE("throttle: 40 concurrent requests above quota all succeed and the sand
   TempDir dir;
   Recgate rg(dir, test_config(dir, sb.port, "\"throttle\":{\"max_wait_s\":5}"));
   CHECK(burst(rg.port, 0, 40) == 40);
-  CHECK(sandbox_throttled(sb.port) == 0);
+  CHECK(SandboxAdmin(sb.port).mws_throttled() == 0);
   auto status = http_get(rg.port, "/v1/status");
   REQUIRE(status.status == 200);
   CHECK(status.body.find("\"operation\":\"mws.ListRecommendations\"") != std::string::npos);
@@ -98,7 +92,7 @@ TEST_CASE("throttle: drain the bucket, restart recgate, burst again: still no th
   }
   Recgate again(dir, cfg);
   CHECK(burst(again.port, 200, 8) == 8);
-  CHECK(sandbox_throttled(sb.port) == 0);
+  CHECK(SandboxAdmin(sb.port).mws_throttled() == 0);
 }
 
 TEST_CASE("throttle: an exhausted bucket of one account does not delay another") {

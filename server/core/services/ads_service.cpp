@@ -19,17 +19,19 @@
 #include <unordered_map>
 
 #include "core/ads/lwa.hpp"
+#include "core/ads/repository.hpp"
 #include "core/ads/request.hpp"
 #include "core/cache/index.hpp"
 #include "core/cache/policy.hpp"
 #include "core/cache/retention.hpp"
 #include "core/coalesce.hpp"
+#include "core/errors.hpp"
 #include "core/log.hpp"
 #include "core/metrics.hpp"
 #include "core/services/common.hpp"
 #include "core/store.hpp"
 #include "core/throttle/throttler.hpp"
-#include "core/upstream/http_client.hpp"
+#include "core/upstream/call.hpp"
 
 namespace recgate {
 
@@ -41,21 +43,12 @@ using svc::QuotaWait;
 
 namespace {
 
-using svc::count_coalesced;
 using svc::hex64;
 using svc::iso_seconds;
 using svc::now_ms;
-using svc::count_upstream;
-using svc::transport_problem;
 
 constexpr const char* kAdsBucket = "ads.ProductRecommendations";
 constexpr const char* kLwaBucket = "lwa.Token";
-
-std::string base_url(std::string configured, const std::string& fallback) {
-  if (configured.empty()) return fallback;
-  while (!configured.empty() && configured.back() == '/') configured.pop_back();
-  return configured;
-}
 
 struct Token {
   std::string access_token;
@@ -70,14 +63,6 @@ void count_refresh(const std::string& account, const std::string& result) {
       .counter("recgate_token_refreshes_total", "LWA access token refreshes, by account and result.",
                {{"account", account}, {"result", result}})
       .inc();
-}
-
-void log_call(const std::string& request_id, const char* api, const std::string& account, const char* operation,
-              const std::string& status, double secs, int attempt, double waited_s) {
-  const bool ok = status == "200";
-  log(ok ? LogLevel::debug : LogLevel::warn, "upstream call",
-      {{"request_id", request_id}, {"api", api}, {"account", account}, {"operation", operation}, {"status", status},
-       {"duration_ms", secs * 1000}, {"attempt", attempt}, {"waited_ms", waited_s * 1000}});
 }
 
 void log_token_refreshed(const std::string& account, const ads::TokenTimes& t) {
@@ -96,11 +81,7 @@ void log_stale(const std::string& request_id, const std::string& account, const 
 // ---- problems ------------------------------------------------------------
 
 Problem unknown_account(const std::string& name, const Config& cfg) {
-  std::string known;
-  for (const auto& [n, a] : cfg.ads.accounts) known += (known.empty() ? "" : ", ") + n;
-  return make_problem(404, "unknown_account",
-                      "no Ads account named \"" + name + "\" is configured" +
-                          (known.empty() ? std::string(" (none are)") : "; configured: " + known));
+  return svc::unknown_account("Ads", name, cfg.ads.accounts);
 }
 
 // Removes any configured secret from text that came from upstream.
@@ -125,7 +106,7 @@ Problem lwa_problem(const std::string& account, const AdsAccount& acc, const ads
   else
     detail = "Login with Amazon refused an access token for Ads account \"" + account + "\" (HTTP " +
              std::to_string(e.status) + ", " + e.error + desc + ")";
-  Problem p = make_problem(502, "lwa_error", detail);
+  Problem p = to_problem(Error::lwa_error, detail);
   p.extensions.emplace_back("upstreamCode", e.error);
   return p;
 }
@@ -134,8 +115,8 @@ Problem ads_problem(int status, const std::string& body, const AdsAccount& acc) 
   auto err = ads::parse_upstream_error(body);
   const std::string code = err && !err->code.empty() ? err->code : "HTTP" + std::to_string(status);
   const std::string details = err ? scrub(err->details, acc) : std::string();
-  Problem p = make_problem(502, "upstream_error",
-                           "the Ads API answered HTTP " + std::to_string(status) + " " + code +
+  Problem p = to_problem(Error::upstream_error,
+                         "the Ads API answered HTTP " + std::to_string(status) + " " + code +
                                (details.empty() ? "" : ": " + details));
   p.extensions.emplace_back("upstreamCode", code);
   p.extensions.emplace_back("upstreamStatus", std::to_string(status));
@@ -148,7 +129,7 @@ Problem ads_problem(int status, const std::string& body, const AdsAccount& acc) 
 struct AdsService::Impl {
   const Config& cfg;
   Store& store;
-  upstream::HttpClient& client;
+  upstream::Upstream& client;
   Throttler& throttler;
   net::any_io_executor ex;
   cache::PolicyConfig policy;
@@ -158,7 +139,7 @@ struct AdsService::Impl {
   mutable std::mutex token_mu;
   std::unordered_map<std::string, TokenPtr> tokens;  // by account
 
-  Impl(const Config& c, Store& st, upstream::HttpClient& cl, Throttler& th, net::any_io_executor e)
+  Impl(const Config& c, Store& st, upstream::Upstream& cl, Throttler& th, net::any_io_executor e)
       : cfg(c), store(st), client(cl), throttler(th), ex(e),
         policy{c.mws.check_interval_s, c.mws.listing_quality_ttl_s, c.ads.max_stale_s},
         index(c.cache.memory_entries, c.cache.memory_bytes), answer_flights(e), token_flights(e) {}
@@ -201,15 +182,8 @@ struct AdsService::Impl {
       tokens[account] = t;
     }
     store.post([account, t](Db& db) {
-      db.prepare(
-            "INSERT INTO lwa_tokens(account, access_token, expires_at, obtained_at) VALUES (?,?,?,?) "
-            "ON CONFLICT(account) DO UPDATE SET access_token=excluded.access_token, "
-            "expires_at=excluded.expires_at, obtained_at=excluded.obtained_at")
-          .bind(1, account)
-          .bind(2, t->access_token)
-          .bind(3, t->times.expires_at_ms)
-          .bind(4, t->times.obtained_at_ms)
-          .step();
+      ads::repo::save_token(db, ads::repo::TokenRow{account, t->access_token, t->times.expires_at_ms,
+                                                    t->times.obtained_at_ms});
     });
   }
 
@@ -218,7 +192,7 @@ struct AdsService::Impl {
   }
 
   std::string ads_url(const AdsAccount& acc) const {
-    return base_url(cfg.ads.endpoint, ads::regional_host(acc.region)) + std::string(ads::kPath);
+    return svc::base_url(cfg.ads.endpoint, ads::regional_host(acc.region)) + std::string(ads::kPath);
   }
 };
 
@@ -255,68 +229,74 @@ bool upstream_throttled(const upstream::Response& res) {
   return res.status == 429 || res.header("amazon-advertising-api-throttled") == "true";
 }
 
-// Retry-After in seconds or as an HTTP date; nullopt: back off on our own.
-std::optional<double> retry_after(const Impl& s, const upstream::Response& res) {
-  return parse_retry_after_header(res.header("Retry-After"), s.throttler.now());
-}
+// One LWA token refresh for upstream_call: 429 / throttled retried; a refusal
+// is counted, logged (without secrets) and, when final, held.
+class LwaExchange final : public upstream::Exchange {
+ public:
+  LwaExchange(Impl& s, const std::string& account, const AdsAccount& acc) : s_(s), account_(account), acc_(acc) {}
+
+  awaitable<Expected<upstream::Request>> build(int) override { co_return token_request(s_, acc_); }
+
+  upstream::Verdict classify(const upstream::Response& res) override {
+    if (upstream_throttled(res)) return upstream::Verdict::throttled;
+    parsed_ = ads::parse_token_response(res.status, res.body);
+    return parsed_.token ? upstream::Verdict::success : upstream::Verdict::failure;
+  }
+
+  Problem failure(const upstream::Response& res) override {
+    count_refresh(account_, res.status >= 500 ? "error" : "rejected");
+    log_token_failed(account_, parsed_.error.error, res.status);
+    Problem p = lwa_problem(account_, acc_, parsed_.error);
+    if (lwa_refusal_is_final(parsed_.error.error)) s_.hold_rejection(account_, p, now_ms() + kLwaRejectionHoldMs);
+    return p;
+  }
+
+  Problem transport_failed(const upstream::Result& r) override {
+    count_refresh(account_, "error");
+    return upstream::Exchange::transport_failed(r);
+  }
+
+  Problem quota_refused(Problem p, bool) override {
+    count_refresh(account_, "throttled");
+    return p;
+  }
+
+  std::string what() const override { return "the Login with Amazon token endpoint"; }
+
+  ads::TokenParse& parsed() { return parsed_; }
+
+ private:
+  Impl& s_;
+  const std::string& account_;
+  const AdsAccount& acc_;
+  ads::TokenParse parsed_;
+};
 
 // One refresh for the account, made by whichever caller started the flight.
 awaitable<Expected<TokenPtr>> refresh_token(Impl* s, std::string account, QuotaWait wait, std::string rid) {
   const AdsAccount& acc = s->cfg.ads.accounts.at(account);
   if (auto t = s->usable_token(account, now_ms())) co_return t;  // refreshed just before this flight
   if (auto held = s->held_rejection(account, now_ms())) co_return std::move(*held);
-  const std::string bucket = kLwaBucket;
-  for (int attempt = 1;; ++attempt) {
-    auto grant = co_await s->throttler.acquire(account, bucket, wait.limit, wait.client);
-    if (!grant) {
-      count_refresh(account, "throttled");
-      co_return grant.error();
-    }
-    upstream::Request req = token_request(*s, acc);
-    const auto t0 = std::chrono::steady_clock::now();
-    auto r = co_await s->client.request(std::move(req));
-    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    const std::string status = r.ok() ? std::to_string(r.response.status) : std::string(upstream::to_string(r.error));
-    count_upstream("lwa", "Token", status, secs);
-    log_call(rid, "lwa", account, "Token", status, secs, attempt, grant->waited_s);
-    if (!r.ok()) {
-      count_refresh(account, "error");
-      co_return transport_problem(r, "the Login with Amazon token endpoint");
-    }
-    if (upstream_throttled(r.response)) {
-      s->throttler.on_upstream_throttled(account, bucket, retry_after(*s, r.response));
-      continue;
-    }
-    auto parsed = ads::parse_token_response(r.response.status, r.response.body);
-    if (!parsed.token) {
-      count_refresh(account, r.response.status >= 500 ? "error" : "rejected");
-      log_token_failed(account, parsed.error.error, r.response.status);
-      Problem p = lwa_problem(account, acc, parsed.error);
-      if (lwa_refusal_is_final(parsed.error.error)) s->hold_rejection(account, p, now_ms() + kLwaRejectionHoldMs);
-      co_return p;
-    }
-    s->throttler.on_upstream_success(account, bucket);
-    auto token = std::make_shared<Token>();
-    token->access_token = std::move(parsed.token->access_token);
-    token->times = ads::token_times(now_ms(), parsed.token->expires_in_s);
-    s->keep_token(account, token);
-    count_refresh(account, "ok");
-    log_token_refreshed(account, token->times);
-    co_return TokenPtr(token);
-  }
+  LwaExchange ex(*s, account, acc);
+  const upstream::CallSite site{"lwa", "Token", account, kLwaBucket, rid};
+  auto r = co_await upstream::upstream_call(s->throttler, s->client, site, wait, ex);
+  if (!r) co_return r.error();
+  auto token = std::make_shared<Token>();
+  token->access_token = std::move(ex.parsed().token->access_token);
+  token->times = ads::token_times(now_ms(), ex.parsed().token->expires_in_s);
+  s->keep_token(account, token);
+  count_refresh(account, "ok");
+  log_token_refreshed(account, token->times);
+  co_return TokenPtr(token);
 }
 
 // `wait` is the answer flight's: its riders' limits bound the token's quota wait too.
 awaitable<Expected<TokenPtr>> get_token(Impl* s, std::string account, QuotaWait wait, std::string rid) {
   if (auto t = s->usable_token(account, now_ms())) co_return t;
-  bool joined = false;
-  Coalescer<Expected<TokenPtr>>::Work work = [s, account, client = wait.client, rid](WaitLimitPtr flight) {
-    return refresh_token(s, account, QuotaWait{std::move(flight), client}, rid);
+  Coalescer<Expected<TokenPtr>>::Work work = [s, account, leader = svc::leader_of(wait), rid](WaitLimitPtr flight) {
+    return refresh_token(s, account, svc::flight_quota(leader, std::move(flight)), rid);
   };
-  auto res = co_await s->token_flights.run(account, work, wait.limit, &joined);
-  if (joined) count_coalesced("lwa.token");
-  if (!res) co_return make_problem(499, "client_closed", "cancelled");
-  co_return std::move(*res);
+  co_return co_await svc::in_flight(s->token_flights, account, work, wait.limit, "lwa.token");
 }
 
 // ---- the one Ads call site -----------------------------------------------
@@ -345,52 +325,66 @@ Problem throttled_beyond_wait(Problem p) {
   return p;
 }
 
-// Throttle, token, send. Retries a 429 within the deadline (the throttler
-// holds the bucket for Retry-After or an exponential backoff), and a 401 once
-// after a token refresh.
+// One Ads call for upstream_call: each attempt takes an access token (a
+// coalesced LWA refresh per account); a 429 is retried within the wait (the
+// throttler holds the bucket for Retry-After or an exponential backoff), a
+// 401 once after forgetting the rejected token.
+class AdsExchange final : public upstream::Exchange {
+ public:
+  AdsExchange(Impl& s, const std::string& account, const AdsAccount& acc, const ads::ProductRequest& pr,
+              const QuotaWait& wait, const std::string& rid)
+      : s_(s), account_(account), acc_(acc), pr_(pr), body_(ads::upstream_body(pr)), wait_(wait), rid_(rid) {}
+
+  awaitable<Expected<upstream::Request>> build(int) override {
+    auto token = co_await get_token(&s_, account_, wait_, rid_);
+    if (!token) co_return token.error();
+    used_ = (*token)->access_token;
+    co_return ads_request(s_, acc_, pr_, body_, used_);
+  }
+
+  upstream::Verdict classify(const upstream::Response& res) override {
+    if (res.status == 200) return upstream::Verdict::success;
+    if (res.status == 401 && !auth_retried_) {
+      auth_retried_ = true;
+      s_.invalidate(account_, used_);
+      return upstream::Verdict::retry;
+    }
+    if (upstream_throttled(res)) return upstream::Verdict::throttled;
+    return upstream::Verdict::failure;
+  }
+
+  Problem failure(const upstream::Response& res) override { return ads_problem(res.status, res.body, acc_); }
+
+  Problem quota_refused(Problem p, bool was_throttled) override {
+    return was_throttled ? throttled_beyond_wait(std::move(p)) : p;
+  }
+
+  std::string what() const override { return "the Ads API"; }
+
+ private:
+  Impl& s_;
+  const std::string& account_;
+  const AdsAccount& acc_;
+  const ads::ProductRequest& pr_;
+  const std::string body_;
+  const QuotaWait& wait_;
+  const std::string& rid_;
+  std::string used_;  // the access token of the last attempt
+  bool auth_retried_ = false;
+};
+
 awaitable<Expected<std::string>> call_ads(Impl* s, std::string account, RequestPtr pr, QuotaWait wait,
                                           std::string rid) {
-  const AdsAccount& acc = s->cfg.ads.accounts.at(account);
-  const std::string bucket = kAdsBucket;
-  const std::string body = ads::upstream_body(*pr);
-  bool auth_retried = false;
-  bool was_throttled = false;
-  for (int attempt = 1;; ++attempt) {
-    auto grant = co_await s->throttler.acquire(account, bucket, wait.limit, wait.client);
-    if (!grant) co_return was_throttled ? throttled_beyond_wait(grant.error()) : grant.error();
-    auto token = co_await get_token(s, account, wait, rid);
-    if (!token) co_return token.error();
-    const std::string used = (*token)->access_token;
-    upstream::Request req = ads_request(*s, acc, *pr, body, used);
-    const auto t0 = std::chrono::steady_clock::now();
-    auto r = co_await s->client.request(std::move(req));
-    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    const std::string status = r.ok() ? std::to_string(r.response.status) : std::string(upstream::to_string(r.error));
-    count_upstream("ads", "ProductRecommendations", status, secs);
-    log_call(rid, "ads", account, "ProductRecommendations", status, secs, attempt, grant->waited_s);
-    if (!r.ok()) co_return transport_problem(r, "the Ads API");
-    const int code = r.response.status;
-    if (code == 200) {
-      s->throttler.on_upstream_success(account, bucket);
-      if (!ads::is_json_document(r.response.body)) {
-        Problem p = make_problem(502, "upstream_error", "the Ads API answered 200 with a body that is not JSON");
-        p.extensions.emplace_back("upstreamCode", "invalid_response");
-        co_return p;
-      }
-      co_return std::move(r.response.body);
-    }
-    if (code == 401 && !auth_retried) {
-      auth_retried = true;
-      s->invalidate(account, used);
-      continue;
-    }
-    if (upstream_throttled(r.response)) {
-      was_throttled = true;
-      s->throttler.on_upstream_throttled(account, bucket, retry_after(*s, r.response));
-      continue;
-    }
-    co_return ads_problem(code, r.response.body, acc);
+  AdsExchange ex(*s, account, s->cfg.ads.accounts.at(account), *pr, wait, rid);
+  const upstream::CallSite site{"ads", "ProductRecommendations", account, kAdsBucket, rid};
+  auto r = co_await upstream::upstream_call(s->throttler, s->client, site, wait, ex);
+  if (!r) co_return r.error();
+  if (!ads::is_json_document(r->body)) {
+    Problem p = to_problem(Error::upstream_error, "the Ads API answered 200 with a body that is not JSON");
+    p.extensions.emplace_back("upstreamCode", "invalid_response");
+    co_return p;
   }
+  co_return std::move(r->body);
 }
 
 // ---- answers and the cache -------------------------------------------------
@@ -409,17 +403,7 @@ std::shared_ptr<cache::Entry> make_entry(std::string body, std::int64_t ttl_s) {
 awaitable<bool> commit_answer(Impl* s, std::string account, std::string request_key, cache::EntryPtr e) {
   const std::uint64_t max_db_bytes = s->cfg.cache.max_db_bytes;
   auto write = [&](Db& db) {
-    db.prepare(
-          "INSERT INTO ads_answers(account, request_key, fetched_at, expires_at, content_type, body) "
-          "VALUES (?,?,?,?,?,?) ON CONFLICT(account, request_key) DO UPDATE SET fetched_at=excluded.fetched_at, "
-          "expires_at=excluded.expires_at, content_type=excluded.content_type, body=excluded.body")
-        .bind(1, account)
-        .bind(2, request_key)
-        .bind(3, e->fetched_at_ms)
-        .bind(4, e->expires_at_ms)
-        .bind(5, "application/json")  // answers are JSON documents (checked before they are kept)
-        .bind(6, e->body)
-        .step();
+    ads::repo::save_answer(db, account, request_key, *e);
     cache::bound_after_write(db, max_db_bytes);
   };
   co_return co_await svc::commit_before_answer(s->store, write, "ads answer");
@@ -445,21 +429,11 @@ awaitable<Expected<cache::EntryPtr>> fetch_answer(Impl* s, std::string key, std:
   co_return cache::EntryPtr(e);
 }
 
+// The lookup tiers of one answer, in order: the memory index, then SQLite
+// (off the I/O thread). nullptr: neither has it; the caller goes upstream.
 awaitable<cache::EntryPtr> find_entry(Impl* s, std::string key, std::string account, std::string request_key) {
   if (auto e = s->index.find(key)) co_return e;
-  // Not in memory (evicted or never loaded): look in SQLite off the I/O thread.
-  auto query = [&account, &request_key](Db& db) -> cache::EntryPtr {
-    auto st = db.prepare(
-        "SELECT fetched_at, expires_at, body FROM ads_answers WHERE account=? AND request_key=?");
-    st.bind(1, account).bind(2, request_key);
-    if (!st.step()) return nullptr;
-    auto e = std::make_shared<cache::Entry>();
-    e->fetched_at_ms = st.int64(0);
-    e->expires_at_ms = st.int64(1);
-    e->body = st.text(2);
-    e->hash = cache::fnv1a64(e->body);
-    return e;
-  };
+  auto query = [&account, &request_key](Db& db) { return ads::repo::find_answer(db, account, request_key); };
   auto e = co_await s->store.run(query);
   // A fetch may have stored a newer entry while we read the disk: keep it.
   if (e) e = s->index.put_if_absent(key, e);
@@ -472,18 +446,10 @@ Response finish(Context& ctx, const cache::Entry& e, const std::string& cache_st
   return svc::cached_response(ctx, e.body, cache_status, age, etag_of(e));
 }
 
-struct RequestOptions {
-  cache::RequestDirectives directives;
-  QuotaWait wait;
-  std::string request_id;  // for upstream log lines (a coalesced call logs its leader's)
-};
+using svc::RequestOptions;
 
 RequestOptions request_options(const Impl& s, const Context& ctx) {
-  RequestOptions o;
-  o.directives = cache::parse_cache_control(std::string(ctx.header("Cache-Control")));
-  o.wait = svc::request_quota_wait(s.throttler, ctx, s.cfg.throttle.max_wait_s);
-  o.request_id = ctx.request_id;
-  return o;
+  return svc::request_options(s.throttler, ctx, s.cfg.throttle.max_wait_s);
 }
 
 bool stale_ok(const Impl& s, const cache::Entry& e) {
@@ -500,13 +466,13 @@ std::string miss_status(bool requested, bool stored) {
 std::string stale_status() { return cache::cache_status({cache::Outcome::stale}); }
 
 Problem unsupported_media_type(const std::string& got) {
-  return make_problem(415, "unsupported_media_type",
+  return to_problem(Error::unsupported_media_type,
                       "the request body must be sent with Content-Type: application/json; got " +
                           (got.empty() ? std::string("none") : "\"" + got + "\""));
 }
 
 Problem not_cached(bool cursor) {
-  return make_problem(504, "not_cached",
+  return to_problem(Error::not_cached,
                       cursor ? "Cache-Control: only-if-cached, but requests with a cursor are never cached"
                              : "Cache-Control: only-if-cached, and no usable stored answer for this request");
 }
@@ -547,39 +513,31 @@ awaitable<Response> handle_product_recommendations(Impl* s, Context& ctx) {
     co_return http::problem_response(not_cached(false));
   }
 
-  bool joined = false;
   Coalescer<Expected<cache::EntryPtr>>::Work work = [s, key, account, request_key, req = pr, seen = entry,
-                                                      client = opts.wait.client,
+                                                      leader = svc::leader_of(opts.wait),
                                                       rid = opts.request_id](WaitLimitPtr flight) {
-    return fetch_answer(s, key, account, request_key, req, seen, QuotaWait{std::move(flight), client}, rid);
+    return fetch_answer(s, key, account, request_key, req, seen, svc::flight_quota(leader, std::move(flight)), rid);
   };
-  auto res = co_await s->answer_flights.run(key, work, opts.wait.limit, &joined);
-  if (joined) count_coalesced("ads.answer");
-  if (!res) co_return http::problem_response(make_problem(499, "client_closed", "cancelled"));
-  if (res->has_value()) {
+  auto res = co_await svc::in_flight(s->answer_flights, key, work, opts.wait.limit, "ads.answer");
+  if (res) {
     svc::count_lookup("ads", cache::Outcome::miss);
-    const std::string status = miss_status(opts.directives.no_cache, res->value()->stored);
-    co_return finish(ctx, *res->value(), status, 0);
+    const std::string status = miss_status(opts.directives.no_cache, (*res)->stored);
+    co_return finish(ctx, **res, status, 0);
   }
   if (entry && stale_ok(*s, *entry)) {
-    log_stale(opts.request_id, account, res->error().code);
+    log_stale(opts.request_id, account, res.error().code);
     svc::count_lookup("ads", cache::Outcome::stale);
     co_return finish(ctx, *entry, stale_status(), cache::age_seconds(entry->fetched_at_ms, now_ms()));
   }
   svc::count_lookup("ads", cache::Outcome::miss);
-  co_return http::problem_response(res->error());
+  co_return http::problem_response(res.error());
 }
 
 awaitable<std::size_t> do_purge(Impl* s, std::optional<std::string> account) {
   const std::string prefix = account ? svc::key_join(*account) : std::string();
   auto matches = [&prefix](const std::string& key) { return key.compare(0, prefix.size(), prefix) == 0; };
   const std::size_t in_memory = s->index.erase_if(matches);
-  auto del = [&account](Db& db) -> std::size_t {
-    auto st = db.prepare("DELETE FROM ads_answers WHERE (?1 IS NULL OR account=?1)");
-    st.bind(1, account);
-    st.step();
-    return static_cast<std::size_t>(db.changes());
-  };
+  auto del = [&account](Db& db) { return ads::repo::purge(db, account); };
   const std::size_t deleted = co_await s->store.run(del);
   co_return std::max(deleted, in_memory);
 }
@@ -591,13 +549,12 @@ void load_tokens(Impl& s) {
   std::vector<std::pair<std::string, TokenPtr>> tokens;
   const std::int64_t now = now_ms();
   s.store.run_sync([&](Db& db) {
-    auto t = db.prepare("SELECT account, access_token, expires_at, obtained_at FROM lwa_tokens");
-    while (t.step()) {
-      if (!s.cfg.ads.accounts.count(t.text(0)) || t.int64(2) <= now) continue;
+    for (const auto& row : ads::repo::all_tokens(db)) {
+      if (!s.cfg.ads.accounts.count(row.account) || row.expires_at_ms <= now) continue;
       auto tok = std::make_shared<Token>();
-      tok->access_token = t.text(1);
-      tok->times = ads::TokenTimes{t.int64(3), t.int64(2)};
-      tokens.emplace_back(t.text(0), std::move(tok));
+      tok->access_token = row.access_token;
+      tok->times = ads::TokenTimes{row.obtained_at_ms, row.expires_at_ms};
+      tokens.emplace_back(row.account, std::move(tok));
     }
   });
   {
@@ -608,26 +565,19 @@ void load_tokens(Impl& s) {
 }
 
 std::pair<std::string, cache::EntryPtr> entry_from_row(Stmt& r) {
-  auto e = std::make_shared<cache::Entry>();
-  e->fetched_at_ms = r.int64(1);
-  e->expires_at_ms = r.int64(5);
-  e->body = r.text(6);
-  e->hash = cache::fnv1a64(e->body);
-  return {svc::key_join(r.text(3), r.text(4)), std::move(e)};
+  auto w = ads::repo::warm_row(r);
+  return {svc::key_join(w.account, w.request_key), std::move(w.entry)};
 }
 
 void warm_entries(const std::shared_ptr<Impl>& s) {
-  cache::WarmSpec spec{"ads",
-                       "SELECT length(body), fetched_at, rowid, account, request_key, expires_at, body FROM ads_answers "
-                       "WHERE (fetched_at, rowid) < (?1, ?2) ORDER BY fetched_at DESC, rowid DESC LIMIT ?3",
-                       entry_from_row};
+  cache::WarmSpec spec{"ads", ads::repo::kWarmSql, entry_from_row};
   cache::warm_index(s->store, s, s->index, cache::LoadBudget(s->cfg.cache.memory_entries, s->cfg.cache.memory_bytes),
                     std::move(spec));
 }
 
 }  // namespace
 
-AdsService::AdsService(const Config& cfg, Store& store, upstream::HttpClient& client, Throttler& throttler,
+AdsService::AdsService(const Config& cfg, Store& store, upstream::Upstream& client, Throttler& throttler,
                        net::any_io_executor ex)
     : impl_(std::make_shared<Impl>(cfg, store, client, throttler, ex)) {
   load_tokens(*impl_);

@@ -23,14 +23,14 @@ namespace recgate {
 class Store;
 class Throttler;
 namespace upstream {
-class HttpClient;
+class Upstream;
 }
 
 class AdsService {
  public:
   // Loads stored tokens and the most recent answers into memory (blocking, at
   // start-up only).
-  AdsService(const Config& cfg, Store& store, upstream::HttpClient& client, Throttler& throttler,
+  AdsService(const Config& cfg, Store& store, upstream::Upstream& client, Throttler& throttler,
              boost::asio::any_io_executor ex);
   ~AdsService();
   AdsService(const AdsService&) = delete;

@@ -63,16 +63,6 @@ std::vector<std::string> key_split(std::string_view key) {
   return parts;
 }
 
-void count_upstream(std::string_view api, std::string_view operation, const std::string& status, double seconds) {
-  auto& m = Metrics::instance();
-  m.counter("recgate_upstream_requests_total", "Upstream calls made, by api, operation and status.",
-            {{"api", std::string(api)}, {"operation", std::string(operation)}, {"status", status}})
-      .inc();
-  m.histogram("recgate_upstream_request_duration_seconds", "Upstream call duration, by api and operation.",
-              {{"api", std::string(api)}, {"operation", std::string(operation)}})
-      .observe(seconds);
-}
-
 void count_lookup(std::string_view api, cache::Outcome o) {
   // Memoized per thread: this runs on every cache hit.
   thread_local std::unordered_map<std::string, Counter*> memo;
@@ -108,17 +98,30 @@ void register_cache_gauges(const std::string& api, std::function<std::pair<std::
 QuotaWait request_quota_wait(const Throttler& throttler, const http::Context& ctx, int default_wait_s) {
   int wait = default_wait_s;
   if (auto w = cache::parse_prefer_wait(std::string(ctx.header("Prefer")))) wait = std::min(*w, 3600);
-  return QuotaWait{throttler.limit_for(std::chrono::seconds(wait)), ctx.client};
+  QuotaWait q;
+  q.limit = throttler.limit_for(std::chrono::seconds(wait));
+  q.client = ctx.client;
+  return q;
 }
 
-Problem transport_problem(const upstream::Result& r, const std::string& what) {
-  if (r.error == upstream::ErrorKind::timeout)
-    return make_problem(504, "upstream_timeout", what + " did not answer in time (" + r.detail + ")");
-  Problem p = make_problem(502, "upstream_unavailable",
-                           what + " failed: " + std::string(upstream::to_string(r.error)) +
-                               (r.detail.empty() ? "" : " (" + r.detail + ")"));
-  p.extensions.emplace_back("upstreamCode", std::string(upstream::to_string(r.error)));
-  return p;
+RequestOptions request_options(const Throttler& throttler, const http::Context& ctx, int default_wait_s) {
+  RequestOptions o;
+  o.directives = cache::parse_cache_control(std::string(ctx.header("Cache-Control")));
+  o.wait = request_quota_wait(throttler, ctx, default_wait_s);
+  o.request_id = ctx.request_id;
+  return o;
+}
+
+Problem unknown_account_problem(const char* api, const std::string& name, const std::string& known) {
+  return to_problem(Error::unknown_account, std::string("no ") + api + " account named \"" + name +
+                                                "\" is configured" +
+                                                (known.empty() ? std::string(" (none are)") : "; configured: " + known));
+}
+
+std::string base_url(std::string configured, const std::string& fallback) {
+  if (configured.empty()) return fallback;
+  while (!configured.empty() && configured.back() == '/') configured.pop_back();
+  return configured;
 }
 
 http::Response cached_response(http::Context& ctx, std::string body, const std::string& cache_status,

@@ -9,10 +9,13 @@
 #include <vector>
 
 #include "core/cache/policy.hpp"
+#include "core/coalesce.hpp"
+#include "core/errors.hpp"
 #include "core/http/server.hpp"
 #include "core/problem.hpp"
 #include "core/store.hpp"
 #include "core/throttle/wait_limit.hpp"
+#include "core/upstream/call.hpp"
 #include "core/upstream/message.hpp"
 
 namespace recgate {
@@ -42,26 +45,66 @@ std::string key_list(const std::vector<std::string>& items);
 // The parts of a key_join key; empty when `key` is not one.
 std::vector<std::string> key_split(std::string_view key);
 
-void count_upstream(std::string_view api, std::string_view operation, const std::string& status, double seconds);
 void count_lookup(std::string_view api, cache::Outcome o);
 void count_coalesced(std::string_view kind);
 // recgate_cache_entries / recgate_cache_memory_bytes for one api, computed at scrape time.
 void register_cache_gauges(const std::string& api, std::function<std::pair<std::size_t, std::size_t>()> sizes);
 
-// What a quota wait needs: its limit (a request's own, or the coalesced
-// flight's it rides on) and the client whose queue share it counts against.
-struct QuotaWait {
-  WaitLimitPtr limit;
-  std::string client;
-};
+// What a quota wait needs (upstream/call.hpp): its limit (a request's own, or
+// the coalesced flight's it rides on), the client whose queue share it counts
+// against, and the quota mode.
+using QuotaWait = upstream::Quota;
 
 // A request's quota wait: Prefer: wait=N (at most 3600), else default_wait_s;
 // the client as the router identified it (http::Context::client).
 QuotaWait request_quota_wait(const Throttler& throttler, const http::Context& ctx, int default_wait_s);
 
-// Upstream transport failure: 504 upstream_timeout, else 502 upstream_unavailable
-// with the error kind as upstreamCode. `what` names the call ("MWS ListRecommendations").
-Problem transport_problem(const upstream::Result& r, const std::string& what);
+// The quota of a coalesced flight: the mode and client of the request that
+// started it, the flight's limit (its riders' latest deadline).
+// `leader_of` keeps what a flight's work needs of the request that starts it,
+// without its limit (the flight holds its own).
+inline QuotaWait leader_of(const QuotaWait& w) { return QuotaWait{w.mode, nullptr, w.client}; }
+inline QuotaWait flight_quota(const QuotaWait& leader, WaitLimitPtr flight) {
+  return QuotaWait{leader.mode, std::move(flight), leader.client};
+}
+
+// What a request asks of the cache and the upstream, read from its headers.
+struct RequestOptions {
+  cache::RequestDirectives directives;  // Cache-Control
+  QuotaWait wait;                       // Prefer: wait
+  std::string request_id;               // for upstream log lines (a coalesced call logs its leader's)
+};
+RequestOptions request_options(const Throttler& throttler, const http::Context& ctx, int default_wait_s);
+
+// 404 unknown_account naming the configured accounts of `api` ("MWS", "Ads").
+Problem unknown_account_problem(const char* api, const std::string& name, const std::string& known);
+template <class Accounts>
+Problem unknown_account(const char* api, const std::string& name, const Accounts& accounts) {
+  std::string known;
+  for (const auto& [n, a] : accounts) known += (known.empty() ? "" : ", ") + n;
+  return unknown_account_problem(api, name, known);
+}
+
+// The configured endpoint without trailing slashes, or `fallback` when none is configured.
+std::string base_url(std::string configured, const std::string& fallback);
+
+// Upstream transport failure (see upstream::transport_problem).
+using upstream::transport_problem;
+
+// Leads or joins the flight for `key` and returns its result: the one place
+// every service waits on a coalesced upstream fetch (a cross-replica lease
+// plugs in here). A join is counted as `kind`; a wait the client abandoned is
+// 499 client_closed.
+template <class T>
+boost::asio::awaitable<Expected<T>> in_flight(Coalescer<Expected<T>>& flights, const std::string& key,
+                                              typename Coalescer<Expected<T>>::Work& work, const WaitLimitPtr& limit,
+                                              const char* kind) {
+  bool joined = false;
+  auto res = co_await flights.run(key, work, limit, &joined);
+  if (joined) count_coalesced(kind);
+  if (!res) co_return to_problem(Error::client_closed, "cancelled");
+  co_return std::move(*res);
+}
 
 // A 200 with the cache headers, or a 304 when If-None-Match matches the ETag.
 http::Response cached_response(http::Context& ctx, std::string body, const std::string& cache_status,

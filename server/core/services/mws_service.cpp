@@ -24,11 +24,14 @@
 #include "core/json.hpp"
 #include "core/log.hpp"
 #include "core/metrics.hpp"
+#include "core/errors.hpp"
 #include "core/mws/model.hpp"
+#include "core/mws/repository.hpp"
 #include "core/mws/sigv2.hpp"
 #include "core/services/common.hpp"
 #include "core/store.hpp"
 #include "core/throttle/throttler.hpp"
+#include "core/upstream/call.hpp"
 #include "core/upstream/http_client.hpp"
 
 namespace recgate {
@@ -101,20 +104,12 @@ SnapshotPtr snapshot_from_json(const std::string& body, std::int64_t checked_at)
 // they can never equal a new key: they are misses, not misreads.
 std::string join_filters(const std::vector<std::string>& f) { return svc::key_list(f); }
 
-Problem unknown_account(const std::string& name, const Config& cfg) {
-  std::string known;
-  for (const auto& [n, a] : cfg.mws.accounts) known += (known.empty() ? "" : ", ") + n;
-  return make_problem(404, "unknown_account",
-                      "no MWS account named \"" + name + "\" is configured" +
-                          (known.empty() ? std::string(" (none are)") : "; configured: " + known));
-}
-
 }  // namespace
 
 struct MwsService::Impl {
   const Config& cfg;
   Store& store;
-  upstream::HttpClient& client;
+  upstream::Upstream& client;
   Throttler& throttler;
   net::any_io_executor ex;
   cache::PolicyConfig policy;
@@ -138,7 +133,7 @@ struct MwsService::Impl {
     last_failure = std::move(what);
   }
 
-  Impl(const Config& c, Store& st, upstream::HttpClient& cl, Throttler& th, net::any_io_executor e)
+  Impl(const Config& c, Store& st, upstream::Upstream& cl, Throttler& th, net::any_io_executor e)
       : cfg(c), store(st), client(cl), throttler(th), ex(e),
         policy{c.mws.check_interval_s, c.mws.listing_quality_ttl_s, c.mws.max_stale_s},
         index(c.cache.memory_entries, c.cache.memory_bytes), snapshot_flights(e), list_flights(e),
@@ -162,101 +157,91 @@ struct CallResult {
 };
 
 std::string upstream_url(const Impl& s, const mws::Marketplace& mp) {
-  if (!s.cfg.mws.endpoint.empty()) {
-    std::string base = s.cfg.mws.endpoint;
-    while (!base.empty() && base.back() == '/') base.pop_back();
-    return base + std::string(mws::kPath);
-  }
-  return "https://" + mp.host + std::string(mws::kPath);
+  return svc::base_url(s.cfg.mws.endpoint, "https://" + mp.host) + std::string(mws::kPath);
 }
 
-// Throttle, sign, send; retries after an upstream throttle within the deadline.
-awaitable<Expected<CallResult>> call_mws(Impl* s, std::string account_name, mws::Marketplace mp, std::string action,
-                                         mws::Params params, svc::QuotaWait wait, std::string request_id) {
-  const auto& acc = s->cfg.mws.accounts.at(account_name);
-  const mws::Credentials creds{acc.seller_id, acc.access_key_id, acc.secret_key, acc.auth_token};
-  const std::string url = upstream_url(*s, mp);
-  const auto parsed = upstream::parse_url(url);
-  if (!parsed) co_return make_problem(500, "bad_endpoint", "mws.endpoint is not a usable URL");
-  const std::string host = upstream::host_header_value(*parsed);
-  for (int attempt = 1;; ++attempt) {
-    auto grant = co_await s->throttler.acquire(account_name, "mws." + action, wait.limit, wait.client);
-    if (!grant) co_return grant.error();
+// One MWS operation for upstream_call: signs each attempt afresh (Timestamp),
+// retries RequestThrottled / QuotaExceeded, records upstream health.
+class MwsExchange final : public upstream::Exchange {
+ public:
+  MwsExchange(Impl& s, const MwsAccount& acc, std::string url, std::string host, std::string action,
+              const mws::Params& params)
+      : s_(s), creds_{acc.seller_id, acc.access_key_id, acc.secret_key, acc.auth_token}, url_(std::move(url)),
+        host_(std::move(host)), action_(std::move(action)), params_(params) {}
+
+  awaitable<Expected<upstream::Request>> build(int) override {
     upstream::Request req;
     req.method = "POST";
-    req.url = url;
+    req.url = url_;
     req.headers.emplace_back("Content-Type", "application/x-www-form-urlencoded; charset=utf-8");
-    req.headers.emplace_back("User-Agent", s->user_agent);
+    req.headers.emplace_back("User-Agent", s_.user_agent);
     req.headers.emplace_back("Accept", "text/xml");
-    req.body = mws::signed_form_body(creds, action, params, host, mws::kPath, std::chrono::system_clock::now());
-    const auto t0 = std::chrono::steady_clock::now();
-    auto r = co_await s->client.request(std::move(req));
-    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    const std::string status = r.ok() ? std::to_string(r.response.status) : std::string(upstream::to_string(r.error));
-    svc::count_upstream("mws", action, status, secs);
-    log(r.ok() && r.response.status == 200 ? LogLevel::debug : LogLevel::warn, "upstream call",
-        {{"request_id", request_id}, {"api", "mws"}, {"account", account_name}, {"operation", action}, {"status", status},
-         {"duration_ms", secs * 1000}, {"attempt", attempt}, {"waited_ms", grant->waited_s * 1000}});
-    if (!r.ok()) {
-      Problem p = svc::transport_problem(r, "MWS " + action);
-      s->record_failure(p);
-      co_return p;
-    }
-    if (r.response.status == 200) {
-      s->last_success_ms = now_ms();
-      s->throttler.on_upstream_success(account_name, "mws." + action);
-      co_return CallResult{std::move(r.response.body)};
-    }
-    auto err = mws::parse_error_response(r.response.body);
-    const std::string code = err ? err->code : "HTTP" + std::to_string(r.response.status);
-    if (r.response.status == 503 && (code == "RequestThrottled" || code == "QuotaExceeded")) {
-      // Retry-After in seconds or as an HTTP date; absent: our own backoff.
-      const auto retry_after = parse_retry_after_header(r.response.header("Retry-After"), s->throttler.now());
-      s->throttler.on_upstream_throttled(account_name, "mws." + action, retry_after);
-      continue;  // acquire again within what is left of the client's wait
-    }
-    Problem p = make_problem(502, "upstream_error",
-                             "MWS " + action + " answered HTTP " + std::to_string(r.response.status) + " " + code +
-                                 (err && !err->message.empty() ? ": " + err->message : ""));
-    p.extensions.emplace_back("upstreamCode", code);
-    if (err && !err->request_id.empty()) p.extensions.emplace_back("upstreamRequestId", err->request_id);
-    s->record_failure(p);
-    co_return p;
+    req.body = mws::signed_form_body(creds_, action_, params_, host_, mws::kPath, std::chrono::system_clock::now());
+    co_return req;
   }
+
+  upstream::Verdict classify(const upstream::Response& res) override {
+    if (res.status == 200) return upstream::Verdict::success;
+    err_ = mws::parse_error_response(res.body);
+    code_ = err_ ? err_->code : "HTTP" + std::to_string(res.status);
+    if (res.status == 503 && (code_ == "RequestThrottled" || code_ == "QuotaExceeded"))
+      return upstream::Verdict::throttled;
+    return upstream::Verdict::failure;
+  }
+
+  Problem failure(const upstream::Response& res) override {
+    Problem p = to_problem(Error::upstream_error, what() + " answered HTTP " + std::to_string(res.status) + " " +
+                                                      code_ + (err_ && !err_->message.empty() ? ": " + err_->message : ""));
+    p.extensions.emplace_back("upstreamCode", code_);
+    if (err_ && !err_->request_id.empty()) p.extensions.emplace_back("upstreamRequestId", err_->request_id);
+    s_.record_failure(p);
+    return p;
+  }
+
+  Problem transport_failed(const upstream::Result& r) override {
+    Problem p = upstream::Exchange::transport_failed(r);
+    s_.record_failure(p);
+    return p;
+  }
+
+  std::string what() const override { return "MWS " + action_; }
+
+ private:
+  Impl& s_;
+  mws::Credentials creds_;
+  std::string url_;
+  std::string host_;
+  std::string action_;
+  const mws::Params& params_;
+  std::optional<mws::UpstreamError> err_;
+  std::string code_;
+};
+
+// One MWS operation: throttle, sign, send; retried after an upstream throttle within the wait.
+awaitable<Expected<CallResult>> call_mws(Impl* s, std::string account_name, mws::Marketplace mp, std::string action,
+                                         mws::Params params, svc::QuotaWait wait, std::string request_id) {
+  const std::string url = upstream_url(*s, mp);
+  const auto parsed = upstream::parse_url(url);
+  if (!parsed) co_return to_problem(Error::bad_endpoint, "mws.endpoint is not a usable URL");
+  MwsExchange ex(*s, s->cfg.mws.accounts.at(account_name), url, upstream::host_header_value(*parsed), action, params);
+  const upstream::CallSite site{"mws", action, account_name, "mws." + action, request_id};
+  auto r = co_await upstream::upstream_call(s->throttler, s->client, site, wait, ex);
+  if (!r) co_return r.error();
+  s->last_success_ms = now_ms();
+  co_return CallResult{std::move(r->body)};
 }
 
 // ---- commits: an answer that says "stored" is in SQLite before it is sent
 
 awaitable<bool> commit_snapshot(Impl* s, std::string account, std::string mpid, std::string body, std::int64_t at) {
-  auto write = [&](Db& db) {
-    db.prepare(
-          "INSERT INTO mws_snapshot(account, marketplace, checked_at, body) VALUES (?,?,?,?) "
-          "ON CONFLICT(account, marketplace) DO UPDATE SET checked_at=excluded.checked_at, body=excluded.body")
-        .bind(1, account)
-        .bind(2, mpid)
-        .bind(3, at)
-        .bind(4, body)
-        .step();
-  };
+  auto write = [&](Db& db) { mws::repo::save_snapshot(db, account, mpid, at, body); };
   co_return co_await svc::commit_before_answer(s->store, write, "mws last-updated");
 }
 
-awaitable<bool> commit_list(Impl* s, std::string account, std::string mpid, std::string category, std::string filters,
-                            std::shared_ptr<const cache::Entry> entry) {
+awaitable<bool> commit_list(Impl* s, mws::repo::ListKey row, std::shared_ptr<const cache::Entry> entry) {
   const std::uint64_t max_db_bytes = s->cfg.cache.max_db_bytes;
   auto write = [&](Db& db) {
-    db.prepare(
-          "INSERT INTO mws_recommendations(account, marketplace, category, filters, last_updated, fetched_at, body) "
-          "VALUES (?,?,?,?,?,?,?) ON CONFLICT(account, marketplace, category, filters) DO UPDATE SET "
-          "last_updated=excluded.last_updated, fetched_at=excluded.fetched_at, body=excluded.body")
-        .bind(1, account)
-        .bind(2, mpid)
-        .bind(3, category)
-        .bind(4, filters)
-        .bind(5, entry->validator)
-        .bind(6, entry->fetched_at_ms)
-        .bind(7, entry->body)
-        .step();
+    mws::repo::save_list(db, row, *entry);
     cache::bound_after_write(db, max_db_bytes);
   };
   co_return co_await svc::commit_before_answer(s->store, write, "mws recommendations");
@@ -311,28 +296,20 @@ awaitable<SnapState> get_snapshot(Impl* s, std::string account, mws::Marketplace
   std::optional<std::int64_t> checked;
   if (st.snap) checked = st.snap->checked_at_ms;
   if (only_cached || !cache::snapshot_due(checked, now_ms(), force, s->policy)) co_return st;
-  bool joined = false;
   // Named local, not a temporary in the co_await expression: g++ 12 mishandles
   // non-trivial temporaries (closures) there.
   // The flight waits for quota as long as its riders' latest limit allows;
   // its queue place counts against the client that started it.
-  Coalescer<Expected<SnapshotPtr>>::Work work = [s, account, mp, seen = st.snap, client = wait.client,
+  Coalescer<Expected<SnapshotPtr>>::Work work = [s, account, mp, seen = st.snap, leader = svc::leader_of(wait),
                                                  request_id](WaitLimitPtr flight) {
-    return snapshot_work(s, account, mp, seen, svc::QuotaWait{std::move(flight), client}, request_id);
+    return snapshot_work(s, account, mp, seen, svc::flight_quota(leader, std::move(flight)), request_id);
   };
-  auto res = co_await s->snapshot_flights.run(key, work, wait.limit, &joined);
-  if (joined)
-    svc::count_coalesced("mws.snapshot");
-  if (!res) {
-    st.error = make_problem(499, "client_closed", "cancelled");
-    st.stale = st.snap != nullptr;
-    co_return st;
-  }
-  if (res->has_value()) {
-    st.snap = res->value();
+  auto res = co_await svc::in_flight(s->snapshot_flights, key, work, wait.limit, "mws.snapshot");
+  if (res) {
+    st.snap = *res;
     st.outcome = cache::Outcome::miss;
   } else {
-    st.error = res->error();
+    st.error = res.error();
     st.stale = st.snap != nullptr;
     st.outcome = cache::Outcome::stale;
   }
@@ -341,23 +318,12 @@ awaitable<SnapState> get_snapshot(Impl* s, std::string account, mws::Marketplace
 
 // ---- recommendation lists ------------------------------------------------
 
-awaitable<cache::EntryPtr> find_entry(Impl* s, std::string key, std::string account, std::string mpid,
-                                      std::string category, std::string filters) {
+// The lookup tiers of one list, in order: the memory index, then SQLite
+// (off the I/O thread). nullptr: neither has it; the caller goes upstream.
+awaitable<cache::EntryPtr> find_entry(Impl* s, std::string key, mws::repo::ListKey row) {
   if (auto e = s->index.find(key)) co_return e;
-  // Not in memory (evicted or never loaded): look in SQLite off the I/O thread.
-  auto e = co_await s->store.run([&](Db& db) -> cache::EntryPtr {
-    auto st = db.prepare(
-        "SELECT last_updated, fetched_at, body FROM mws_recommendations "
-        "WHERE account=? AND marketplace=? AND category=? AND filters=?");
-    st.bind(1, account).bind(2, mpid).bind(3, category).bind(4, filters);
-    if (!st.step()) return nullptr;
-    auto entry = std::make_shared<cache::Entry>();
-    entry->validator = st.opt_text(0);
-    entry->fetched_at_ms = st.int64(1);
-    entry->body = st.text(2);
-    entry->hash = cache::fnv1a64(entry->body);
-    return entry;
-  });
+  auto query = [&row](Db& db) { return mws::repo::find_list(db, row); };
+  auto e = co_await s->store.run(query);
   // A fetch may have stored a newer entry while we read the disk: keep it.
   // (Overwriting it with this older copy also lost the fetch's answer for
   // requests that missed at the same time, which then called upstream again.)
@@ -421,9 +387,9 @@ awaitable<Expected<cache::EntryPtr>> fetch_list(Impl* s, std::string key, std::s
   }
   entry->body += "]";
   entry->hash = cache::fnv1a64(entry->body);
-  const std::string fkey = join_filters(filters);  // named locals: g++ 12 and co_await temporaries
+  mws::repo::ListKey row{account, mp.id, category, join_filters(filters)};  // named locals: g++ 12 and co_await temporaries
   const std::shared_ptr<const cache::Entry> written = entry;
-  entry->stored = co_await commit_list(s, account, mp.id, category, fkey, written);
+  entry->stored = co_await commit_list(s, std::move(row), written);
   s->index.put(key, entry);
   co_return cache::EntryPtr(entry);
 }
@@ -434,18 +400,14 @@ struct CategoryAnswer {
   cache::Outcome outcome;
 };
 
-struct RequestOptions {
-  cache::RequestDirectives directives;
-  svc::QuotaWait wait;
-  std::string request_id;       // for upstream log lines (a coalesced call logs its leader's)
-};
+using svc::RequestOptions;
 
 RequestOptions request_options(const Impl& s, const Context& ctx) {
-  RequestOptions o;
-  o.directives = cache::parse_cache_control(std::string(ctx.header("Cache-Control")));
-  o.wait = svc::request_quota_wait(s.throttler, ctx, s.cfg.throttle.max_wait_s);
-  o.request_id = ctx.request_id;
-  return o;
+  return svc::request_options(s.throttler, ctx, s.cfg.throttle.max_wait_s);
+}
+
+Problem unknown_account(const std::string& name, const Config& cfg) {
+  return svc::unknown_account("MWS", name, cfg.mws.accounts);
 }
 
 awaitable<Expected<CategoryAnswer>> answer_category(Impl* s, std::string account, mws::Marketplace mp,
@@ -453,7 +415,8 @@ awaitable<Expected<CategoryAnswer>> answer_category(Impl* s, std::string account
                                                     SnapState snap, RequestOptions opts) {
   const std::string fkey = join_filters(filters);
   const std::string key = svc::key_join(account, mp.id, category, fkey);
-  auto entry = co_await find_entry(s, key, account, mp.id, category, fkey);
+  mws::repo::ListKey row{account, mp.id, category, fkey};
+  auto entry = co_await find_entry(s, key, std::move(row));
   const std::int64_t now = now_ms();
   cache::SnapshotView view{snap.snap != nullptr, snap.stale,
                            snap.snap ? snap.snap->of(category) : std::optional<std::string>{}};
@@ -467,29 +430,25 @@ awaitable<Expected<CategoryAnswer>> answer_category(Impl* s, std::string account
       co_return CategoryAnswer{category, entry, cache::Outcome::stale};
   }
   if (opts.directives.only_if_cached)
-    co_return make_problem(504, "not_cached",
+    co_return to_problem(Error::not_cached,
                            "Cache-Control: only-if-cached, and no usable stored answer for " + category);
   if (snap.error && !snap.snap) co_return *snap.error;
-  bool joined = false;
   const std::optional<std::string> validator =
       category == "ListingQuality" ? std::optional<std::string>{} : view.last_updated;
   Coalescer<Expected<cache::EntryPtr>>::Work work = [s, key, account, mp, category, filters, validator,
-                                                      view, seen = entry, client = opts.wait.client,
+                                                      view, seen = entry, leader = svc::leader_of(opts.wait),
                                                       rid = opts.request_id](WaitLimitPtr flight) {
     return fetch_list(s, key, account, mp, category, filters, validator, view, seen,
-                      svc::QuotaWait{std::move(flight), client}, rid);
+                      svc::flight_quota(leader, std::move(flight)), rid);
   };
-  auto res = co_await s->list_flights.run(key, work, opts.wait.limit, &joined);
-  if (joined)
-    svc::count_coalesced("mws.list");
-  if (!res) co_return make_problem(499, "client_closed", "cancelled");
-  if (res->has_value()) co_return CategoryAnswer{category, res->value(), cache::Outcome::miss};
+  auto res = co_await svc::in_flight(s->list_flights, key, work, opts.wait.limit, "mws.list");
+  if (res) co_return CategoryAnswer{category, *res, cache::Outcome::miss};
   if (entry && cache::stale_allowed({entry->validator, entry->fetched_at_ms}, now_ms(), s->policy)) {
     log_warn("serving stale", {{"request_id", opts.request_id}, {"account", account}, {"category", category},
-                               {"reason", res->error().code}});
+                               {"reason", res.error().code}});
     co_return CategoryAnswer{category, entry, cache::Outcome::stale};
   }
-  co_return res->error();
+  co_return res.error();
 }
 
 std::string etag_of(const std::string& account, const std::string& mpid, const std::vector<CategoryAnswer>& answers) {
@@ -602,9 +561,9 @@ awaitable<Response> handle_last_updated(Impl* s, Context& ctx) {
   if (!snap.snap) {
     if (opts.directives.only_if_cached)
       co_return http::problem_response(
-          make_problem(504, "not_cached", "Cache-Control: only-if-cached, and no stored last-updated times"));
+          to_problem(Error::not_cached, "Cache-Control: only-if-cached, and no stored last-updated times"));
     co_return http::problem_response(snap.error ? *snap.error
-                                                : make_problem(502, "upstream_error", "no last-updated times"));
+                                                : to_problem(Error::upstream_error, "no last-updated times"));
   }
   if (snap.error) {
     cache::StoredMeta meta{std::nullopt, snap.snap->checked_at_ms};
@@ -642,11 +601,9 @@ awaitable<Response> handle_last_updated(Impl* s, Context& ctx) {
 void load_snapshots(Impl& s) {
   std::vector<std::pair<std::string, SnapshotPtr>> snaps;
   s.store.run_sync([&](Db& db) {
-    auto st = db.prepare("SELECT account, marketplace, checked_at, body FROM mws_snapshot");
-    while (st.step()) {
-      if (auto snap = snapshot_from_json(st.text(3), st.int64(2)))
-        snaps.emplace_back(svc::key_join(st.text(0), st.text(1)), snap);
-    }
+    for (const auto& r : mws::repo::all_snapshots(db))
+      if (auto snap = snapshot_from_json(r.body, r.checked_at))
+        snaps.emplace_back(svc::key_join(r.account, r.marketplace), snap);
   });
   {
     std::lock_guard lk(s.snap_mu);
@@ -656,20 +613,12 @@ void load_snapshots(Impl& s) {
 }
 
 std::pair<std::string, cache::EntryPtr> entry_from_row(Stmt& r) {
-  auto e = std::make_shared<cache::Entry>();
-  e->validator = r.opt_text(7);
-  e->body = r.text(8);
-  e->fetched_at_ms = r.int64(1);
-  e->hash = cache::fnv1a64(e->body);
-  return {svc::key_join(r.text(3), r.text(4), r.text(5), r.text(6)), std::move(e)};
+  auto w = mws::repo::warm_row(r);
+  return {svc::key_join(w.key.account, w.key.marketplace, w.key.category, w.key.filters), std::move(w.entry)};
 }
 
 void warm_entries(const std::shared_ptr<Impl>& s) {
-  cache::WarmSpec spec{"mws",
-                       "SELECT length(body), fetched_at, rowid, account, marketplace, category, filters, last_updated, "
-                       "body FROM mws_recommendations WHERE (fetched_at, rowid) < (?1, ?2) "
-                       "ORDER BY fetched_at DESC, rowid DESC LIMIT ?3",
-                       entry_from_row};
+  cache::WarmSpec spec{"mws", mws::repo::kWarmSql, entry_from_row};
   cache::warm_index(s->store, s, s->index, cache::LoadBudget(s->cfg.cache.memory_entries, s->cfg.cache.memory_bytes),
                     std::move(spec));
 }
@@ -692,27 +641,14 @@ awaitable<std::size_t> do_purge(Impl* s, std::optional<std::string> account, std
       else ++it;
     }
   }
-  std::size_t deleted = co_await s->store.run([&](Db& db) -> std::size_t {
-    auto st = db.prepare(
-        "DELETE FROM mws_recommendations WHERE (?1 IS NULL OR account=?1) AND (?2 IS NULL OR marketplace=?2) "
-        "AND (?3 IS NULL OR category=?3)");
-    st.bind(1, account).bind(2, marketplace).bind(3, category);
-    st.step();
-    std::size_t n = static_cast<std::size_t>(db.changes());
-    if (!category) {
-      auto sn = db.prepare(
-          "DELETE FROM mws_snapshot WHERE (?1 IS NULL OR account=?1) AND (?2 IS NULL OR marketplace=?2)");
-      sn.bind(1, account).bind(2, marketplace);
-      sn.step();
-    }
-    return n;
-  });
+  auto del = [&](Db& db) { return mws::repo::purge(db, account, marketplace, category); };
+  const std::size_t deleted = co_await s->store.run(del);
   co_return std::max(deleted, in_memory);
 }
 
 }  // namespace
 
-MwsService::MwsService(const Config& cfg, Store& store, upstream::HttpClient& client, Throttler& throttler,
+MwsService::MwsService(const Config& cfg, Store& store, upstream::Upstream& client, Throttler& throttler,
                        net::any_io_executor ex)
     : impl_(std::make_shared<Impl>(cfg, store, client, throttler, ex)) {
   load_snapshots(*impl_);

@@ -20,14 +20,14 @@ namespace recgate {
 class Store;
 class Throttler;
 namespace upstream {
-class HttpClient;
+class Upstream;
 }
 
 class MwsService {
  public:
   // Loads stored snapshots (blocking, small), then warms the memory index
   // with the most recent answers in the background, within cache.memory_*.
-  MwsService(const Config& cfg, Store& store, upstream::HttpClient& client, Throttler& throttler,
+  MwsService(const Config& cfg, Store& store, upstream::Upstream& client, Throttler& throttler,
              boost::asio::any_io_executor ex);
   ~MwsService();
   MwsService(const MwsService&) = delete;

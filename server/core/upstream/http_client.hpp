@@ -11,6 +11,7 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 
+#include "core/upstream/call.hpp"
 #include "core/upstream/message.hpp"
 #include "core/upstream/url.hpp"
 
@@ -30,12 +31,12 @@ struct ClientOptions {
   std::string user_agent;  // sent when not empty and the request has none
 };
 
-class HttpClient {
+class HttpClient final : public Upstream {
  public:
   // Throws std::runtime_error if ca_file is set but cannot be loaded.
   HttpClient(boost::asio::any_io_executor ex, ClientOptions opts);
   // Calls shutdown(). Must run before the executor's io_context is destroyed.
-  ~HttpClient();
+  ~HttpClient() override;
   HttpClient(const HttpClient&) = delete;
   HttpClient& operator=(const HttpClient&) = delete;
 
@@ -43,7 +44,7 @@ class HttpClient {
   // concurrently from any thread or strand; the HttpClient may be destroyed
   // while requests are in flight. Cancelling the awaiting coroutine aborts the
   // request (Result: timeout) and discards its connection.
-  boost::asio::awaitable<Result> request(Request req);
+  boost::asio::awaitable<Result> request(Request req) override;
 
   // Closes idle connections and stops pooling, so that io_context::run()
   // can return at process shutdown. In-flight requests finish; later

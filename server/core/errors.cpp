@@ -1,0 +1,35 @@
+// The error registry table (see errors.hpp).
+#include "core/errors.hpp"
+
+#include <array>
+#include <cstddef>
+
+namespace recgate {
+
+namespace {
+
+// Indexed by Error; the order is the enum's.
+constexpr std::array<ErrorInfo, 9> kErrors{{
+    {404, "unknown_account", "Not Found"},
+    {415, "unsupported_media_type", "Unsupported Media Type"},
+    {504, "not_cached", "Gateway Timeout"},
+    {499, "client_closed", "Client Closed Request"},
+    {504, "upstream_timeout", "Gateway Timeout"},
+    {502, "upstream_unavailable", "Bad Gateway"},
+    {502, "upstream_error", "Bad Gateway"},
+    {502, "lwa_error", "Bad Gateway"},
+    {500, "bad_endpoint", "Internal Server Error"},
+}};
+
+}  // namespace
+
+const ErrorInfo& error_info(Error e) { return kErrors.at(static_cast<std::size_t>(e)); }
+
+Problem to_problem(Error e, std::string detail) {
+  const ErrorInfo& info = error_info(e);
+  Problem p = make_problem(info.status, std::string(info.code), std::move(detail));
+  p.title = std::string(info.title);
+  return p;
+}
+
+}  // namespace recgate

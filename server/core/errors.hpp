@@ -1,0 +1,37 @@
+// The error registry of the request path: each failure the services answer
+// with is one enum value with its {status, code, title}, and to_problem is
+// the one way to turn it into an RFC 9457 problem. Input-validation problems
+// (mws/query, ads/request) name the field at fault and keep make_problem.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "core/problem.hpp"
+
+namespace recgate {
+
+enum class Error {
+  unknown_account,         // 404: no account of that name is configured
+  unsupported_media_type,  // 415: the body is not application/json
+  not_cached,              // 504: Cache-Control: only-if-cached, nothing usable stored
+  client_closed,           // 499: the client went away (never sent; logs and metrics only)
+  upstream_timeout,        // 504: the upstream did not answer in time
+  upstream_unavailable,    // 502: no usable response (connect, TLS, reset, ...)
+  upstream_error,          // 502: the upstream answered with an error
+  lwa_error,               // 502: Login with Amazon refused an access token
+  bad_endpoint,            // 500: the configured endpoint is not a usable URL
+};
+
+struct ErrorInfo {
+  int status;
+  std::string_view code;
+  std::string_view title;
+};
+
+const ErrorInfo& error_info(Error e);
+
+// {type, title, status, detail, code} for `e`, with `detail` saying what is wrong.
+Problem to_problem(Error e, std::string detail);
+
+}  // namespace recgate
