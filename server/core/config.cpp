@@ -476,6 +476,13 @@ void parse_root(Obj& root, Config& c) {
   else if (c.clients.empty() && !is_loopback(host))
     root.ctx().warnings.push_back("listen is " + c.listen +
                                   " but no clients are configured: anyone who can reach it can use your credentials");
+  root.object("redis", [&](Obj& o) {
+    o.str("url", c.redis.url);
+    o.str("key_prefix", c.redis.key_prefix);
+    o.integer("timeout_ms", c.redis.timeout_ms, 1, 60000);
+    o.integer("replicas", c.redis.replicas, 1, 1000);
+  });
+  check_redis_config(c.redis, root.ctx().errors);
   if (c.database.empty()) root.error("database: required, the path of the SQLite file (e.g. data/recgate.db)");
 }
 
@@ -675,6 +682,8 @@ std::string config_to_masked_json(const Config& c) {
   w.Key("max_db_bytes"); w.Uint64(c.cache.max_db_bytes);
   w.Key("prune_interval_s"); w.Int(c.cache.prune_interval_s);
   w.EndObject();
+  const std::string redis_json = redis_config_masked_json(c.redis);
+  w.Key("redis"); w.RawValue(redis_json.c_str(), redis_json.size(), rapidjson::kObjectType);
   w.Key("max_header_bytes"); w.Uint64(c.max_header_bytes);
   w.Key("max_body_bytes"); w.Uint64(c.max_body_bytes);
   w.Key("read_timeout_ms"); w.Int(c.read_timeout_ms);
