@@ -89,7 +89,9 @@ TEST_CASE("redis client: a server that never answers costs redis.timeout_ms, the
   REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
   REQUIRE(::listen(fd, 8) == 0);
   REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0);
-  redis::Client client(options(ntohs(a.sin_port), std::chrono::milliseconds(150)));
+  redis::ClientOptions o = options(ntohs(a.sin_port), std::chrono::milliseconds(150));
+  o.backoff_min = std::chrono::seconds(30);  // far longer than this test: the second call is inside it
+  redis::Client client(o);
 
   auto t0 = Steady::now();
   CHECK_FALSE(run_coro(client.command({"PING"})).has_value());
