@@ -23,6 +23,8 @@
 #include "core/services/ads_service.hpp"
 #include "core/services/mws_service.hpp"
 #include "core/store.hpp"
+#include "core/redis/client.hpp"
+#include "core/throttle/shared_bucket.hpp"
 #include "core/throttle/throttler.hpp"
 #include "core/upstream/http_client.hpp"
 
@@ -137,6 +139,8 @@ awaitable<Response> handle_status(const AppState* st, Context& ctx) {
   w.Bool(st->server && st->server->draining());
   w.Key("schemaVersion");
   w.Int(st->store->schema_version());
+  w.Key("quotaMode");  // [scale] single, shared (Redis) or fallback (Redis unreachable)
+  w.String(st->throttler->mode().c_str());
   w.Key("upstreams");
   w.StartObject();
   w.Key("mws");
@@ -371,11 +375,23 @@ int run_app(const Config& cfg) {
   }
   // These read their state from the database: any error there is one line
   // naming the file and exit 1, never an uncaught exception.
+  // [scale] one quota across replicas when redis.url is set (declared first:
+  // the throttler's shared-bucket coroutines use them until the end).
+  std::unique_ptr<redis::Client> redis_client;
+  std::unique_ptr<SharedBuckets> shared_buckets;
+  if (!cfg.redis.url.empty()) {
+    redis::ClientOptions ropts;
+    ropts.url = *redis::parse_url(cfg.redis.url);  // checked by the config
+    ropts.timeout = std::chrono::milliseconds(cfg.redis.timeout_ms);
+    redis_client = std::make_unique<redis::Client>(ropts);
+    shared_buckets = std::make_unique<SharedBuckets>(*redis_client, cfg.redis.key_prefix);
+  }
   std::unique_ptr<Throttler> throttler;
   std::unique_ptr<MwsService> mws;
   std::unique_ptr<AdsService> ads;
   try {
     throttler = std::make_unique<Throttler>(cfg.throttle, store.get());
+    if (shared_buckets) throttler->share_through(*shared_buckets, cfg.redis.replicas, server.ioc().get_executor());
     mws = std::make_unique<MwsService>(cfg, *store, *client, *throttler, server.ioc().get_executor());
     ads = std::make_unique<AdsService>(cfg, *store, *client, *throttler, server.ioc().get_executor());
   } catch (const std::exception& e) {

@@ -23,6 +23,7 @@
 #include <variant>
 
 #include "core/json.hpp"
+#include "core/redis/url.hpp"
 #include "core/upstream/url.hpp"
 
 namespace recgate {
@@ -346,6 +347,7 @@ void check_root(const Config& c, Ctx& ctx) {
   check_endpoint(ctx, "ads.token_endpoint", c.ads.token_endpoint, c.upstream, false,
                  "the LWA client secret and refresh token");
   check_listen(ctx, c);
+  check_redis_config(c.redis, ctx.errors);
   if (c.database.empty()) ctx.errors.push_back("database: required, the path of the SQLite file (e.g. data/recgate.db)");
 }
 
@@ -620,6 +622,19 @@ Entry<Config> clients_entry() {
 
 constexpr bool kSecret = true;
 
+// redis.url may carry a password inside it: the dump shows the URL with only
+// the password masked (redis://:********@host:port/db), so it is not a
+// whole-value secret like the keys marked kSecret.
+Entry<RedisConfig> redis_url_entry() {
+  return Entry<RedisConfig>(
+      "url", [](Obj& o, RedisConfig& r) { o.str("url", r.url); },
+      [](JsonOut& w, const RedisConfig& r) {
+        w.Key("url");
+        w.String(redis::mask_url(r.url));
+      },
+      [](const std::string& prefix, std::vector<ConfigKey>& out) { out.push_back({prefix + "url", false}); });
+}
+
 int shown_queue_share(const ThrottleConfig& t) { return t.queue_share_per_client(); }
 
 // THE TABLE. To add a key, add one line to its section below, in the order
@@ -628,11 +643,11 @@ int shown_queue_share(const ThrottleConfig& t) { return t.queue_share_per_client
 //   {"name", &Struct::member, {}, kSecret, "what it is"},        secret, required
 //   {"name", &Struct::member, {}, false, nullptr, "a, b, c"},    one of a list
 // (bools, strings and string arrays need no range; prefix each line with
-// Field<Struct> as below). A new section (e.g. redis.*) is a struct member of
+// Field<Struct> as below). A new section (as redis.* below) is a struct member of
 // Config, one section("redis", &Config::redis, Entries<RedisConfig>{...})
 // block here, and, for checks across keys, one call in check_root to a
 // function that may live in its own file (config_redis.cpp:
-// `void check_redis(const Config&, std::vector<std::string>& errors)`).
+// `check_redis_config`).
 // The "config schema:" tests in config_test.cpp check every line: the key
 // reaches the dump, secret-looking names are marked kSecret and masked.
 const Entries<Config>& root_entries() {
@@ -725,6 +740,13 @@ const Entries<Config>& root_entries() {
                   Field<CacheConfig>{"memory_bytes", &CacheConfig::memory_bytes, {0, 1ull << 40}},
                   Field<CacheConfig>{"max_db_bytes", &CacheConfig::max_db_bytes, {1ull << 20, 1ull << 40}},
                   Field<CacheConfig>{"prune_interval_s", &CacheConfig::prune_interval_s, {1, 86400}},
+              }),
+      section("redis", &Config::redis,
+              Entries<RedisConfig>{
+                  redis_url_entry(),
+                  Field<RedisConfig>{"key_prefix", &RedisConfig::key_prefix},
+                  Field<RedisConfig>{"timeout_ms", &RedisConfig::timeout_ms, {1, 60000}},
+                  Field<RedisConfig>{"replicas", &RedisConfig::replicas, {1, 1000}},
               }),
       Field<Config>{"max_header_bytes", &Config::max_header_bytes, {1024, 1 << 20}},
       Field<Config>{"max_body_bytes", &Config::max_body_bytes, {1024, 64 << 20}},

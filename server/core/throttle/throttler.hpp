@@ -4,6 +4,7 @@
 // Called by the MWS and Ads services before every upstream call; calls store.
 #pragma once
 
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <chrono>
 #include <cstddef>
@@ -23,6 +24,7 @@
 namespace recgate {
 
 class Store;
+class SharedBuckets;
 
 // A token, consumed at grant time: make the upstream call right away.
 struct Grant {
@@ -121,6 +123,16 @@ class Throttler {
 
   // Writes every bucket's level and waits for the write (shutdown).
   void save_all();
+
+  // [scale] Every bucket becomes one shared bucket in Redis (shared_bucket.hpp):
+  // acquire() reserves a slot there and sleeps locally. While Redis is
+  // unreachable a bucket falls back to a local one of 1/`replicas` of its
+  // capacity and rate, starting empty, and returns to the shared one (emptied)
+  // when Redis answers again. Throttles and learnt rates are written to the
+  // shared bucket from coroutines on `ex`. Call before the first acquire().
+  void share_through(SharedBuckets& shared, int replicas, boost::asio::any_io_executor ex);
+  // "single" (no Redis configured), "shared" or "fallback" (Redis unreachable).
+  std::string mode() const;
 
  private:
   struct Impl;
