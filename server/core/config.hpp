@@ -165,7 +165,4 @@ ConfigResult load_config_file(const std::string& path, const ConfigEnv& env);
 // The effective configuration as pretty JSON with every secret masked.
 std::string config_to_masked_json(const Config& cfg);
 
-// Splits "host:port"; "[::1]:80" allowed. Returns false on a bad form.
-bool split_host_port(const std::string& s, std::string& host, std::uint16_t& port);
-
 }  // namespace recgate
