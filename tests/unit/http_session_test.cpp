@@ -121,6 +121,10 @@ TEST_CASE("session: a request id the client sends is kept; an unusable one is re
   got = rig.exchange("GET /echo HTTP/1.1\r\nHost: x\r\nX-Request-Id: a\"b\r\n\r\n");
   CHECK(got.find("X-Request-Id: a\"b") == std::string::npos);
   CHECK(count(got, "X-Request-Id: ") == 1);
+  const auto at = got.find("X-Request-Id: ") + 14;
+  const std::string id = got.substr(at, got.find("\r\n", at) - at);
+  CHECK(id.size() == 16);  // a fresh one: 16 lower-case hex digits
+  CHECK(id.find_first_not_of("0123456789abcdef") == std::string::npos);
 }
 
 TEST_CASE("session: HEAD gets the GET answer's headers and Content-Length without the body") {
