@@ -22,6 +22,7 @@
 #include <type_traits>
 #include <variant>
 
+#include "core/http/url.hpp"
 #include "core/json.hpp"
 #include "core/redis/url.hpp"
 #include "core/upstream/url.hpp"
@@ -324,7 +325,7 @@ void check_reserve(Ctx& ctx, const ThrottleConfig& t) {
 void check_listen(Ctx& ctx, const Config& c) {
   std::string host;
   std::uint16_t port = 0;
-  if (!split_host_port(c.listen, host, port))
+  if (!http::split_host_port(c.listen, host, port))
     ctx.errors.push_back("listen: must be host:port (port 0 picks a free port), e.g. 127.0.0.1:8080 or [::1]:8080; got \"" +
                          c.listen + "\"");
   else if (!is_ip_literal(host))
@@ -782,27 +783,6 @@ ConfigEnv ConfigEnv::process() {
     return ss.str();
   };
   return e;
-}
-
-bool split_host_port(const std::string& s, std::string& host, std::uint16_t& port) {
-  std::string p;
-  if (!s.empty() && s[0] == '[') {
-    auto close = s.find(']');
-    if (close == std::string::npos || close + 1 >= s.size() || s[close + 1] != ':') return false;
-    host = s.substr(1, close - 1);
-    p = s.substr(close + 2);
-  } else {
-    auto colon = s.rfind(':');
-    if (colon == std::string::npos || colon == 0) return false;
-    host = s.substr(0, colon);
-    p = s.substr(colon + 1);
-    if (host.find(':') != std::string::npos) return false;
-  }
-  if (p.empty() || p.size() > 5 || p.find_first_not_of("0123456789") != std::string::npos) return false;
-  unsigned long v = std::stoul(p);
-  if (v > 65535 || host.empty()) return false;
-  port = static_cast<std::uint16_t>(v);
-  return true;
 }
 
 ConfigResult parse_config(const std::string& json_text, const ConfigEnv& env) {

@@ -185,7 +185,4 @@ std::vector<ConfigKey> config_keys();
 // The redis block's checks beyond each key's type and range (config_redis.cpp).
 void check_redis_config(const RedisConfig& r, std::vector<std::string>& errors);
 
-// Splits "host:port"; "[::1]:80" allowed. Returns false on a bad form.
-bool split_host_port(const std::string& s, std::string& host, std::uint16_t& port);
-
 }  // namespace recgate

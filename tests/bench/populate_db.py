@@ -111,7 +111,10 @@ def main():
             brand = f"{a.prefix}{i:0{a.width}d}"
             body = t.replace(placeholder, brand)
             total += len(body)
-            yield (a.account, a.marketplace, a.category, f"BrandName={brand}", a.last_updated, now_ms - i, body)
+            flt = f"BrandName={brand}"
+            # the filters column as recgate keys it (services/common.cpp key_list):
+            # each filter length-prefixed, "<len>:<filter>"
+            yield (a.account, a.marketplace, a.category, f"{len(flt)}:{flt}", a.last_updated, now_ms - i, body)
 
     db.executemany(
         "INSERT OR REPLACE INTO mws_recommendations(account, marketplace, category, filters, last_updated, "
