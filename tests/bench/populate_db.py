@@ -41,6 +41,12 @@ def member(i, j, brand, last_updated):
     }
 
 
+def filters_key(*filters):
+    """The filters column as recgate writes it (svc::key_list): each filter
+    as <byte length>:<filter>, so that no filter text can fake a separator."""
+    return "".join(f"{len(f.encode())}:{f}" for f in filters)
+
+
 _member_cache = {}
 
 
@@ -111,10 +117,7 @@ def main():
             brand = f"{a.prefix}{i:0{a.width}d}"
             body = t.replace(placeholder, brand)
             total += len(body)
-            flt = f"BrandName={brand}"
-            # the filters column as recgate keys it (services/common.cpp key_list):
-            # each filter length-prefixed, "<len>:<filter>"
-            yield (a.account, a.marketplace, a.category, f"{len(flt)}:{flt}", a.last_updated, now_ms - i, body)
+            yield (a.account, a.marketplace, a.category, filters_key(f"BrandName={brand}"), a.last_updated, now_ms - i, body)
 
     db.executemany(
         "INSERT OR REPLACE INTO mws_recommendations(account, marketplace, category, filters, last_updated, "
