@@ -20,7 +20,9 @@
 #include "core/metrics.hpp"
 #include "core/mws/model.hpp"
 #include "core/openapi.hpp"
+#include "core/services/ads_routes.hpp"
 #include "core/services/ads_service.hpp"
+#include "core/services/mws_routes.hpp"
 #include "core/services/mws_service.hpp"
 #include "core/store.hpp"
 #include "core/throttle/throttler.hpp"
@@ -208,17 +210,17 @@ awaitable<Response> handle_status(const AppState* st, Context& ctx) {
 
 awaitable<Response> handle_mws_recommendations(const AppState* st, Context& ctx) {
   if (!authorized(*st, ctx)) co_return co_await unauthorized();
-  co_return co_await st->mws->recommendations(ctx);
+  co_return co_await mws_routes::recommendations(*st->mws, ctx);
 }
 
 awaitable<Response> handle_mws_last_updated(const AppState* st, Context& ctx) {
   if (!authorized(*st, ctx)) co_return co_await unauthorized();
-  co_return co_await st->mws->last_updated(ctx);
+  co_return co_await mws_routes::last_updated(*st->mws, ctx);
 }
 
 awaitable<Response> handle_ads_product_recommendations(const AppState* st, Context& ctx) {
   if (!authorized(*st, ctx)) co_return co_await unauthorized();
-  co_return co_await st->ads->product_recommendations(ctx);
+  co_return co_await ads_routes::product_recommendations(*st->ads, ctx);
 }
 
 awaitable<Response> handle_purge(const AppState* st, Context& ctx) {
@@ -345,7 +347,7 @@ int run_app(const Config& cfg) {
     if (r.name == "mws_recommendations")
       r.fast = [stp = &st](Context& c) -> std::optional<Response> {
         if (!authorized(*stp, c)) return std::nullopt;
-        return stp->mws->try_hit(c);
+        return mws_routes::try_hit(*stp->mws, c);
       };
 
   http::Server server(opts, std::move(routes));
