@@ -139,7 +139,7 @@ values = {
     "DATABASE": db,
     "THREADS": threads,
     "EXTRA": '"log":{"level":"warn"},' + (extra + "," if extra else ""),
-    "MWS_EXTRA": '"check_interval_s":604800,',
+    "MWS_EXTRA": ',"check_interval_s":604800',
     "ADS_EXTRA": "",
     "UPSTREAM": "http://127.0.0.1:" + up,
 }

@@ -474,8 +474,10 @@ std::string fill_template(std::string text, const std::vector<std::pair<std::str
   return text;
 }
 
-// A member list spliced before a template's next member: "" or "<members>,".
+// A member list spliced into a template object: "" or "<members>," before
+// the next member, "" or ",<members>" after the last.
 std::string members(const std::string& m) { return m.empty() ? m : m + ","; }
+std::string more_members(const std::string& m) { return m.empty() ? m : "," + m; }
 
 }  // namespace
 
@@ -490,8 +492,8 @@ std::string test_config(const TempDir& dir, int sandbox_port, const std::string&
                                     {"DATABASE", dir.file("db/recgate.db")},
                                     {"THREADS", "2"},
                                     {"EXTRA", members("\"drain_timeout_ms\":5000") + members(extra)},
-                                    {"MWS_EXTRA", members(mws_extra)},
-                                    {"ADS_EXTRA", members(ads_extra)},
+                                    {"MWS_EXTRA", more_members(mws_extra)},
+                                    {"ADS_EXTRA", more_members(ads_extra)},
                                     {"UPSTREAM", "http://127.0.0.1:" + std::to_string(sandbox_port)}});
 }
 
