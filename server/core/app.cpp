@@ -20,7 +20,9 @@
 #include "core/metrics.hpp"
 #include "core/mws/model.hpp"
 #include "core/openapi.hpp"
+#include "core/services/ads_routes.hpp"
 #include "core/services/ads_service.hpp"
+#include "core/services/mws_routes.hpp"
 #include "core/services/mws_service.hpp"
 #include "core/store.hpp"
 #include "core/redis/client.hpp"
@@ -244,20 +246,20 @@ http::Router routes(const App* app) {
           {.method = V::get,
            .pattern = "/v1/mws/{account}/recommendations",
            .name = "mws_recommendations",
-           .handler = [app](Context& c) { return app->mws.recommendations(c); },
+           .handler = [app](Context& c) { return mws_routes::recommendations(app->mws, c); },
            .watch_disconnect = true,
-           .fast = [app](Context& c) { return app->mws.try_hit(c); },
+           .fast = [app](Context& c) { return mws_routes::try_hit(app->mws, c); },
            .auth = true},
           {.method = V::get,
            .pattern = "/v1/mws/{account}/last-updated",
            .name = "mws_last_updated",
-           .handler = [app](Context& c) { return app->mws.last_updated(c); },
+           .handler = [app](Context& c) { return mws_routes::last_updated(app->mws, c); },
            .watch_disconnect = true,
            .auth = true},
           {.method = V::post,
            .pattern = "/v1/ads/{account}/product-recommendations",
            .name = "ads_product_recommendations",
-           .handler = [app](Context& c) { return app->ads.product_recommendations(c); },
+           .handler = [app](Context& c) { return ads_routes::product_recommendations(app->ads, c); },
            .watch_disconnect = true,
            .auth = true},
           {.method = V::delete_, .pattern = "/v1/cache", .name = "cache_purge", .handler = bind(app, handle_purge),

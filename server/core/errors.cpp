@@ -9,7 +9,18 @@ namespace recgate {
 namespace {
 
 // Indexed by Error; the order is the enum's.
-constexpr std::array<ErrorInfo, 9> kErrors{{
+constexpr std::array<ErrorInfo, 20> kErrors{{
+    {400, "invalid_parameter", "Bad Request"},
+    {400, "unknown_parameter", "Bad Request"},
+    {400, "missing_marketplace", "Bad Request"},
+    {400, "unknown_marketplace", "Bad Request"},
+    {400, "duplicate_marketplace", "Bad Request"},
+    {400, "invalid_category", "Bad Request"},
+    {400, "category_not_offered", "Bad Request"},
+    {400, "invalid_filter", "Bad Request"},
+    {400, "filter_needs_one_category", "Bad Request"},
+    {400, "invalid_body", "Bad Request"},
+    {400, "invalid_field", "Bad Request"},
     {404, "unknown_account", "Not Found"},
     {415, "unsupported_media_type", "Unsupported Media Type"},
     {504, "not_cached", "Gateway Timeout"},

@@ -25,10 +25,6 @@ build_release
 bench_init
 start_sandbox
 
-ADS='"ads":{"endpoint":"http://127.0.0.1:'$SANDBOX_PORT'","token_endpoint":"http://127.0.0.1:'$SANDBOX_PORT'/auth/o2/token",
-  "accounts":{"main":{"region":"NA","client_id":"amzn1.application-oa2-client.sandbox",
-  "client_secret":"sandbox-client-secret","refresh_token":"Atzr|sandbox-refresh-token","profile_id":"904444984714944"}}}'
-
 run_mode() {
   local mode=$1 throttle=$2
   curl -fsS -X POST "http://127.0.0.1:$SANDBOX_PORT/admin/reset" >/dev/null
@@ -36,7 +32,7 @@ run_mode() {
     -d "{\"burst\":$BURST,\"rate_per_s\":$RATE,\"retry_after_s\":0,\"amazon_throttled\":true}" >/dev/null
   local port cfg
   port=$(free_port)
-  cfg=$(recgate_config "recgate-$mode" "$port" "$BENCH_TMP/$mode.db" "$SANDBOX_PORT" "$ADS,$throttle")
+  cfg=$(recgate_config "recgate-$mode" "$port" "$BENCH_TMP/$mode.db" "$SANDBOX_PORT" "$throttle")
   start_recgate "recgate-$mode" "$cfg" "$port"
   log "$mode: recgate :$port, $CLIENTS clients for $DURATION s against $BURST burst / $RATE per s"
   python3 - "$port" "$SANDBOX_PORT" "$DURATION" "$CLIENTS" "$BURST" "$RATE" "$mode" <<'PY'

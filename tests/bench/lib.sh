@@ -123,29 +123,31 @@ start_sandbox() {
 }
 
 # recgate_config NAME PORT DB UPSTREAM_PORT EXTRA_JSON -> path of the config file.
+# Fills tests/support/recgate.template.json, the template the integration
+# harness uses too (so benchmarks and tests run the same configuration).
 # EXTRA_JSON: additional top-level members, e.g. '"cache":{"memory_entries":2000000}'.
 # mws.check_interval_s is one week so that hits never re-check upstream.
 recgate_config() {
   local name=$1 port=$2 db=$3 up=$4 extra=${5:-}
   local f=$BENCH_TMP/$name.json
-  [ -n "$extra" ] && extra="$extra,"
-  cat >"$f" <<EOF
-{
-  "listen": "127.0.0.1:$port",
-  "database": "$db",
-  "threads": ${RECGATE_THREADS:-2},
-  "log": { "level": "warn" },
-  $extra
-  "mws": {
-    "endpoint": "http://127.0.0.1:$up",
-    "check_interval_s": 604800,
-    "accounts": {
-      "main": { "seller_id": "A1XEXAMPLEDF", "access_key_id": "AKIASANDBOXEXAMPLE",
-                "secret_key": "sandbox-secret-key-not-for-production", "auth_token": "amzn.mws.sandbox-token" }
-    }
-  }
+  python3 - "$ROOT/tests/support/recgate.template.json" "$f" "$port" "$db" "${RECGATE_THREADS:-2}" "$up" "$extra" \
+    <<'PY' || die "cannot write $f"
+import sys
+tmpl, out, port, db, threads, up, extra = sys.argv[1:8]
+values = {
+    "LISTEN": "127.0.0.1:" + port,
+    "DATABASE": db,
+    "THREADS": threads,
+    "EXTRA": '"log":{"level":"warn"},' + (extra + "," if extra else ""),
+    "MWS_EXTRA": ',"check_interval_s":604800',
+    "ADS_EXTRA": "",
+    "UPSTREAM": "http://127.0.0.1:" + up,
 }
-EOF
+text = open(tmpl).read()
+for k, v in values.items():
+    text = text.replace("@" + k + "@", v)
+open(out, "w").write(text)
+PY
   echo "$f"
 }
 

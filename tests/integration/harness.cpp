@@ -462,23 +462,39 @@ Recgate::~Recgate() {
   recgate_ports.erase(port);
 }
 
+namespace {
+
+// `text` with every `@NAME@` replaced by its value.
+std::string fill_template(std::string text, const std::vector<std::pair<std::string, std::string>>& values) {
+  for (const auto& [name, value] : values) {
+    const std::string mark = "@" + name + "@";
+    for (auto at = text.find(mark); at != std::string::npos; at = text.find(mark, at + value.size()))
+      text.replace(at, mark.size(), value);
+  }
+  return text;
+}
+
+// A member list spliced into a template object: "" or "<members>," before
+// the next member, "" or ",<members>" after the last.
+std::string members(const std::string& m) { return m.empty() ? m : m + ","; }
+std::string more_members(const std::string& m) { return m.empty() ? m : "," + m; }
+
+}  // namespace
+
 std::string test_config(const TempDir& dir, int sandbox_port, const std::string& extra, const std::string& mws_extra,
                         const std::string& ads_extra) {
-  const std::string base = "http://127.0.0.1:" + std::to_string(sandbox_port);
-  std::string c = "{\"listen\":\"127.0.0.1:0\",\"database\":\"" + dir.file("db/recgate.db") +
-                  "\",\"threads\":2,\"drain_timeout_ms\":5000,";
-  if (!extra.empty()) c += extra + ",";
-  c += "\"mws\":{\"endpoint\":\"" + base +
-       "\",\"accounts\":{\"main\":{\"seller_id\":\"A1XEXAMPLEDF\",\"access_key_id\":\"AKIASANDBOXEXAMPLE\","
-       "\"secret_key\":\"sandbox-secret-key-not-for-production\",\"auth_token\":\"amzn.mws.sandbox-token\"}}";
-  if (!mws_extra.empty()) c += "," + mws_extra;
-  c += "},\"ads\":{\"endpoint\":\"" + base + "\",\"token_endpoint\":\"" + base +
-       "/auth/o2/token\",\"accounts\":{\"main\":{\"region\":\"NA\",\"client_id\":\"amzn1.application-oa2-client.sandbox\","
-       "\"client_secret\":\"sandbox-client-secret\",\"refresh_token\":\"Atzr|sandbox-refresh-token\","
-       "\"profile_id\":\"904444984714944\"}}";
-  if (!ads_extra.empty()) c += "," + ads_extra;
-  c += "}}";
-  return c;
+  const std::string path = std::string(RECGATE_SOURCE_DIR) + "/tests/support/recgate.template.json";
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error("cannot read the config template " + path);
+  std::stringstream tmpl;
+  tmpl << in.rdbuf();
+  return fill_template(tmpl.str(), {{"LISTEN", "127.0.0.1:0"},
+                                    {"DATABASE", dir.file("db/recgate.db")},
+                                    {"THREADS", "2"},
+                                    {"EXTRA", members("\"drain_timeout_ms\":5000") + members(extra)},
+                                    {"MWS_EXTRA", more_members(mws_extra)},
+                                    {"ADS_EXTRA", more_members(ads_extra)},
+                                    {"UPSTREAM", "http://127.0.0.1:" + std::to_string(sandbox_port)}});
 }
 
 }  // namespace rgtest

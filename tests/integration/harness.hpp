@@ -157,8 +157,9 @@ struct Recgate {
 // http_request and KeepAlive call it; tests that read raw bytes do not.
 void record_answer(int port, const std::string& method, const std::string& target, const HttpResponse& res);
 
-// A recgate config for tests: port 0, the database in `dir`, MWS and Ads
-// pointed at the sandbox on `sandbox_port` with the sandbox's credentials.
+// A recgate config for tests: tests/support/recgate.template.json (the one
+// tests/bench/lib.sh fills too) with port 0, the database in `dir`, MWS and
+// Ads pointed at the sandbox on `sandbox_port` with the sandbox's credentials.
 // `extra` is spliced into the top-level object (e.g. "\"throttle\":{...}").
 std::string test_config(const TempDir& dir, int sandbox_port, const std::string& extra = "",
                         const std::string& mws_extra = "", const std::string& ads_extra = "");

@@ -1,39 +1,36 @@
 // Service-level tests of AdsService against a scripted fake upstream (LWA
-// and Ads answers queued separately, requests recorded): no sockets, a
-// temporary SQLite file, one io_context run to completion per step.
+// and Ads answers queued separately, requests recorded) and a fake clock:
+// plain data in and out, no HTTP, no sockets (tests/support/service_rig.hpp).
 #include <doctest/doctest.h>
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 
-#include <cstdlib>
 #include <deque>
-#include <filesystem>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
-#include "core/config.hpp"
+#include "../support/service_rig.hpp"
+#include "core/ads/request.hpp"
 #include "core/services/ads_service.hpp"
-#include "core/store.hpp"
-#include "core/throttle/throttler.hpp"
 #include "core/upstream/call.hpp"
 
 using namespace recgate;
 namespace net = boost::asio;
-namespace bhttp = boost::beast::http;
+using namespace std::chrono_literals;
 
 namespace {
 
 constexpr const char* kTokenUrl = "http://lwa.test/auth/o2/token";
 constexpr const char* kAdsBase = "http://ads.test";
 
-upstream::Result answer(int status, std::string body) {
+upstream::Result answer(int status, std::string body,
+                        std::vector<std::pair<std::string, std::string>> headers = {}) {
   upstream::Result r;
   r.response.status = status;
   r.response.body = std::move(body);
+  r.response.headers = std::move(headers);
   return r;
 }
 
@@ -41,7 +38,8 @@ upstream::Result token(const std::string& access) {
   return answer(200, R"({"access_token":")" + access + R"(","token_type":"bearer","expires_in":3600})");
 }
 
-// LWA and Ads answers in two scripts; an unscripted call fails the test.
+// LWA and Ads answers in two scripts; an unscripted call is a 599 the test
+// sees in the counts (never a throw inside the service's coroutines).
 class ScriptedUpstream final : public upstream::Upstream {
  public:
   std::deque<upstream::Result> lwa;
@@ -53,7 +51,7 @@ class ScriptedUpstream final : public upstream::Upstream {
     const bool is_lwa = req.url == kTokenUrl;
     auto& script = is_lwa ? lwa : ads;
     (is_lwa ? lwa_sent : ads_sent).push_back(std::move(req));
-    REQUIRE_FALSE(script.empty());
+    if (script.empty()) co_return answer(599, "unscripted");
     upstream::Result r = std::move(script.front());
     script.pop_front();
     co_return r;
@@ -66,79 +64,56 @@ std::string header_of(const upstream::Request& r, const std::string& name) {
   return {};
 }
 
-struct Call {
-  http::Request req;
-  http::Context ctx{req, {}, {}, {}, {}, {}, std::chrono::steady_clock::now(), {}, {}, {}};
-  std::optional<http::Response> res;
+using Result = std::optional<Expected<AdsAnswer>>;
 
-  Call(const std::string& body, const std::string& cache_control) {
-    req.method(bhttp::verb::post);
-    req.target("/v1/ads/main/product-recommendations");
-    req.set(bhttp::field::content_type, "application/json");
-    if (!cache_control.empty()) req.set(bhttp::field::cache_control, cache_control);
-    req.body() = body;
-    ctx.path_params = {{"account", "main"}};
-    ctx.request_id = "test";
-    ctx.client = "test-client";
-  }
-};
+net::awaitable<void> ask(AdsService* svc, std::shared_ptr<const ads::ProductRequest> pr, svc::RequestOptions o,
+                         Result* out) {
+  out->emplace(co_await svc->product_recommendations("main", std::move(pr), o));
+}
 
-net::awaitable<void> run_call(AdsService* svc, Call* call) { call->res = co_await svc->product_recommendations(call->ctx); }
-
-struct Rig {
-  std::filesystem::path dir;
-  Config cfg;
-  net::io_context io;
-  std::unique_ptr<Store> store;
-  std::unique_ptr<Throttler> throttler;
-  ScriptedUpstream up;
-  std::unique_ptr<AdsService> svc;
-
-  Rig() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "rg-ads-svc-XXXXXX").string();
-    REQUIRE(mkdtemp(tmpl.data()) != nullptr);
-    dir = tmpl;
+struct Rig : rgtest::ServiceRig<AdsService, ScriptedUpstream> {
+  Rig() : ServiceRig("rg-ads-svc") {
     cfg.ads.endpoint = kAdsBase;
     cfg.ads.token_endpoint = kTokenUrl;
     cfg.ads.accounts["main"] = AdsAccount{"NA", "amzn1.application-oa2-client.t", "client-secret", "Atzr|refresh", "1"};
-    store = Store::open((dir / "db.sqlite").string());
-    throttler = std::make_unique<Throttler>(cfg.throttle, nullptr);
-    svc = std::make_unique<AdsService>(cfg, *store, up, *throttler, io.get_executor());
-  }
-  ~Rig() {
-    svc.reset();
-    throttler.reset();
-    store.reset();
-    std::filesystem::remove_all(dir);
+    cfg.throttle.margin_ms = 0;
   }
 
-  // Runs the calls concurrently to completion.
-  void run(std::vector<Call*> calls) {
-    for (Call* c : calls) net::co_spawn(io, run_call(svc.get(), c), net::detached);
-    io.restart();
-    io.run();
-    for (Call* c : calls) REQUIRE(c->res);
+  // Starts one request; the caller runs the rig until it is answered.
+  void ask(const std::string& body, Result* out, const std::string& cache_control = "",
+           std::optional<int> wait_s = std::nullopt) {
+    auto valid = ads::validate_request(body, cfg.ads.max_asins);
+    REQUIRE(valid);
+    svc::RequestOptions o;
+    o.directives = cache::parse_cache_control(cache_control);
+    o.wait_s = wait_s;
+    o.client = "test-client";
+    o.request_id = "test";
+    spawn(::ask(svc.get(), std::make_shared<const ads::ProductRequest>(std::move(*valid)), o, out));
   }
-  http::Response one(const std::string& body, const std::string& cache_control = "") {
-    Call c(body, cache_control);
-    run({&c});
-    return std::move(*c.res);
+  Expected<AdsAnswer> one(const std::string& body, const std::string& cache_control = "") {
+    Result r;
+    ask(body, &r, cache_control);
+    run_until([&] { return r.has_value(); });
+    return std::move(*r);
   }
 };
 
 const std::string kBody = R"({"adAsins":["B09LJWZT6G"]})";
+const std::string kOtherBody = R"({"adAsins":["B07XJ8C8F5"]})";
 
-std::string cache_status(const http::Response& r) { return std::string(r["Cache-Status"]); }
+bool has(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 }  // namespace
 
 TEST_CASE("ads service: a 401 refreshes the LWA token once and retries with the new one") {
   Rig rig;
+  rig.start();
   rig.up.lwa = {token("Atza|one"), token("Atza|two")};
   rig.up.ads = {answer(401, R"({"code":"UNAUTHORIZED"})"), answer(200, R"({"recommendations":[]})")};
   auto res = rig.one(kBody);
-  CHECK(res.result_int() == 200);
-  CHECK(res.body() == R"({"recommendations":[]})");
+  REQUIRE(res);
+  CHECK(res->entry->body == R"({"recommendations":[]})");
   REQUIRE(rig.up.ads_sent.size() == 2);
   CHECK(header_of(rig.up.ads_sent[0], "Authorization") == "Bearer Atza|one");
   CHECK(header_of(rig.up.ads_sent[1], "Authorization") == "Bearer Atza|two");
@@ -147,41 +122,160 @@ TEST_CASE("ads service: a 401 refreshes the LWA token once and retries with the 
 
 TEST_CASE("ads service: a second 401 is the client's 502, not a loop") {
   Rig rig;
+  rig.start();
   rig.up.lwa = {token("Atza|one"), token("Atza|two")};
   rig.up.ads = {answer(401, R"({"code":"UNAUTHORIZED"})"), answer(401, R"({"code":"UNAUTHORIZED"})")};
   auto res = rig.one(kBody);
-  CHECK(res.result_int() == 502);
+  REQUIRE_FALSE(res);
+  CHECK(res.error().status == 502);
   CHECK(rig.up.ads_sent.size() == 2);
 }
 
 TEST_CASE("ads service: an upstream failure serves the stored answer, marked stale") {
   Rig rig;
+  rig.start();
   rig.up.lwa = {token("Atza|one")};
   rig.up.ads = {answer(200, R"({"first":true})"), answer(500, R"({"code":"INTERNAL_ERROR"})")};
   auto miss = rig.one(kBody);
-  REQUIRE(miss.result_int() == 200);
-  CHECK(cache_status(miss).find("fwd=miss") != std::string::npos);
+  REQUIRE(miss);
+  CHECK(has(miss->cache.status, "fwd=miss"));
+  rig.clock.now += 7'000;
   auto hit = rig.one(kBody);
-  CHECK(cache_status(hit).find("hit") != std::string::npos);
+  REQUIRE(hit);
+  CHECK(has(hit->cache.status, "hit"));
+  CHECK(hit->cache.age_s == 7);  // on the injected clock
   CHECK(rig.up.ads_sent.size() == 1);
   // no-cache forces the upstream call; its failure falls back to the stored answer.
   auto stale = rig.one(kBody, "no-cache");
-  CHECK(stale.result_int() == 200);
-  CHECK(stale.body() == R"({"first":true})");
-  CHECK(cache_status(stale).find("stale") != std::string::npos);
+  REQUIRE(stale);
+  CHECK(stale->entry->body == R"({"first":true})");
+  CHECK(has(stale->cache.status, "stale"));
   CHECK(rig.up.ads_sent.size() == 2);
+}
+
+TEST_CASE("ads service: the TTL and the stale window run on the injected clock") {
+  Rig rig;
+  rig.cfg.ads.cache_ttl_s = 60;
+  rig.cfg.ads.max_stale_s = 100;
+  rig.start();
+  rig.up.lwa = {token("Atza|one")};
+  rig.up.ads = {answer(200, R"({"first":true})"), answer(500, "{}"), answer(500, "{}")};
+  REQUIRE(rig.one(kBody));
+  rig.clock.now += 61'000;  // expired, within max_stale_s: the failure is answered stale
+  auto stale = rig.one(kBody);
+  REQUIRE(stale);
+  CHECK(has(stale->cache.status, "stale"));
+  rig.clock.now += 100'000;  // beyond max_stale_s: the failure itself
+  auto failed = rig.one(kBody);
+  REQUIRE_FALSE(failed);
+  CHECK(failed.error().status == 502);
+  CHECK(rig.up.ads_sent.size() == 3);
 }
 
 TEST_CASE("ads service: identical concurrent requests make one upstream call") {
   Rig rig;
+  rig.start();
   rig.up.lwa = {token("Atza|one")};
   rig.up.ads = {answer(200, R"({"shared":true})")};
-  Call a(kBody, ""), b(kBody, ""), c(kBody, "");
-  rig.run({&a, &b, &c});
+  Result a, b, c;
+  rig.ask(kBody, &a);
+  rig.ask(kBody, &b);
+  rig.ask(kBody, &c);
+  rig.run_until([&] { return a && b && c; });
   CHECK(rig.up.ads_sent.size() == 1);
   CHECK(rig.up.lwa_sent.size() == 1);
-  for (Call* x : {&a, &b, &c}) {
-    CHECK(x->res->result_int() == 200);
-    CHECK(x->res->body() == R"({"shared":true})");
+  for (Result* x : {&a, &b, &c}) {
+    REQUIRE(**x);
+    CHECK((**x)->entry->body == R"({"shared":true})");
   }
+}
+
+TEST_CASE("ads service: a 429 holds the bucket for Retry-After; the retry goes out only after it") {
+  Rig rig;
+  rig.start();
+  rig.up.lwa = {token("Atza|one")};
+  rig.up.ads = {answer(429, "", {{"Retry-After", "5"}}), answer(200, R"({"after":"backoff"})")};
+  Result r;
+  rig.ask(kBody, &r);
+  rig.run_until([&] { return rig.up.ads_sent.size() == 1; });
+  rig.poll();
+  CHECK_FALSE(r);
+  rig.advance(4'000ms);  // still held: nothing more is sent
+  CHECK_FALSE(r);
+  CHECK(rig.up.ads_sent.size() == 1);
+  // Held 5 s, then the (adaptive, cut to 1/s) bucket refills its next token.
+  rig.advance(2'500ms);
+  rig.run_until([&] { return r.has_value(); });
+  REQUIRE(*r);
+  CHECK((*r)->entry->body == R"({"after":"backoff"})");
+  CHECK(rig.up.ads_sent.size() == 2);
+}
+
+TEST_CASE("ads service: a 429 whose Retry-After is beyond the client's wait is its 429, after one call") {
+  Rig rig;
+  rig.start();
+  rig.up.lwa = {token("Atza|one")};
+  rig.up.ads = {answer(429, "", {{"Retry-After", "5"}})};
+  Result r;
+  rig.ask(kBody, &r, "", 2);
+  rig.run_until([&] { return r.has_value(); });
+  REQUIRE_FALSE(*r);
+  CHECK(r->error().status == 429);
+  CHECK(has(r->error().detail, "answered 429"));
+  CHECK(rig.up.ads_sent.size() == 1);
+}
+
+TEST_CASE("ads service: a request that missed just as the flight it would have joined ended reuses its answer") {
+  Rig rig;
+  rig.start();
+  rig.up.lwa = {token("Atza|one")};
+  rig.up.ads = {answer(200, R"({"leader":true})")};
+  // The late request runs on its own executor: it looks in the cache (a miss,
+  // from SQLite) and is then held, as a slow thread would be, while the
+  // leader's whole flight - call, commit, memory index - ends.
+  net::io_context late_io;
+  Result late, leader;
+  auto valid = ads::validate_request(kBody, 100);
+  REQUIRE(valid);
+  auto pr = std::make_shared<const ads::ProductRequest>(std::move(*valid));
+  svc::RequestOptions o;
+  net::co_spawn(late_io, ask(rig.svc.get(), pr, o, &late), net::detached);
+  late_io.poll();  // its SQLite read is queued before anything the leader does
+  rig.ask(kBody, &leader);
+  rig.run_until([&] { return leader.has_value(); });
+  REQUIRE(*leader);
+  for (int i = 0; i < 5000 && !late; ++i) {
+    late_io.restart();
+    late_io.run_one_for(std::chrono::milliseconds(1));
+    rig.poll();
+  }
+  REQUIRE(late);
+  REQUIRE(*late);
+  CHECK((*late)->entry->body == R"({"leader":true})");
+  CHECK(rig.up.ads_sent.size() == 1);
+}
+
+TEST_CASE("ads service: a joiner with a shorter wait gets its own 429 while the leader's flight goes on") {
+  Rig rig;
+  rig.cfg.throttle.buckets["ads.ProductRecommendations"] = BucketConfig{1, 0.2};  // a token per 5 s
+  rig.cfg.throttle.adaptive["ads.ProductRecommendations"].enabled = false;
+  rig.start();
+  rig.up.lwa = {token("Atza|one")};
+  rig.up.ads = {answer(200, R"({"other":true})"), answer(200, R"({"leader":true})")};
+  REQUIRE(rig.one(kOtherBody));  // spends the bucket's one token
+  Result leader, joiner;
+  rig.ask(kBody, &leader);  // Prefer: wait defaults to throttle.max_wait_s (30 s)
+  rig.run_until([&] { return rig.svc->stats().in_flight > 0; });
+  rig.poll();
+  rig.ask(kBody, &joiner, "", 0);  // Prefer: wait=0, and the next token is 5 s away
+  rig.run_until([&] { return joiner.has_value(); });
+  REQUIRE_FALSE(*joiner);
+  CHECK(joiner->error().status == 429);
+  CHECK_FALSE(leader);
+  CHECK(rig.up.ads_sent.size() == 1);
+  rig.advance(6'000ms);  // the next token
+  rig.run_until([&] { return leader.has_value(); });
+  REQUIRE(*leader);
+  CHECK((*leader)->entry->body == R"({"leader":true})");
+  CHECK(rig.up.ads_sent.size() == 2);
 }

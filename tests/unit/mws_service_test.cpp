@@ -1,15 +1,9 @@
 // Service-level tests of MwsService against a scripted fake upstream (the
-// MWS answers queued in order, each request's Action recorded): no sockets,
-// a temporary SQLite file, one io_context run to completion per request.
+// MWS answers queued in order, each request's Action recorded) and a fake
+// clock: plain data in and out, no HTTP, no sockets (tests/support/service_rig.hpp).
 #include <doctest/doctest.h>
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
-#include <boost/asio/io_context.hpp>
-
-#include <cstdlib>
 #include <deque>
-#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <optional>
@@ -17,15 +11,13 @@
 #include <string>
 #include <vector>
 
-#include "core/config.hpp"
+#include "../support/service_rig.hpp"
+#include "core/mws/model.hpp"
 #include "core/services/mws_service.hpp"
-#include "core/store.hpp"
-#include "core/throttle/throttler.hpp"
 #include "core/upstream/call.hpp"
 
 using namespace recgate;
 namespace net = boost::asio;
-namespace bhttp = boost::beast::http;
 
 namespace {
 
@@ -58,62 +50,36 @@ class ScriptedUpstream final : public upstream::Upstream {
   net::awaitable<upstream::Result> request(upstream::Request req) override {
     const auto at = req.body.find("Action=");
     actions.push_back(req.body.substr(at + 7, req.body.find('&', at) - at - 7));
-    REQUIRE_FALSE(script.empty());
+    if (script.empty()) co_return answer(599, "unscripted");
     upstream::Result r = std::move(script.front());
     script.pop_front();
     co_return r;
   }
 };
 
-struct Call {
-  http::Request req;
-  http::Context ctx{req, {}, {}, {}, {}, {}, std::chrono::steady_clock::now(), {}, {}, {}};
-  std::optional<http::Response> res;
+using Result = std::optional<Expected<MwsAnswer>>;
 
-  explicit Call(const std::string& category) {
-    req.method(bhttp::verb::get);
-    ctx.query = {{"marketplace", "ATVPDKIKX0DER"}, {"category", category}};
-    ctx.path_params = {{"account", "main"}};
-    ctx.request_id = "test";
-    ctx.client = "test-client";
-  }
-};
+net::awaitable<void> ask(MwsService* svc, mws::Query q, Result* out) {
+  svc::RequestOptions o;
+  o.client = "test-client";
+  o.request_id = "test";
+  out->emplace(co_await svc->recommendations("main", q, o));
+}
 
-net::awaitable<void> run_call(MwsService* svc, Call* call) { call->res = co_await svc->recommendations(call->ctx); }
-
-struct Rig {
-  std::filesystem::path dir;
-  Config cfg;
-  net::io_context io;
-  std::unique_ptr<Store> store;
-  std::unique_ptr<Throttler> throttler;
-  ScriptedUpstream up;
-  std::unique_ptr<MwsService> svc;
-
-  Rig() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "rg-mws-svc-XXXXXX").string();
-    REQUIRE(mkdtemp(tmpl.data()) != nullptr);
-    dir = tmpl;
+struct Rig : rgtest::ServiceRig<MwsService, ScriptedUpstream> {
+  Rig() : ServiceRig("rg-mws-svc") {
     cfg.mws.endpoint = "http://mws.test/";
     cfg.mws.accounts["main"] = MwsAccount{"A1XEXAMPLEDF", "AKIAEXAMPLE", "secret", ""};
-    store = Store::open((dir / "db.sqlite").string());
-    throttler = std::make_unique<Throttler>(cfg.throttle, nullptr);
-    svc = std::make_unique<MwsService>(cfg, *store, up, *throttler, io.get_executor());
-  }
-  ~Rig() {
-    svc.reset();
-    throttler.reset();
-    store.reset();
-    std::filesystem::remove_all(dir);
+    start();
   }
 
-  http::Response one(const std::string& category) {
-    Call c(category);
-    net::co_spawn(io, run_call(svc.get(), &c), net::detached);
-    io.restart();
-    io.run();
-    REQUIRE(c.res);
-    return std::move(*c.res);
+  Expected<MwsAnswer> one(const std::string& category) {
+    auto q = mws::validate_recommendations_query({{"marketplace", "ATVPDKIKX0DER"}, {"category", category}});
+    REQUIRE(q);
+    Result r;
+    spawn(ask(svc.get(), *q, &r));
+    run_until([&] { return r.has_value(); });
+    return std::move(*r);
   }
 };
 
@@ -125,12 +91,13 @@ TEST_CASE("mws service: NextTokenCorrupted restarts the listing once from ListRe
                    answer(400, kCorrupted), answer(200, fixture("list_recommendations.xml")),
                    answer(200, fixture("list_recommendations_by_next_token.xml"))};
   auto res = rig.one("Inventory");
-  CHECK(res.result_int() == 200);
+  REQUIRE(res);
+  REQUIRE(res->categories.size() == 1);
   CHECK(rig.up.actions == std::vector<std::string>{"GetLastUpdatedTimeForRecommendations", "ListRecommendations",
                                                    "ListRecommendationsByNextToken", "ListRecommendations",
                                                    "ListRecommendationsByNextToken"});
   // The restarted listing reached its last page (the ByNextToken fixture's member).
-  CHECK(res.body().find("\"Bolt <M6> & nut\"") != std::string::npos);
+  CHECK(res->categories[0].entry->body.find("\"Bolt <M6> & nut\"") != std::string::npos);
 }
 
 TEST_CASE("mws service: a second NextTokenCorrupted is the client's 502") {
@@ -139,7 +106,30 @@ TEST_CASE("mws service: a second NextTokenCorrupted is the client's 502") {
                    answer(400, kCorrupted), answer(200, fixture("list_recommendations.xml")),
                    answer(400, kCorrupted)};
   auto res = rig.one("Inventory");
-  CHECK(res.result_int() == 502);
-  CHECK(res.body().find("NextTokenCorrupted") != std::string::npos);
+  REQUIRE_FALSE(res);
+  CHECK(res.error().status == 502);
+  CHECK(res.error().detail.find("NextTokenCorrupted") != std::string::npos);
   CHECK(rig.up.actions.size() == 5);
+}
+
+TEST_CASE("mws service: the snapshot is re-checked once mws.check_interval_s has passed on the injected clock") {
+  Rig rig;
+  rig.up.script = {answer(200, fixture("last_updated.xml")), answer(200, fixture("list_recommendations.xml")),
+                   answer(200, fixture("list_recommendations_by_next_token.xml")),
+                   answer(200, fixture("last_updated.xml"))};
+  REQUIRE(rig.one("Inventory"));
+  CHECK(rig.up.actions.size() == 3);
+  rig.clock.now += rig.cfg.mws.check_interval_s * 1000 - 1;  // not yet due: a hit, no call
+  auto hit = rig.one("Inventory");
+  REQUIRE(hit);
+  CHECK(hit->categories[0].outcome == cache::Outcome::hit);
+  CHECK(hit->cache.age_s == rig.cfg.mws.check_interval_s - 1);
+  CHECK(rig.up.actions.size() == 3);
+  rig.clock.now += 2;  // due: one GetLastUpdatedTime; the list's time is unchanged, so it stays a hit
+  auto rechecked = rig.one("Inventory");
+  REQUIRE(rechecked);
+  CHECK(rechecked->categories[0].outcome == cache::Outcome::hit);
+  CHECK(rig.up.actions == std::vector<std::string>{"GetLastUpdatedTimeForRecommendations", "ListRecommendations",
+                                                   "ListRecommendationsByNextToken",
+                                                   "GetLastUpdatedTimeForRecommendations"});
 }

@@ -12,6 +12,7 @@
 #include <limits>
 #include <set>
 
+#include "core/errors.hpp"
 #include "core/json.hpp"
 
 namespace recgate::ads {
@@ -42,7 +43,7 @@ std::string type_name(const Value& v) {
 }
 
 Problem field_problem(const std::string& field, std::string detail) {
-  Problem p = make_problem(400, "invalid_field", std::move(detail));
+  Problem p = to_problem(Error::invalid_field, std::move(detail));
   p.extensions.emplace_back("field", field);
   return p;
 }
@@ -75,24 +76,24 @@ Expected<ProductRequest> validate_request(std::string_view body, std::size_t max
   opts.reject_controls = true;
   if (auto e = json::parse(d, body, opts)) {
     if (e->kind == json::ParseError::Kind::bad_string && !e->field.empty()) return field_problem(e->field, e->message);
-    if (e->kind == json::ParseError::Kind::bad_string) return make_problem(400, "invalid_body", e->message);
-    if (e->kind == json::ParseError::Kind::too_deep) return make_problem(400, "invalid_body", "the body is " + e->message);
-    return make_problem(400, "invalid_body",
+    if (e->kind == json::ParseError::Kind::bad_string) return to_problem(Error::invalid_body, e->message);
+    if (e->kind == json::ParseError::Kind::too_deep) return to_problem(Error::invalid_body, "the body is " + e->message);
+    return to_problem(Error::invalid_body,
                         "the body is not valid JSON (" + e->message +
                             "); send {\"adAsins\":[\"B09LJWZT6G\"],\"count\":5,\"locale\":\"en_US\",\"cursor\":null,"
                             "\"groupBy\":\"asin\"}");
   }
   if (!d.IsObject())
-    return make_problem(400, "invalid_body",
+    return to_problem(Error::invalid_body,
                         "the body must be a JSON object with adAsins (required), count, locale, cursor, groupBy; got " +
                             type_name(d));
   std::set<std::string> seen;
   for (auto it = d.MemberBegin(); it != d.MemberEnd(); ++it) {
     std::string name(it->name.GetString(), it->name.GetStringLength());
     if (name != "adAsins" && name != "count" && name != "locale" && name != "cursor" && name != "groupBy")
-      return make_problem(400, "invalid_body",
+      return to_problem(Error::invalid_body,
                           "unknown member \"" + name + "\"; allowed: adAsins, count, locale, cursor, groupBy");
-    if (!seen.insert(name).second) return make_problem(400, "invalid_body", "member \"" + name + "\" appears twice");
+    if (!seen.insert(name).second) return to_problem(Error::invalid_body, "member \"" + name + "\" appears twice");
   }
 
   ProductRequest r;

@@ -3,6 +3,7 @@
 // (docs/upstreams.md A.1 "CategoryQuery and FilterOptions"). Pure core logic.
 #include <algorithm>
 
+#include "core/errors.hpp"
 #include "core/json.hpp"
 #include "core/mws/model.hpp"
 
@@ -34,15 +35,6 @@ const std::vector<FilterRule>& filter_rules() {
       {"Advertising", "ProductCategory", {}},
   };
   return rules;
-}
-
-Problem bad_request(std::string code, std::string detail) {
-  Problem p;
-  p.status = 400;
-  p.code = std::move(code);
-  p.title = "Bad Request";
-  p.detail = std::move(detail);
-  return p;
 }
 
 std::string join(const std::vector<std::string>& items, std::string_view sep = ", ") {
@@ -88,7 +80,7 @@ std::optional<Problem> check_parameters(const Raw& raw, const std::vector<std::s
   for (const auto& [name, value] : raw) {
     if (std::find(allowed.begin(), allowed.end(), name) != allowed.end()) continue;
     std::vector<std::string> names(allowed.begin(), allowed.end());
-    return bad_request("unknown_parameter",
+    return to_problem(Error::unknown_parameter,
                        "unknown query parameter '" + name + "'; allowed parameters: " + join(names));
   }
   return std::nullopt;
@@ -99,20 +91,20 @@ Expected<const Marketplace*> check_marketplace(const Raw& raw) {
   for (const auto& [name, value] : raw) {
     if (name != "marketplace") continue;
     if (id && *id != value) {
-      return bad_request("duplicate_marketplace", "marketplace is given twice ('" + *id + "' and '" + value +
+      return to_problem(Error::duplicate_marketplace, "marketplace is given twice ('" + *id + "' and '" + value +
                                                       "'); give exactly one MarketplaceId, e.g. marketplace=ATVPDKIKX0DER");
     }
     id = value;
   }
   if (!id || id->empty()) {
-    return bad_request("missing_marketplace",
+    return to_problem(Error::missing_marketplace,
                        "the query parameter 'marketplace' is required: a MarketplaceId such as ATVPDKIKX0DER");
   }
   const Marketplace* m = find_marketplace(*id);
   if (m == nullptr) {
     std::vector<std::string> known;
     for (const auto& entry : all_marketplaces()) known.push_back(entry.id + " (" + entry.code + ")");
-    return bad_request("unknown_marketplace",
+    return to_problem(Error::unknown_marketplace,
                        "unknown marketplace '" + *id + "'; known MarketplaceIds: " + join(known));
   }
   return m;
@@ -122,13 +114,13 @@ std::optional<Problem> check_filter(std::string_view category, const std::string
   const std::size_t eq = filter.find('=');
   const std::string allowed = allowed_filters_text(category);
   if (allowed.empty()) {
-    return bad_request("invalid_filter", "category " + std::string(category) +
+    return to_problem(Error::invalid_filter, "category " + std::string(category) +
                                              " accepts no filters; filters are accepted only by " +
                                              filter_categories_text());
   }
   const std::string expected = "; " + std::string(category) + " accepts: " + allowed;
   if (eq == std::string::npos || eq == 0 || eq + 1 == filter.size()) {
-    return bad_request("invalid_filter", "filter '" + filter + "' is not of the form Name=Value" + expected);
+    return to_problem(Error::invalid_filter, "filter '" + filter + "' is not of the form Name=Value" + expected);
   }
   const std::string_view name = std::string_view(filter).substr(0, eq);
   const std::string_view value = std::string_view(filter).substr(eq + 1);
@@ -137,10 +129,10 @@ std::optional<Problem> check_filter(std::string_view category, const std::string
     if (rule.values.empty() || std::find(rule.values.begin(), rule.values.end(), value) != rule.values.end()) {
       return std::nullopt;
     }
-    return bad_request("invalid_filter",
+    return to_problem(Error::invalid_filter,
                        "filter '" + filter + "' has a value " + std::string(category) + " does not accept" + expected);
   }
-  return bad_request("invalid_filter",
+  return to_problem(Error::invalid_filter,
                      "filter name '" + std::string(name) + "' is not accepted by " + std::string(category) + expected);
 }
 
@@ -152,11 +144,11 @@ std::optional<Problem> check_filter(std::string_view category, const std::string
 std::optional<Problem> validate_query_text(const Raw& raw) {
   for (const auto& [name, value] : raw) {
     if (auto fault = json::text_fault(name); !fault.empty())
-      return bad_request("invalid_parameter", "a query parameter name " + fault +
+      return to_problem(Error::invalid_parameter, "a query parameter name " + fault +
                                                   "; control characters (U+0000-U+001F, U+007F) and invalid UTF-8 "
                                                   "are not allowed");
     if (auto fault = json::text_fault(value); !fault.empty()) {
-      Problem p = bad_request("invalid_parameter", "the value of query parameter '" + name + "' " + fault +
+      Problem p = to_problem(Error::invalid_parameter, "the value of query parameter '" + name + "' " + fault +
                                                        "; control characters (U+0000-U+001F, U+007F) and invalid "
                                                        "UTF-8 are not allowed");
       p.extensions.emplace_back("parameter", name);
@@ -183,11 +175,11 @@ Expected<Query> validate_recommendations_query(const Raw& raw) {
     }
     if (name != "category") continue;
     if (!is_category(value)) {
-      return bad_request("invalid_category", "unknown category '" + value +
+      return to_problem(Error::invalid_category, "unknown category '" + value +
                                                  "'; allowed values (case-sensitive): " + all_categories_text());
     }
     if (std::find(offered.begin(), offered.end(), value) == offered.end()) {
-      return bad_request("category_not_offered", "marketplace " + m.id + " (" + m.code + ") does not offer " +
+      return to_problem(Error::category_not_offered, "marketplace " + m.id + " (" + m.code + ") does not offer " +
                                                      value + "; it offers: " + join(offered));
     }
     requested.push_back(value);
@@ -205,7 +197,7 @@ Expected<Query> validate_recommendations_query(const Raw& raw) {
 
   if (!filters.empty()) {
     if (q.categories.size() != 1) {
-      return bad_request("filter_needs_one_category",
+      return to_problem(Error::filter_needs_one_category,
                          "filter is allowed only with exactly one category, but the request covers " +
                              std::to_string(q.categories.size()) + " (" + join(q.categories) +
                              "); add one category=..., one of " + filter_categories_text());

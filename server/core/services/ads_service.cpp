@@ -37,15 +37,11 @@ namespace recgate {
 
 namespace net = boost::asio;
 using net::awaitable;
-using http::Context;
-using http::Response;
 using svc::QuotaWait;
 
 namespace {
 
-using svc::hex64;
 using svc::iso_seconds;
-using svc::now_ms;
 
 constexpr const char* kAdsBucket = "ads.ProductRecommendations";
 constexpr const char* kLwaBucket = "lwa.Token";
@@ -132,6 +128,7 @@ struct AdsService::Impl {
   upstream::Upstream& client;
   Throttler& throttler;
   net::any_io_executor ex;
+  const svc::Clock& clock;
   cache::PolicyConfig policy;
   cache::Index index;
   Coalescer<Expected<cache::EntryPtr>> answer_flights;
@@ -139,8 +136,9 @@ struct AdsService::Impl {
   mutable std::mutex token_mu;
   std::unordered_map<std::string, TokenPtr> tokens;  // by account
 
-  Impl(const Config& c, Store& st, upstream::Upstream& cl, Throttler& th, net::any_io_executor e)
-      : cfg(c), store(st), client(cl), throttler(th), ex(e),
+  Impl(const Config& c, Store& st, upstream::Upstream& cl, Throttler& th, net::any_io_executor e,
+       const svc::Clock& k)
+      : cfg(c), store(st), client(cl), throttler(th), ex(e), clock(k),
         policy{c.mws.check_interval_s, c.mws.listing_quality_ttl_s, c.ads.max_stale_s},
         index(c.cache.memory_entries, c.cache.memory_bytes), answer_flights(e), token_flights(e) {}
 
@@ -247,7 +245,7 @@ class LwaExchange final : public upstream::Exchange {
     count_refresh(account_, res.status >= 500 ? "error" : "rejected");
     log_token_failed(account_, parsed_.error.error, res.status);
     Problem p = lwa_problem(account_, acc_, parsed_.error);
-    if (lwa_refusal_is_final(parsed_.error.error)) s_.hold_rejection(account_, p, now_ms() + kLwaRejectionHoldMs);
+    if (lwa_refusal_is_final(parsed_.error.error)) s_.hold_rejection(account_, p, s_.clock.now_ms() + kLwaRejectionHoldMs);
     return p;
   }
 
@@ -275,15 +273,15 @@ class LwaExchange final : public upstream::Exchange {
 // One refresh for the account, made by whichever caller started the flight.
 awaitable<Expected<TokenPtr>> refresh_token(Impl* s, std::string account, QuotaWait wait, std::string rid) {
   const AdsAccount& acc = s->cfg.ads.accounts.at(account);
-  if (auto t = s->usable_token(account, now_ms())) co_return t;  // refreshed just before this flight
-  if (auto held = s->held_rejection(account, now_ms())) co_return std::move(*held);
+  if (auto t = s->usable_token(account, s->clock.now_ms())) co_return t;  // refreshed just before this flight
+  if (auto held = s->held_rejection(account, s->clock.now_ms())) co_return std::move(*held);
   LwaExchange ex(*s, account, acc);
   const upstream::CallSite site{"lwa", "Token", account, kLwaBucket, rid};
   auto r = co_await upstream::upstream_call(s->throttler, s->client, site, wait, ex);
   if (!r) co_return r.error();
   auto token = std::make_shared<Token>();
   token->access_token = std::move(ex.parsed().token->access_token);
-  token->times = ads::token_times(now_ms(), ex.parsed().token->expires_in_s);
+  token->times = ads::token_times(s->clock.now_ms(), ex.parsed().token->expires_in_s);
   s->keep_token(account, token);
   count_refresh(account, "ok");
   log_token_refreshed(account, token->times);
@@ -292,7 +290,7 @@ awaitable<Expected<TokenPtr>> refresh_token(Impl* s, std::string account, QuotaW
 
 // `wait` is the answer flight's: its riders' limits bound the token's quota wait too.
 awaitable<Expected<TokenPtr>> get_token(Impl* s, std::string account, QuotaWait wait, std::string rid) {
-  if (auto t = s->usable_token(account, now_ms())) co_return t;
+  if (auto t = s->usable_token(account, s->clock.now_ms())) co_return t;
   Coalescer<Expected<TokenPtr>>::Work work = [s, account, leader = svc::leader_of(wait), rid](WaitLimitPtr flight) {
     return refresh_token(s, account, svc::flight_quota(leader, std::move(flight)), rid);
   };
@@ -389,9 +387,9 @@ awaitable<Expected<std::string>> call_ads(Impl* s, std::string account, RequestP
 
 // ---- answers and the cache -------------------------------------------------
 
-std::shared_ptr<cache::Entry> make_entry(std::string body, std::int64_t ttl_s) {
+std::shared_ptr<cache::Entry> make_entry(std::string body, std::int64_t now, std::int64_t ttl_s) {
   auto e = std::make_shared<cache::Entry>();
-  e->fetched_at_ms = now_ms();
+  e->fetched_at_ms = now;
   e->expires_at_ms = e->fetched_at_ms + ttl_s * 1000;
   e->body = std::move(body);
   e->hash = cache::fnv1a64(e->body);
@@ -417,10 +415,10 @@ awaitable<Expected<cache::EntryPtr>> fetch_answer(Impl* s, std::string key, std:
   // now has stored a fresh answer (another entry than the one it saw; `seen`
   // is held, so its address is not reused): use it, do not call again.
   if (!key.empty())
-    if (auto e = s->index.find(key); e && e != seen && now_ms() < e->expires_at_ms) co_return e;
+    if (auto e = s->index.find(key); e && e != seen && s->clock.now_ms() < e->expires_at_ms) co_return e;
   auto r = co_await call_ads(s, account, pr, std::move(wait), rid);
   if (!r) co_return r.error();
-  std::shared_ptr<cache::Entry> e = make_entry(std::move(*r), s->cfg.ads.cache_ttl_s);
+  std::shared_ptr<cache::Entry> e = make_entry(std::move(*r), s->clock.now_ms(), s->cfg.ads.cache_ttl_s);
   if (!key.empty()) {
     const cache::EntryPtr written = e;  // a named local: g++ 12 and co_await temporaries
     e->stored = co_await commit_answer(s, account, request_key, written);
@@ -440,20 +438,8 @@ awaitable<cache::EntryPtr> find_entry(Impl* s, std::string key, std::string acco
   co_return e;
 }
 
-std::string etag_of(const cache::Entry& e) { return "\"" + hex64(e.hash) + "\""; }
-
-Response finish(Context& ctx, const cache::Entry& e, const std::string& cache_status, std::int64_t age) {
-  return svc::cached_response(ctx, e.body, cache_status, age, etag_of(e));
-}
-
-using svc::RequestOptions;
-
-RequestOptions request_options(const Impl& s, const Context& ctx) {
-  return svc::request_options(s.throttler, ctx, s.cfg.throttle.max_wait_s);
-}
-
 bool stale_ok(const Impl& s, const cache::Entry& e) {
-  return cache::stale_allowed(cache::StoredMeta{std::nullopt, e.fetched_at_ms}, now_ms(), s.policy);
+  return cache::stale_allowed(cache::StoredMeta{std::nullopt, e.fetched_at_ms}, s.clock.now_ms(), s.policy);
 }
 
 // Cache-Status values (RFC 9211), built outside the coroutines.
@@ -465,10 +451,12 @@ std::string miss_status(bool requested, bool stored) {
 }
 std::string stale_status() { return cache::cache_status({cache::Outcome::stale}); }
 
-Problem unsupported_media_type(const std::string& got) {
-  return to_problem(Error::unsupported_media_type,
-                      "the request body must be sent with Content-Type: application/json; got " +
-                          (got.empty() ? std::string("none") : "\"" + got + "\""));
+// The answer served from `e`, counted as `outcome` (a bypass counts as none).
+AdsAnswer served(const Impl& s, cache::EntryPtr e, std::optional<cache::Outcome> outcome, std::string status) {
+  if (outcome) svc::count_lookup("ads", *outcome);
+  const bool fresh_fetch = !outcome || *outcome == cache::Outcome::miss;
+  const std::int64_t age = fresh_fetch ? 0 : cache::age_seconds(e->fetched_at_ms, s.clock.now_ms());
+  return AdsAnswer{std::move(e), svc::CacheFacts{std::move(status), age}};
 }
 
 Problem not_cached(bool cursor) {
@@ -477,40 +465,31 @@ Problem not_cached(bool cursor) {
                              : "Cache-Control: only-if-cached, and no usable stored answer for this request");
 }
 
-awaitable<Response> handle_product_recommendations(Impl* s, Context& ctx) {
-  const std::string account(ctx.param("account"));
-  if (!s->cfg.ads.accounts.count(account)) co_return http::problem_response(unknown_account(account, s->cfg));
-  const std::string content_type(ctx.header("Content-Type"));
-  if (!ads::is_json_media_type(content_type)) co_return http::problem_response(unsupported_media_type(content_type));
-  auto valid = ads::validate_request(ctx.req.body(), s->cfg.ads.max_asins);
-  if (!valid) co_return http::problem_response(valid.error());
-  const RequestPtr pr = std::make_shared<const ads::ProductRequest>(std::move(*valid));
-  const RequestOptions opts = request_options(*s, ctx);
+// A cursor request: one direct fetch, never stored or coalesced.
+awaitable<Expected<AdsAnswer>> answer_cursor(Impl* s, std::string account, RequestPtr pr, svc::Asked opts) {
+  if (opts.directives.only_if_cached) co_return not_cached(true);
+  const std::string no_key;
+  const std::string no_request_key;
+  const cache::EntryPtr none;  // a named local: g++ 12 and temporaries in co_await expressions
+  auto r = co_await fetch_answer(s, no_key, account, no_request_key, pr, none, opts.wait, opts.request_id);
+  if (!r) co_return r.error();
+  co_return served(*s, *r, std::nullopt, "recgate; fwd=bypass");
+}
 
-  if (pr->cursor) {
-    if (opts.directives.only_if_cached) co_return http::problem_response(not_cached(true));
-    const std::string no_key;
-    const std::string no_request_key;
-    const cache::EntryPtr none;  // a named local: g++ 12 and temporaries in co_await expressions
-    auto r = co_await fetch_answer(s, no_key, account, no_request_key, pr, none, opts.wait, opts.request_id);
-    if (!r) co_return http::problem_response(r.error());
-    co_return finish(ctx, **r, "recgate; fwd=bypass", 0);
-  }
+awaitable<Expected<AdsAnswer>> answer_product_recommendations(Impl* s, std::string account, RequestPtr pr,
+                                                              svc::RequestOptions options) {
+  if (!s->cfg.ads.accounts.count(account)) co_return unknown_account(account, s->cfg);
+  const svc::Asked opts = svc::resolve(s->throttler, options, s->cfg.throttle.max_wait_s);
+  if (pr->cursor) co_return co_await answer_cursor(s, std::move(account), std::move(pr), opts);
 
   const std::string request_key = ads::canonical_key(*pr);
   const std::string key = svc::key_join(account, request_key);
   const cache::EntryPtr entry = co_await find_entry(s, key, account, request_key);
-  const std::int64_t now = now_ms();
-  if (entry && !opts.directives.no_cache && now < entry->expires_at_ms) {
-    svc::count_lookup("ads", cache::Outcome::hit);
-    co_return finish(ctx, *entry, hit_status(), cache::age_seconds(entry->fetched_at_ms, now));
-  }
+  if (entry && !opts.directives.no_cache && s->clock.now_ms() < entry->expires_at_ms)
+    co_return served(*s, entry, cache::Outcome::hit, hit_status());
   if (opts.directives.only_if_cached) {
-    if (entry && stale_ok(*s, *entry)) {
-      svc::count_lookup("ads", cache::Outcome::stale);
-      co_return finish(ctx, *entry, stale_status(), cache::age_seconds(entry->fetched_at_ms, now));
-    }
-    co_return http::problem_response(not_cached(false));
+    if (entry && stale_ok(*s, *entry)) co_return served(*s, entry, cache::Outcome::stale, stale_status());
+    co_return not_cached(false);
   }
 
   Coalescer<Expected<cache::EntryPtr>>::Work work = [s, key, account, request_key, req = pr, seen = entry,
@@ -519,18 +498,13 @@ awaitable<Response> handle_product_recommendations(Impl* s, Context& ctx) {
     return fetch_answer(s, key, account, request_key, req, seen, svc::flight_quota(leader, std::move(flight)), rid);
   };
   auto res = co_await svc::in_flight(s->answer_flights, key, work, opts.wait.limit, "ads.answer");
-  if (res) {
-    svc::count_lookup("ads", cache::Outcome::miss);
-    const std::string status = miss_status(opts.directives.no_cache, (*res)->stored);
-    co_return finish(ctx, **res, status, 0);
-  }
+  if (res) co_return served(*s, *res, cache::Outcome::miss, miss_status(opts.directives.no_cache, (*res)->stored));
   if (entry && stale_ok(*s, *entry)) {
     log_stale(opts.request_id, account, res.error().code);
-    svc::count_lookup("ads", cache::Outcome::stale);
-    co_return finish(ctx, *entry, stale_status(), cache::age_seconds(entry->fetched_at_ms, now_ms()));
+    co_return served(*s, entry, cache::Outcome::stale, stale_status());
   }
   svc::count_lookup("ads", cache::Outcome::miss);
-  co_return http::problem_response(res.error());
+  co_return res.error();
 }
 
 awaitable<std::size_t> do_purge(Impl* s, std::optional<std::string> account) {
@@ -547,7 +521,7 @@ awaitable<std::size_t> do_purge(Impl* s, std::optional<std::string> account) {
 // Rows that can no longer be served are removed by cache/retention.
 void load_tokens(Impl& s) {
   std::vector<std::pair<std::string, TokenPtr>> tokens;
-  const std::int64_t now = now_ms();
+  const std::int64_t now = s.clock.now_ms();
   s.store.run_sync([&](Db& db) {
     for (const auto& row : ads::repo::all_tokens(db)) {
       if (!s.cfg.ads.accounts.count(row.account) || row.expires_at_ms <= now) continue;
@@ -578,8 +552,8 @@ void warm_entries(const std::shared_ptr<Impl>& s) {
 }  // namespace
 
 AdsService::AdsService(const Config& cfg, Store& store, upstream::Upstream& client, Throttler& throttler,
-                       net::any_io_executor ex)
-    : impl_(std::make_shared<Impl>(cfg, store, client, throttler, ex)) {
+                       net::any_io_executor ex, const svc::Clock& clock)
+    : impl_(std::make_shared<Impl>(cfg, store, client, throttler, ex, clock)) {
   load_tokens(*impl_);
   warm_entries(impl_);
   auto weak = std::weak_ptr<Impl>(impl_);
@@ -592,8 +566,17 @@ AdsService::AdsService(const Config& cfg, Store& store, upstream::Upstream& clie
 
 AdsService::~AdsService() = default;
 
-awaitable<Response> AdsService::product_recommendations(Context& ctx) {
-  return handle_product_recommendations(impl_.get(), ctx);
+std::optional<Problem> AdsService::check_account(const std::string& account) const {
+  if (impl_->cfg.ads.accounts.count(account)) return std::nullopt;
+  return unknown_account(account, impl_->cfg);
+}
+
+std::size_t AdsService::max_asins() const { return impl_->cfg.ads.max_asins; }
+
+awaitable<Expected<AdsAnswer>> AdsService::product_recommendations(const std::string& account,
+                                                                   std::shared_ptr<const ads::ProductRequest> request,
+                                                                   const svc::RequestOptions& options) {
+  return answer_product_recommendations(impl_.get(), account, std::move(request), options);
 }
 
 awaitable<std::size_t> AdsService::purge(std::optional<std::string> account) {

@@ -3,8 +3,8 @@
 // (memory index over SQLite ads_answers), and otherwise makes the one upstream
 // call (throttle -> LWA access token -> HTTP client), coalesced, with stale
 // fallback. Holds the LWA tokens (refreshed once per account for all callers,
-// persisted in lwa_tokens). Called by the router; calls cache, throttle,
-// upstream client and store.
+// persisted in lwa_tokens). Plain data in, plain data out: the route adapter
+// (ads_routes.hpp) validates the request and renders the answer.
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
@@ -16,7 +16,10 @@
 #include <vector>
 
 #include "core/config.hpp"
-#include "core/http/server.hpp"
+#include "core/ads/request.hpp"
+#include "core/cache/index.hpp"
+#include "core/problem.hpp"
+#include "core/services/common.hpp"
 
 namespace recgate {
 
@@ -26,19 +29,34 @@ namespace upstream {
 class Upstream;
 }
 
+// The answer: upstream's JSON body in the cached entry (rendered straight
+// from it, never copied) and how it was served.
+struct AdsAnswer {
+  cache::EntryPtr entry;
+  svc::CacheFacts cache;
+};
+
 class AdsService {
  public:
   // Loads stored tokens and the most recent answers into memory (blocking, at
   // start-up only).
   AdsService(const Config& cfg, Store& store, upstream::Upstream& client, Throttler& throttler,
-             boost::asio::any_io_executor ex);
+             boost::asio::any_io_executor ex, const svc::Clock& clock = svc::system_clock());
   ~AdsService();
   AdsService(const AdsService&) = delete;
   AdsService& operator=(const AdsService&) = delete;
 
-  // POST /v1/ads/{account}/product-recommendations: upstream's JSON body
-  // unchanged, with Cache-Status, Age and ETag; RFC 9457 problems otherwise.
-  boost::asio::awaitable<http::Response> product_recommendations(http::Context& ctx);
+  // 404 unknown_account when no Ads account `account` is configured.
+  std::optional<Problem> check_account(const std::string& account) const;
+  // ads.max_asins: the adAsins bound request validation applies.
+  std::size_t max_asins() const;
+
+  // The answer for a validated request: from the TTL cache, or fetched
+  // (coalesced; a cursor request directly, never stored), or stale within
+  // max_stale_s; else a problem.
+  boost::asio::awaitable<Expected<AdsAnswer>> product_recommendations(
+      const std::string& account, std::shared_ptr<const ads::ProductRequest> request,
+      const svc::RequestOptions& options);
 
   // DELETE /v1/cache: removes the stored answers of `account` (all accounts
   // when nullopt); returns how many.

@@ -1,6 +1,9 @@
 // Helpers shared by the services (see common.hpp).
 #include "core/services/common.hpp"
 
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -18,6 +21,14 @@ std::int64_t now_ms() {
       .count();
 }
 
+const Clock& system_clock() {
+  struct Wall final : Clock {
+    std::int64_t now_ms() const override { return svc::now_ms(); }
+  };
+  static const Wall wall;
+  return wall;
+}
+
 std::string iso_seconds(std::int64_t ms) {
   std::time_t t = static_cast<std::time_t>(ms / 1000);
   std::tm tm{};
@@ -31,6 +42,31 @@ std::string hex64(std::uint64_t v) {
   char buf[17];
   std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
   return buf;
+}
+
+void json_string(std::string& out, std::string_view s) {
+  rapidjson::StringBuffer sb;
+  rapidjson::Writer<rapidjson::StringBuffer> w(sb);
+  w.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
+  out.append(sb.GetString(), sb.GetSize());
+}
+
+void json_opt_string(std::string& out, const std::optional<std::string>& s) {
+  if (s) json_string(out, *s);
+  else out += "null";
+}
+
+void json_named_times(std::string& out, const NamedTimes& times) {
+  out += '{';
+  bool first = true;
+  for (const auto& [name, v] : times) {
+    if (!first) out += ',';
+    first = false;
+    json_string(out, name);
+    out += ':';
+    json_opt_string(out, v);
+  }
+  out += '}';
 }
 
 void key_append(std::string& key, std::string_view part) {
@@ -95,21 +131,13 @@ void register_cache_gauges(const std::string& api, std::function<std::pair<std::
   });
 }
 
-QuotaWait request_quota_wait(const Throttler& throttler, const http::Context& ctx, int default_wait_s) {
-  int wait = default_wait_s;
-  if (auto w = cache::parse_prefer_wait(std::string(ctx.header("Prefer")))) wait = std::min(*w, 3600);
-  QuotaWait q;
-  q.limit = throttler.limit_for(std::chrono::seconds(wait));
-  q.client = ctx.client;
-  return q;
-}
-
-RequestOptions request_options(const Throttler& throttler, const http::Context& ctx, int default_wait_s) {
-  RequestOptions o;
-  o.directives = cache::parse_cache_control(std::string(ctx.header("Cache-Control")));
-  o.wait = request_quota_wait(throttler, ctx, default_wait_s);
-  o.request_id = ctx.request_id;
-  return o;
+Asked resolve(const Throttler& throttler, const RequestOptions& o, int default_wait_s) {
+  Asked a;
+  a.directives = o.directives;
+  a.wait.limit = throttler.limit_for(std::chrono::seconds(o.wait_s.value_or(default_wait_s)));
+  a.wait.client = o.client;
+  a.request_id = o.request_id;
+  return a;
 }
 
 Problem unknown_account_problem(const char* api, const std::string& name, const std::string& known) {
@@ -122,20 +150,6 @@ std::string base_url(std::string configured, const std::string& fallback) {
   if (configured.empty()) return fallback;
   while (!configured.empty() && configured.back() == '/') configured.pop_back();
   return configured;
-}
-
-http::Response cached_response(http::Context& ctx, std::string body, const std::string& cache_status,
-                               std::int64_t age, const std::string& etag) {
-  const bool not_modified = !etag.empty() && cache::if_none_match(std::string(ctx.header("If-None-Match")), etag);
-  http::Response res = not_modified ? http::text_response(304, "", "application/json")
-                                    : http::json_response(200, std::move(body));
-  if (not_modified) res.erase(boost::beast::http::field::content_type);
-  res.set("Cache-Status", cache_status);
-  res.set("Age", std::to_string(age));
-  if (!etag.empty()) res.set(boost::beast::http::field::etag, etag);
-  res.set(boost::beast::http::field::cache_control, "private, no-cache");
-  ctx.log_fields.emplace_back("cache", cache_status);
-  return res;
 }
 
 void log_not_stored(const char* what, const std::exception& e) {

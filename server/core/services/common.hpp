@@ -1,17 +1,19 @@
-// Helpers shared by the MWS and Ads services: clock and formatting, cache
-// keys, the metrics both count, transport-failure problems, and the cached
-// response headers (Cache-Status, Age, ETag, 304). Service layer only.
+// Helpers shared by the MWS and Ads services: the injected clock and
+// formatting, cache keys, the metrics both count, what a request asks
+// (RequestOptions, plain data), the cache facts of an answer, coalescing and
+// commit-before-answer. Transport-free: no HTTP type appears here.
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "core/cache/policy.hpp"
 #include "core/coalesce.hpp"
 #include "core/errors.hpp"
-#include "core/http/server.hpp"
 #include "core/problem.hpp"
 #include "core/store.hpp"
 #include "core/throttle/wait_limit.hpp"
@@ -25,8 +27,24 @@ class Throttler;
 namespace recgate::svc {
 
 std::int64_t now_ms();                   // wall clock, ms since the epoch
+
+// The time the services see. Injected, so tests drive freshness, stale
+// windows and snapshot re-checks with a fake clock instead of sleeping.
+class Clock {
+ public:
+  virtual ~Clock() = default;
+  virtual std::int64_t now_ms() const = 0;  // ms since the epoch
+};
+// The wall clock (svc::now_ms); what the server runs on.
+const Clock& system_clock();
 std::string iso_seconds(std::int64_t ms);  // "2026-11-22T06:00:01Z"
 std::string hex64(std::uint64_t v);
+// A JSON string literal (escaped), appended to `out`; `null` for nullopt.
+void json_string(std::string& out, std::string_view s);
+void json_opt_string(std::string& out, const std::optional<std::string>& s);
+// {"name":"value" or null,...}: MWS last-updated times, stored and rendered alike.
+using NamedTimes = std::vector<std::pair<std::string, std::optional<std::string>>>;
+void json_named_times(std::string& out, const NamedTimes& times);
 
 // Cache keys: each part as "<byte length>:<bytes>", so no byte a part may
 // hold can make two different part lists build the same key, and the key of
@@ -55,10 +73,6 @@ void register_cache_gauges(const std::string& api, std::function<std::pair<std::
 // against, and the quota mode.
 using QuotaWait = upstream::Quota;
 
-// A request's quota wait: Prefer: wait=N (at most 3600), else default_wait_s;
-// the client as the router identified it (http::Context::client).
-QuotaWait request_quota_wait(const Throttler& throttler, const http::Context& ctx, int default_wait_s);
-
 // The quota of a coalesced flight: the mode and client of the request that
 // started it, the flight's limit (its riders' latest deadline).
 // `leader_of` keeps what a flight's work needs of the request that starts it,
@@ -68,13 +82,29 @@ inline QuotaWait flight_quota(const QuotaWait& leader, WaitLimitPtr flight) {
   return QuotaWait{leader.mode, std::move(flight), leader.client};
 }
 
-// What a request asks of the cache and the upstream, read from its headers.
+// What a request asks of the cache and the upstream: plain data the route
+// adapter reads from the headers (services/routes.hpp).
 struct RequestOptions {
   cache::RequestDirectives directives;  // Cache-Control
-  QuotaWait wait;                       // Prefer: wait
+  std::optional<int> wait_s;            // Prefer: wait=N, at most 3600; nullopt: throttle.max_wait_s
+  std::string client;                   // whose queue share a quota wait counts against
   std::string request_id;               // for upstream log lines (a coalesced call logs its leader's)
 };
-RequestOptions request_options(const Throttler& throttler, const http::Context& ctx, int default_wait_s);
+
+// RequestOptions resolved against the throttler: the quota wait as a deadline.
+struct Asked {
+  cache::RequestDirectives directives;
+  QuotaWait wait;
+  std::string request_id;
+};
+Asked resolve(const Throttler& throttler, const RequestOptions& o, int default_wait_s);
+
+// How an answer was served, for the Cache-Status and Age headers (the route
+// adapter renders them; the ETag comes from the answer's validators).
+struct CacheFacts {
+  std::string status;   // Cache-Status value (RFC 9211)
+  std::int64_t age_s = 0;
+};
 
 // 404 unknown_account naming the configured accounts of `api` ("MWS", "Ads").
 Problem unknown_account_problem(const char* api, const std::string& name, const std::string& known);
@@ -105,10 +135,6 @@ boost::asio::awaitable<Expected<T>> in_flight(Coalescer<Expected<T>>& flights, c
   if (!res) co_return to_problem(Error::client_closed, "cancelled");
   co_return std::move(*res);
 }
-
-// A 200 with the cache headers, or a 304 when If-None-Match matches the ETag.
-http::Response cached_response(http::Context& ctx, std::string body, const std::string& cache_status,
-                               std::int64_t age, const std::string& etag);
 
 // Runs `write` on the store thread and commits it before the caller answers:
 // an answer that says "stored" must survive kill -9 (docs/design.md §4).

@@ -38,25 +38,8 @@ namespace recgate {
 
 namespace net = boost::asio;
 using net::awaitable;
-using http::Context;
-using http::Response;
-using svc::hex64;
-using svc::iso_seconds;
-using svc::now_ms;
 
 namespace {
-
-void json_string(std::string& out, std::string_view s) {
-  rapidjson::StringBuffer sb;
-  rapidjson::Writer<rapidjson::StringBuffer> w(sb);
-  w.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
-  out.append(sb.GetString(), sb.GetSize());
-}
-
-void json_opt_string(std::string& out, const std::optional<std::string>& s) {
-  if (s) json_string(out, *s);
-  else out += "null";
-}
 
 struct Snapshot {
   std::int64_t checked_at_ms = 0;
@@ -72,16 +55,9 @@ struct Snapshot {
 using SnapshotPtr = std::shared_ptr<const Snapshot>;
 
 std::string snapshot_to_json(const Snapshot& s) {
-  std::string out = "{";
-  bool first = true;
-  for (const auto& [c, v] : s.per_category) {
-    if (!first) out += ',';
-    first = false;
-    json_string(out, c);
-    out += ':';
-    json_opt_string(out, v);
-  }
-  return out + "}";
+  std::string out;
+  svc::json_named_times(out, s.per_category);
+  return out;
 }
 
 SnapshotPtr snapshot_from_json(const std::string& body, std::int64_t checked_at) {
@@ -112,6 +88,7 @@ struct MwsService::Impl {
   upstream::Upstream& client;
   Throttler& throttler;
   net::any_io_executor ex;
+  const svc::Clock& clock;
   cache::PolicyConfig policy;
   cache::Index index;
   mutable std::shared_mutex snap_mu;  // read on every hit: shared
@@ -128,13 +105,14 @@ struct MwsService::Impl {
     std::string what = p.code;
     for (const auto& [k, v] : p.extensions)
       if (k == "upstreamCode") what += " (" + v + ")";
-    last_failure_ms = now_ms();
+    last_failure_ms = clock.now_ms();
     std::lock_guard lk(health_mu);
     last_failure = std::move(what);
   }
 
-  Impl(const Config& c, Store& st, upstream::Upstream& cl, Throttler& th, net::any_io_executor e)
-      : cfg(c), store(st), client(cl), throttler(th), ex(e),
+  Impl(const Config& c, Store& st, upstream::Upstream& cl, Throttler& th, net::any_io_executor e,
+       const svc::Clock& k)
+      : cfg(c), store(st), client(cl), throttler(th), ex(e), clock(k),
         policy{c.mws.check_interval_s, c.mws.listing_quality_ttl_s, c.mws.max_stale_s},
         index(c.cache.memory_entries, c.cache.memory_bytes), snapshot_flights(e), list_flights(e),
         user_agent(upstream::mws_user_agent("recgate", RECGATE_VERSION)) {}
@@ -227,7 +205,7 @@ awaitable<Expected<CallResult>> call_mws(Impl* s, std::string account_name, mws:
   const upstream::CallSite site{"mws", action, account_name, "mws." + action, request_id};
   auto r = co_await upstream::upstream_call(s->throttler, s->client, site, wait, ex);
   if (!r) co_return r.error();
-  s->last_success_ms = now_ms();
+  s->last_success_ms = s->clock.now_ms();
   co_return CallResult{std::move(r->body)};
 }
 
@@ -259,7 +237,7 @@ awaitable<Expected<SnapshotPtr>> fetch_snapshot(Impl* s, std::string account, mw
   auto parsed = mws::parse_last_updated(r->body);
   if (!parsed) co_return parsed.error();
   auto snap = std::make_shared<Snapshot>();
-  snap->checked_at_ms = now_ms();
+  snap->checked_at_ms = s->clock.now_ms();
   snap->per_category = parsed->per_category;
   const std::string key = svc::key_join(account, mp.id);
   const std::string body = snapshot_to_json(*snap);  // named locals: g++ 12 and co_await temporaries
@@ -295,7 +273,7 @@ awaitable<SnapState> get_snapshot(Impl* s, std::string account, mws::Marketplace
   st.snap = s->snapshot(key);
   std::optional<std::int64_t> checked;
   if (st.snap) checked = st.snap->checked_at_ms;
-  if (only_cached || !cache::snapshot_due(checked, now_ms(), force, s->policy)) co_return st;
+  if (only_cached || !cache::snapshot_due(checked, s->clock.now_ms(), force, s->policy)) co_return st;
   // Named local, not a temporary in the co_await expression: g++ 12 mishandles
   // non-trivial temporaries (closures) there.
   // The flight waits for quota as long as its riders' latest limit allows;
@@ -341,7 +319,7 @@ awaitable<Expected<cache::EntryPtr>> fetch_list(Impl* s, std::string key, std::s
   // it instead of calling upstream again.
   if (auto e = s->index.find(key);
       e && e != seen &&
-      cache::classify(category, {e->validator, e->fetched_at_ms}, view, now_ms(), s->policy) == cache::Verdict::fresh)
+      cache::classify(category, {e->validator, e->fetched_at_ms}, view, s->clock.now_ms(), s->policy) == cache::Verdict::fresh)
     co_return e;
   std::vector<std::string> members;
   std::string action = "ListRecommendations";
@@ -379,7 +357,7 @@ awaitable<Expected<cache::EntryPtr>> fetch_list(Impl* s, std::string key, std::s
   }
   auto entry = std::make_shared<cache::Entry>();
   entry->validator = validator;
-  entry->fetched_at_ms = now_ms();
+  entry->fetched_at_ms = s->clock.now_ms();
   entry->body = "[";
   for (std::size_t i = 0; i < members.size(); ++i) {
     if (i) entry->body += ',';
@@ -394,17 +372,7 @@ awaitable<Expected<cache::EntryPtr>> fetch_list(Impl* s, std::string key, std::s
   co_return cache::EntryPtr(entry);
 }
 
-struct CategoryAnswer {
-  std::string category;
-  cache::EntryPtr entry;
-  cache::Outcome outcome;
-};
-
-using svc::RequestOptions;
-
-RequestOptions request_options(const Impl& s, const Context& ctx) {
-  return svc::request_options(s.throttler, ctx, s.cfg.throttle.max_wait_s);
-}
+using CategoryAnswer = MwsCategoryAnswer;
 
 Problem unknown_account(const std::string& name, const Config& cfg) {
   return svc::unknown_account("MWS", name, cfg.mws.accounts);
@@ -412,12 +380,12 @@ Problem unknown_account(const std::string& name, const Config& cfg) {
 
 awaitable<Expected<CategoryAnswer>> answer_category(Impl* s, std::string account, mws::Marketplace mp,
                                                     std::string category, std::vector<std::string> filters,
-                                                    SnapState snap, RequestOptions opts) {
+                                                    SnapState snap, svc::Asked opts) {
   const std::string fkey = join_filters(filters);
   const std::string key = svc::key_join(account, mp.id, category, fkey);
   mws::repo::ListKey row{account, mp.id, category, fkey};
   auto entry = co_await find_entry(s, key, std::move(row));
-  const std::int64_t now = now_ms();
+  const std::int64_t now = s->clock.now_ms();
   cache::SnapshotView view{snap.snap != nullptr, snap.stale,
                            snap.snap ? snap.snap->of(category) : std::optional<std::string>{}};
   if (entry) {
@@ -443,7 +411,7 @@ awaitable<Expected<CategoryAnswer>> answer_category(Impl* s, std::string account
   };
   auto res = co_await svc::in_flight(s->list_flights, key, work, opts.wait.limit, "mws.list");
   if (res) co_return CategoryAnswer{category, *res, cache::Outcome::miss};
-  if (entry && cache::stale_allowed({entry->validator, entry->fetched_at_ms}, now_ms(), s->policy)) {
+  if (entry && cache::stale_allowed({entry->validator, entry->fetched_at_ms}, s->clock.now_ms(), s->policy)) {
     log_warn("serving stale", {{"request_id", opts.request_id}, {"account", account}, {"category", category},
                                {"reason", res.error().code}});
     co_return CategoryAnswer{category, entry, cache::Outcome::stale};
@@ -451,73 +419,37 @@ awaitable<Expected<CategoryAnswer>> answer_category(Impl* s, std::string account
   co_return res.error();
 }
 
-std::string etag_of(const std::string& account, const std::string& mpid, const std::vector<CategoryAnswer>& answers) {
-  std::uint64_t h = cache::fnv1a64(account);
-  h = cache::fnv1a64(mpid, h);
-  for (const auto& a : answers) {
-    h = cache::fnv1a64(a.category, h);
-    h = cache::fnv1a64(a.entry->validator.value_or("-"), h);
-    h = cache::fnv1a64(std::to_string(a.entry->fetched_at_ms), h);
-    h = cache::fnv1a64(hex64(a.entry->hash), h);
-  }
-  return "\"" + hex64(h) + "\"";
-}
-
-Response recommendations_response(Context& ctx, const std::string& account, const mws::Marketplace& mp,
-                                  const std::vector<CategoryAnswer>& answers) {
+// The answer's cache facts (Cache-Status, Age), counted per category.
+MwsAnswer make_answer(const Impl& s, std::string account, const mws::Marketplace& mp,
+                      std::vector<CategoryAnswer> answers) {
   std::vector<cache::Outcome> outcomes;
+  outcomes.reserve(answers.size());
   bool stored = true;  // every answer fetched now is in SQLite
   std::int64_t age = 0;
-  const std::int64_t now = now_ms();
-  std::size_t size = 64;
-  for (const auto& a : answers) size += a.entry->body.size() + 160;
-  std::string body;
-  body.reserve(size);
-  body += "{\"account\":";
-  json_string(body, account);
-  body += ",\"marketplaceId\":";
-  json_string(body, mp.id);
-  body += ",\"categories\":[";
-  for (std::size_t i = 0; i < answers.size(); ++i) {
-    const auto& a = answers[i];
+  const std::int64_t now = s.clock.now_ms();
+  for (const auto& a : answers) {
     svc::count_lookup("mws", a.outcome);
     outcomes.push_back(a.outcome);
     if (a.outcome == cache::Outcome::miss) stored = stored && a.entry->stored;
     if (a.outcome != cache::Outcome::miss) age = std::max(age, cache::age_seconds(a.entry->fetched_at_ms, now));
-    if (i) body += ',';
-    body += "{\"category\":";
-    json_string(body, a.category);
-    body += ",\"lastUpdated\":";
-    json_opt_string(body, a.entry->validator);
-    body += ",\"fetchedAt\":";
-    json_string(body, iso_seconds(a.entry->fetched_at_ms));
-    body += ",\"cache\":\"";
-    body += cache::outcome_name(a.outcome);
-    body += "\",\"recommendations\":";
-    body += a.entry->body;
-    body += '}';
   }
-  body += "]}";
-  return svc::cached_response(ctx, std::move(body), cache::cache_status(outcomes, stored), age, etag_of(account, mp.id, answers));
+  return MwsAnswer{std::move(account), mp.id, std::move(answers),
+                   svc::CacheFacts{cache::cache_status(outcomes, stored), age}};
 }
 
 // The hit path: everything from memory, no coroutine, no I/O, no exclusive
 // lock. nullopt whenever anything would need upstream, the disk or a wait.
-std::optional<Response> try_hit(Impl* s, Context& ctx) {
-  const std::string account(ctx.param("account"));
-  if (!s->cfg.mws.accounts.count(account)) return std::nullopt;
-  auto q = mws::validate_recommendations_query(ctx.query);
-  if (!q) return std::nullopt;
-  const auto directives = cache::parse_cache_control(std::string(ctx.header("Cache-Control")));
-  if (directives.no_cache) return std::nullopt;
-  const mws::Marketplace& mp = *mws::find_marketplace(q->marketplace_id);
-  const std::int64_t now = now_ms();
+std::optional<MwsAnswer> try_hit(const Impl* s, std::string account, const mws::Query& q,
+                                 const cache::RequestDirectives& directives) {
+  if (directives.no_cache || !s->cfg.mws.accounts.count(account)) return std::nullopt;
+  const mws::Marketplace& mp = *mws::find_marketplace(q.marketplace_id);
+  const std::int64_t now = s->clock.now_ms();
   SnapshotPtr snap = s->snapshot(svc::key_join(account, mp.id));
   if (!snap || cache::snapshot_due(snap->checked_at_ms, now, false, s->policy)) return std::nullopt;
-  const std::string fkey = join_filters(q->filters);
+  const std::string fkey = join_filters(q.filters);
   std::vector<CategoryAnswer> answers;
-  answers.reserve(q->categories.size());
-  for (const auto& category : q->categories) {
+  answers.reserve(q.categories.size());
+  for (const auto& category : q.categories) {
     auto entry = s->index.find(svc::key_join(account, mp.id, category, fkey));
     if (!entry) return std::nullopt;
     cache::SnapshotView view{true, false, snap->of(category)};
@@ -526,73 +458,53 @@ std::optional<Response> try_hit(Impl* s, Context& ctx) {
       return std::nullopt;
     answers.push_back(CategoryAnswer{category, std::move(entry), cache::Outcome::hit});
   }
-  return recommendations_response(ctx, account, mp, answers);
+  return make_answer(*s, std::move(account), mp, std::move(answers));
 }
 
-awaitable<Response> handle_recommendations(Impl* s, Context& ctx) {
-  const std::string account(ctx.param("account"));
-  if (!s->cfg.mws.accounts.count(account)) co_return http::problem_response(unknown_account(account, s->cfg));
-  auto q = mws::validate_recommendations_query(ctx.query);
-  if (!q) co_return http::problem_response(q.error());
-  const mws::Marketplace mp = *mws::find_marketplace(q->marketplace_id);
-  const RequestOptions opts = request_options(*s, ctx);
-
+awaitable<Expected<MwsAnswer>> answer_recommendations(Impl* s, std::string account, mws::Query q,
+                                                      svc::RequestOptions options) {
+  if (!s->cfg.mws.accounts.count(account)) co_return unknown_account(account, s->cfg);
+  const mws::Marketplace mp = *mws::find_marketplace(q.marketplace_id);
+  const svc::Asked opts = svc::resolve(s->throttler, options, s->cfg.throttle.max_wait_s);
   SnapState snap = co_await get_snapshot(s, account, mp, opts.directives.no_cache, opts.directives.only_if_cached,
                                          opts.wait, opts.request_id);
   std::vector<CategoryAnswer> answers;
-  for (const auto& category : q->categories) {
-    auto a = co_await answer_category(s, account, mp, category, q->filters, snap, opts);
-    if (!a) co_return http::problem_response(a.error());
+  for (const auto& category : q.categories) {
+    auto a = co_await answer_category(s, account, mp, category, q.filters, snap, opts);
+    if (!a) co_return a.error();
     answers.push_back(std::move(*a));
   }
-  co_return recommendations_response(ctx, account, mp, answers);
+  co_return make_answer(*s, std::move(account), mp, std::move(answers));
 }
 
-awaitable<Response> handle_last_updated(Impl* s, Context& ctx) {
-  const std::string account(ctx.param("account"));
-  if (!s->cfg.mws.accounts.count(account)) co_return http::problem_response(unknown_account(account, s->cfg));
-  auto mpid = mws::validate_last_updated_query(ctx.query);
-  if (!mpid) co_return http::problem_response(mpid.error());
-  const mws::Marketplace mp = *mws::find_marketplace(*mpid);
-  const RequestOptions opts = request_options(*s, ctx);
+awaitable<Expected<MwsLastUpdatedAnswer>> answer_last_updated(Impl* s, std::string account, std::string mpid,
+                                                              svc::RequestOptions options) {
+  if (!s->cfg.mws.accounts.count(account)) co_return unknown_account(account, s->cfg);
+  const mws::Marketplace mp = *mws::find_marketplace(mpid);
+  const svc::Asked opts = svc::resolve(s->throttler, options, s->cfg.throttle.max_wait_s);
   SnapState snap = co_await get_snapshot(s, account, mp, opts.directives.no_cache, opts.directives.only_if_cached,
                                          opts.wait, opts.request_id);
   cache::Outcome outcome = snap.outcome;
   if (!snap.snap) {
     if (opts.directives.only_if_cached)
-      co_return http::problem_response(
-          to_problem(Error::not_cached, "Cache-Control: only-if-cached, and no stored last-updated times"));
-    co_return http::problem_response(snap.error ? *snap.error
-                                                : to_problem(Error::upstream_error, "no last-updated times"));
+      co_return to_problem(Error::not_cached, "Cache-Control: only-if-cached, and no stored last-updated times");
+    co_return snap.error ? *snap.error : to_problem(Error::upstream_error, "no last-updated times");
   }
   if (snap.error) {
     cache::StoredMeta meta{std::nullopt, snap.snap->checked_at_ms};
-    if (!cache::stale_allowed(meta, now_ms(), s->policy)) co_return http::problem_response(*snap.error);
+    if (!cache::stale_allowed(meta, s->clock.now_ms(), s->policy)) co_return *snap.error;
     outcome = cache::Outcome::stale;
   }
   svc::count_lookup("mws", outcome);
-  const auto offered = mws::categories_for(mp);
-  std::string body = "{\"account\":";
-  json_string(body, account);
-  body += ",\"marketplaceId\":";
-  json_string(body, mp.id);
-  body += ",\"checkedAt\":";
-  json_string(body, iso_seconds(snap.snap->checked_at_ms));
-  body += ",\"cache\":\"";
-  body += cache::outcome_name(outcome);
-  body += "\",\"lastUpdated\":{";
-  bool first = true;
-  for (const auto& c : offered) {
-    if (!first) body += ',';
-    first = false;
-    json_string(body, c);
-    body += ':';
-    json_opt_string(body, snap.snap->of(c));
-  }
-  body += "}}";
-  const std::int64_t age = outcome == cache::Outcome::miss ? 0 : cache::age_seconds(snap.snap->checked_at_ms, now_ms());
-  const std::string etag = "\"" + hex64(cache::fnv1a64(body.substr(body.find(",\"lastUpdated\"")))) + "\"";
-  co_return svc::cached_response(ctx, std::move(body), cache::cache_status({outcome}, snap.snap->stored), age, etag);
+  MwsLastUpdatedAnswer a;
+  a.account = std::move(account);
+  a.marketplace_id = mp.id;
+  a.checked_at_ms = snap.snap->checked_at_ms;
+  a.outcome = outcome;
+  for (const auto& c : mws::categories_for(mp)) a.last_updated.emplace_back(c, snap.snap->of(c));
+  a.cache.status = cache::cache_status({outcome}, snap.snap->stored);
+  a.cache.age_s = outcome == cache::Outcome::miss ? 0 : cache::age_seconds(snap.snap->checked_at_ms, s->clock.now_ms());
+  co_return a;
 }
 
 // Snapshots (one small row per account and marketplace) are loaded before
@@ -649,8 +561,8 @@ awaitable<std::size_t> do_purge(Impl* s, std::optional<std::string> account, std
 }  // namespace
 
 MwsService::MwsService(const Config& cfg, Store& store, upstream::Upstream& client, Throttler& throttler,
-                       net::any_io_executor ex)
-    : impl_(std::make_shared<Impl>(cfg, store, client, throttler, ex)) {
+                       net::any_io_executor ex, const svc::Clock& clock)
+    : impl_(std::make_shared<Impl>(cfg, store, client, throttler, ex, clock)) {
   load_snapshots(*impl_);
   warm_entries(impl_);
   auto weak = std::weak_ptr<Impl>(impl_);
@@ -663,9 +575,23 @@ MwsService::MwsService(const Config& cfg, Store& store, upstream::Upstream& clie
 
 MwsService::~MwsService() = default;
 
-awaitable<Response> MwsService::recommendations(Context& ctx) { return handle_recommendations(impl_.get(), ctx); }
-std::optional<Response> MwsService::try_hit(Context& ctx) { return recgate::try_hit(impl_.get(), ctx); }
-awaitable<Response> MwsService::last_updated(Context& ctx) { return handle_last_updated(impl_.get(), ctx); }
+std::optional<Problem> MwsService::check_account(const std::string& account) const {
+  if (impl_->cfg.mws.accounts.count(account)) return std::nullopt;
+  return unknown_account(account, impl_->cfg);
+}
+awaitable<Expected<MwsAnswer>> MwsService::recommendations(const std::string& account, const mws::Query& query,
+                                                           const svc::RequestOptions& options) {
+  return answer_recommendations(impl_.get(), account, query, options);
+}
+std::optional<MwsAnswer> MwsService::try_hit(std::string account, const mws::Query& query,
+                                             const cache::RequestDirectives& directives) {
+  return recgate::try_hit(impl_.get(), std::move(account), query, directives);
+}
+awaitable<Expected<MwsLastUpdatedAnswer>> MwsService::last_updated(const std::string& account,
+                                                                   const std::string& marketplace_id,
+                                                                   const svc::RequestOptions& options) {
+  return answer_last_updated(impl_.get(), account, marketplace_id, options);
+}
 awaitable<std::size_t> MwsService::purge(std::optional<std::string> account, std::optional<std::string> marketplace,
                                          std::optional<std::string> category) {
   return do_purge(impl_.get(), std::move(account), std::move(marketplace), std::move(category));

@@ -1,8 +1,8 @@
 // The MWS Recommendations service (docs/design.md §2.1, §3, §4): validates the two
 // endpoints, answers from the last-updated-keyed cache, and otherwise makes
 // the upstream calls through one call site (throttle -> sign -> HTTP client),
-// coalesced, with stale fallback. Called by the router; calls cache, throttle,
-// upstream client and store.
+// coalesced, with stale fallback. Plain data in, plain data out: the route
+// adapter (mws_routes.hpp) parses the request and renders the answer.
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
@@ -11,9 +11,15 @@
 #include <optional>
 #include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "core/config.hpp"
-#include "core/http/server.hpp"
+#include "core/cache/index.hpp"
+#include "core/cache/policy.hpp"
+#include "core/mws/model.hpp"
+#include "core/problem.hpp"
+#include "core/services/common.hpp"
 
 namespace recgate {
 
@@ -23,21 +29,53 @@ namespace upstream {
 class Upstream;
 }
 
+// One category of a recommendations answer: the cached list (rendered
+// straight from the entry, never copied) and how it was served.
+struct MwsCategoryAnswer {
+  std::string category;
+  cache::EntryPtr entry;
+  cache::Outcome outcome;
+};
+struct MwsAnswer {
+  std::string account;
+  std::string marketplace_id;
+  std::vector<MwsCategoryAnswer> categories;  // in the query's order
+  svc::CacheFacts cache;
+};
+// GET last-updated: the snapshot's time per category the marketplace offers.
+struct MwsLastUpdatedAnswer {
+  std::string account;
+  std::string marketplace_id;
+  std::int64_t checked_at_ms = 0;
+  cache::Outcome outcome = cache::Outcome::hit;
+  svc::NamedTimes last_updated;
+  svc::CacheFacts cache;
+};
+
 class MwsService {
  public:
   // Loads stored snapshots (blocking, small), then warms the memory index
   // with the most recent answers in the background, within cache.memory_*.
   MwsService(const Config& cfg, Store& store, upstream::Upstream& client, Throttler& throttler,
-             boost::asio::any_io_executor ex);
+             boost::asio::any_io_executor ex, const svc::Clock& clock = svc::system_clock());
   ~MwsService();
   MwsService(const MwsService&) = delete;
   MwsService& operator=(const MwsService&) = delete;
 
-  boost::asio::awaitable<http::Response> recommendations(http::Context& ctx);
+  // 404 unknown_account when no MWS account `account` is configured.
+  std::optional<Problem> check_account(const std::string& account) const;
+
+  // The answer for a validated query: every category from the cache, or
+  // fetched (coalesced), or stale within max_stale_s; else a problem.
+  boost::asio::awaitable<Expected<MwsAnswer>> recommendations(const std::string& account, const mws::Query& query,
+                                                               const svc::RequestOptions& options);
   // The cache-hit fast path: answers from memory alone, or nullopt (then
   // call recommendations()). Never blocks, never touches the disk.
-  std::optional<http::Response> try_hit(http::Context& ctx);
-  boost::asio::awaitable<http::Response> last_updated(http::Context& ctx);
+  std::optional<MwsAnswer> try_hit(std::string account, const mws::Query& query,
+                                   const cache::RequestDirectives& directives);
+  boost::asio::awaitable<Expected<MwsLastUpdatedAnswer>> last_updated(const std::string& account,
+                                                                       const std::string& marketplace_id,
+                                                                       const svc::RequestOptions& options);
 
   // DELETE /v1/cache: removes matching recommendations (and, without a
   // category, the matching last-updated snapshots); returns the number of

@@ -1,0 +1,113 @@
+// MWS route adapter (see mws_routes.hpp): request -> (account, query,
+// options) -> MwsService -> JSON body, ETag from the entries' validators.
+#include "core/services/mws_routes.hpp"
+
+#include "core/cache/policy.hpp"
+#include "core/mws/model.hpp"
+#include "core/services/mws_service.hpp"
+#include "core/services/routes.hpp"
+
+namespace recgate::mws_routes {
+
+namespace {
+
+using svc::json_opt_string;
+using svc::json_string;
+
+// Strong validator over what the body shows: account, marketplace and, per
+// category, its lastUpdated, fetch time and list hash.
+std::string etag_of(const MwsAnswer& a) {
+  std::uint64_t h = cache::fnv1a64(a.account);
+  h = cache::fnv1a64(a.marketplace_id, h);
+  for (const auto& c : a.categories) {
+    h = cache::fnv1a64(c.category, h);
+    h = cache::fnv1a64(c.entry->validator.value_or("-"), h);
+    h = cache::fnv1a64(std::to_string(c.entry->fetched_at_ms), h);
+    h = cache::fnv1a64(svc::hex64(c.entry->hash), h);
+  }
+  return svc::etag_of_hash(h);
+}
+
+// The body is built once with its size reserved; each list is appended
+// straight from its cached entry.
+http::Response render_recommendations(http::Context& ctx, const MwsAnswer& a) {
+  std::size_t size = 64;
+  for (const auto& c : a.categories) size += c.entry->body.size() + 160;
+  std::string body;
+  body.reserve(size);
+  body += "{\"account\":";
+  json_string(body, a.account);
+  body += ",\"marketplaceId\":";
+  json_string(body, a.marketplace_id);
+  body += ",\"categories\":[";
+  for (std::size_t i = 0; i < a.categories.size(); ++i) {
+    const auto& c = a.categories[i];
+    if (i) body += ',';
+    body += "{\"category\":";
+    json_string(body, c.category);
+    body += ",\"lastUpdated\":";
+    json_opt_string(body, c.entry->validator);
+    body += ",\"fetchedAt\":";
+    json_string(body, svc::iso_seconds(c.entry->fetched_at_ms));
+    body += ",\"cache\":\"";
+    body += cache::outcome_name(c.outcome);
+    body += "\",\"recommendations\":";
+    body += c.entry->body;
+    body += '}';
+  }
+  body += "]}";
+  const std::string etag = etag_of(a);
+  return svc::cached_response(ctx, std::move(body), a.cache, etag);
+}
+
+http::Response render_last_updated(http::Context& ctx, const MwsLastUpdatedAnswer& a) {
+  std::string body = "{\"account\":";
+  json_string(body, a.account);
+  body += ",\"marketplaceId\":";
+  json_string(body, a.marketplace_id);
+  body += ",\"checkedAt\":";
+  json_string(body, svc::iso_seconds(a.checked_at_ms));
+  body += ",\"cache\":\"";
+  body += cache::outcome_name(a.outcome);
+  body += '"';
+  const std::size_t times_at = body.size();
+  body += ",\"lastUpdated\":";
+  svc::json_named_times(body, a.last_updated);
+  body += '}';
+  // The ETag covers the times only: a re-check that changes none keeps it.
+  const std::string etag = svc::etag_of_hash(cache::fnv1a64(std::string_view(body).substr(times_at)));
+  return svc::cached_response(ctx, std::move(body), a.cache, etag);
+}
+
+}  // namespace
+
+boost::asio::awaitable<http::Response> recommendations(MwsService& svc, http::Context& ctx) {
+  const std::string account(ctx.param("account"));
+  if (auto p = svc.check_account(account)) co_return http::problem_response(*p);
+  auto q = mws::validate_recommendations_query(ctx.query);
+  if (!q) co_return http::problem_response(q.error());
+  const svc::RequestOptions opts = svc::request_options(ctx);
+  auto answer = co_await svc.recommendations(account, *q, opts);
+  co_return svc::respond(ctx, answer, render_recommendations);
+}
+
+std::optional<http::Response> try_hit(MwsService& svc, http::Context& ctx) {
+  auto q = mws::validate_recommendations_query(ctx.query);
+  if (!q) return std::nullopt;
+  const auto directives = cache::parse_cache_control(std::string(ctx.header("Cache-Control")));
+  auto answer = svc.try_hit(std::string(ctx.param("account")), *q, directives);
+  if (!answer) return std::nullopt;
+  return render_recommendations(ctx, *answer);
+}
+
+boost::asio::awaitable<http::Response> last_updated(MwsService& svc, http::Context& ctx) {
+  const std::string account(ctx.param("account"));
+  if (auto p = svc.check_account(account)) co_return http::problem_response(*p);
+  auto mpid = mws::validate_last_updated_query(ctx.query);
+  if (!mpid) co_return http::problem_response(mpid.error());
+  const svc::RequestOptions opts = svc::request_options(ctx);
+  auto answer = co_await svc.last_updated(account, *mpid, opts);
+  co_return svc::respond(ctx, answer, render_last_updated);
+}
+
+}  // namespace recgate::mws_routes

@@ -1,0 +1,34 @@
+// Shared route-adapter code (see routes.hpp).
+#include "core/services/routes.hpp"
+
+#include <algorithm>
+
+#include "core/cache/policy.hpp"
+
+namespace recgate::svc {
+
+RequestOptions request_options(const http::Context& ctx) {
+  RequestOptions o;
+  o.directives = cache::parse_cache_control(std::string(ctx.header("Cache-Control")));
+  if (auto w = cache::parse_prefer_wait(std::string(ctx.header("Prefer")))) o.wait_s = std::min(*w, 3600);
+  o.client = ctx.client;
+  o.request_id = ctx.request_id;
+  return o;
+}
+
+http::Response cached_response(http::Context& ctx, std::string body, const CacheFacts& cache, const std::string& etag) {
+  const bool not_modified = !etag.empty() && cache::if_none_match(std::string(ctx.header("If-None-Match")), etag);
+  http::Response res = not_modified ? http::text_response(304, "", "application/json")
+                                    : http::json_response(200, std::move(body));
+  if (not_modified) res.erase(boost::beast::http::field::content_type);
+  res.set("Cache-Status", cache.status);
+  res.set("Age", std::to_string(cache.age_s));
+  if (!etag.empty()) res.set(boost::beast::http::field::etag, etag);
+  res.set(boost::beast::http::field::cache_control, "private, no-cache");
+  ctx.log_fields.emplace_back("cache", cache.status);
+  return res;
+}
+
+std::string etag_of_hash(std::uint64_t h) { return "\"" + hex64(h) + "\""; }
+
+}  // namespace recgate::svc
