@@ -54,6 +54,11 @@ constexpr double kMaxTimerWait_s = 3600;     // waiters re-check at least this o
 constexpr double kStreakReset_s = 300;       // backoff streak forgotten after this
 constexpr double kBackoffCap_s = 60;
 constexpr double kFirstBackoff_s = 2;
+// A replica back from its local share holds the shared bucket this long: the
+// Redis client's longest backoff (redis::ClientOptions::backoff_max, 5 s) and
+// a timeout, by which every replica with demand has probed Redis and left its
+// share. Holding costs one refill's worth of calls; overlapping shares, a throttle.
+constexpr double kRejoinHold_s = 6;
 
 std::string seconds_text(double s) {
   char buf[32];
@@ -257,23 +262,32 @@ struct Throttler::Impl : std::enable_shared_from_this<Throttler::Impl> {
     return s;
   }
 
-  // Redis did not answer: this bucket continues on its local share, empty.
+  // Redis did not answer: this bucket continues on its local share, empty and
+  // held for throttle.max_wait_s: slots every replica reserved before Redis
+  // went away are still being spent up to that far ahead (a request that
+  // asked for a longer Prefer: wait may have reserved further; not covered).
   void enter_fallback(Bucket& b, double t) {
     if (!redis_down)
       log_warn("redis unreachable: quota buckets fall back to this replica's local share",
-               {{"replicas", replicas}});
+               {{"replicas", replicas}, {"held_s", cfg.max_wait_s}});
     redis_down = true;
     if (b.fallback) return;
     b.fallback = true;
     b.tb = TokenBucket(limit_of(b, local_share()), 0, t);
+    b.tb.hold_until(t + std::max(0, cfg.max_wait_s));
   }
 
+  // Redis answered again: the bucket is shared at once. Its local waiters
+  // (not yet granted) are woken to reserve in Redis instead: waiting for the
+  // local queue to empty would keep a replica under steady demand on its
+  // share forever, beside replicas already back on the shared bucket.
   void leave_fallback(Bucket& b, double t) {
     if (redis_down) log_info("redis reachable again: quota buckets are shared again");
     redis_down = false;
-    if (!b.fallback || !b.queue.empty()) return;  // local waiters drain first
+    if (!b.fallback) return;
     b.fallback = false;
     b.tb = TokenBucket(limit_of(b, 1.0), 0, t);
+    wake_all(b);
   }
 
   // Fire and forget: a shared-bucket write that must not delay the caller.
@@ -440,13 +454,14 @@ struct Throttler::Impl : std::enable_shared_from_this<Throttler::Impl> {
       start = self->now();
       b = self->find_or_create(account, group, start);
       if (!b) co_return std::nullopt;  // the local path answers the unknown group
-      if (b->fallback && !b->queue.empty()) co_return std::nullopt;
       spec = self->limit_of(*b, 1.0);
       was_fallback = b->fallback;
     }
     const double max_wait_s = std::max(0.0, limit->deadline() - start);
-    // Back from the local share: what it spent is not in the shared level.
-    bool ok = !was_fallback || (co_await self->shared->drain(account, group, spec)).has_value();
+    // Back from the local share: what it spent is not in the shared level, and
+    // the other replicas may spend theirs until they too find Redis again
+    // (within their client's backoff): the shared bucket is emptied and held.
+    bool ok = !was_fallback || (co_await self->shared->drain(account, group, spec, kRejoinHold_s)).has_value();
     std::optional<Reservation> r;
     if (ok) r = co_await self->shared->reserve(account, group, spec, max_wait_s);
     {
@@ -475,7 +490,7 @@ struct Throttler::Impl : std::enable_shared_from_this<Throttler::Impl> {
       // The reserved slot is not given back: a lost slot costs quota, never a throttle.
       if (cs.cancelled() != net::cancellation_type::none)
         co_return Expected<Grant>(
-            make_problem(499, "client_closed_request", "the client closed the request while it waited for quota"));
+            make_problem(499, "client_closed", "the client closed the request while it waited for quota"));
     }
     b->wait_seconds->observe(r->wait_s);
     co_return Expected<Grant>(Grant{start + r->wait_s, r->wait_s, 0});
@@ -484,11 +499,24 @@ struct Throttler::Impl : std::enable_shared_from_this<Throttler::Impl> {
   static net::awaitable<Expected<Grant>> acquire(std::shared_ptr<Impl> self, std::string account,
                                                  std::string operation, WaitLimitPtr limit, std::string client) {
     const std::string group = throttle_group(operation);
-    auto ex = co_await net::this_coro::executor;
-    if (self->shared) {
-      if (auto r = co_await shared_acquire(self, account, group, limit)) co_return std::move(*r);
+    // Each turn round the loop follows a change of the bucket's mode (Redis
+    // lost, Redis back), so it ends.
+    for (;;) {
+      if (self->shared) {
+        if (auto r = co_await shared_acquire(self, account, group, limit)) co_return std::move(*r);
+      }
+      if (auto r = co_await local_acquire(self, account, group, limit, client)) co_return std::move(*r);
     }
+  }
 
+  // The local bucket's FIFO queue (single process, or this replica's share
+  // while Redis is down). nullopt: the bucket went back to the shared one
+  // while this request waited, not yet granted: it reserves there instead.
+  static net::awaitable<std::optional<Expected<Grant>>> local_acquire(std::shared_ptr<Impl> self,
+                                                                       const std::string& account,
+                                                                       const std::string& group, WaitLimitPtr limit,
+                                                                       const std::string& client) {
+    auto ex = co_await net::this_coro::executor;
     std::optional<Expected<Grant>> result;
     std::shared_ptr<Waiter> w;
     Bucket* b = nullptr;
@@ -551,13 +579,18 @@ struct Throttler::Impl : std::enable_shared_from_this<Throttler::Impl> {
         self->pump(*b, t);
         self->wake_all(*b);
         self->save(*b);
-        co_return make_problem(499, "client_closed_request", "the client closed the request while it waited for quota");
+        co_return Expected<Grant>(
+            make_problem(499, "client_closed", "the client closed the request while it waited for quota"));
+      }
+      if (!w->granted && self->shared && !b->fallback) {
+        leave(*b, w);
+        co_return std::nullopt;
       }
       if (!w->granted) self->pump(*b, t);
       if (w->granted) {
         double waited = std::max(0.0, w->granted_at - start);
         b->wait_seconds->observe(waited);
-        co_return Grant{w->granted_at, waited, position};
+        co_return Expected<Grant>(Grant{w->granted_at, waited, position});
       }
       std::size_t pos = position_of(*b, w);
       wait = b->tb.wait_for(t, static_cast<double>(pos));
@@ -567,7 +600,7 @@ struct Throttler::Impl : std::enable_shared_from_this<Throttler::Impl> {
         // riders who could wait longest left.
         leave(*b, w);
         self->wake_all(*b);
-        co_return self->reject(*b, t, wait, std::max(0.0, remaining), pos, false);
+        co_return Expected<Grant>(self->reject(*b, t, wait, std::max(0.0, remaining), pos, false));
       }
     }
   }
