@@ -6,6 +6,7 @@
 #      (loopback ports, secrets wired to *_FILE, health-gated start, ...)
 #   4. Sandbox credentials in docker/secrets/*.example match config/sandbox.json
 #   5. recgate --check-config on docker/recgate.compose.json with those secrets
+#   5b. docker/haproxy/haproxy.cfg: haproxy -c where installed, else its structure
 #   6. Profile "monitoring": pinned official images, provisioning files mounted
 #      where Prometheus and Grafana look, promtool check config
 # Called by `scripts/dev.sh test` after ctest. Exits non-zero on any problem.
@@ -133,7 +134,7 @@ d = os.path.join(root, "docker")
 c = yaml.safe_load(open(path))
 bad = []
 svcs = c.get("services", {})
-for name in ("recgate", "sandbox"):
+for name in ("recgate", "sandbox", "redis", "lb"):
     if name not in svcs:
         bad.append(f"service {name} is missing")
 for name, s in svcs.items():
@@ -182,8 +183,54 @@ if "recgate-sandbox" not in (sb.get("entrypoint") or []):
 hc = " ".join(sb.get("healthcheck", {}).get("test", []))
 if "--healthcheck" not in hc or ":8081/" not in hc:
     bad.append("sandbox: healthcheck must be recgate --healthcheck on port 8081")
-if not any(str(v).split(":")[1:2] == ["/data"] and not str(v).startswith(("/", ".")) for v in rg.get("volumes", [])):
-    bad.append("recgate: /data must be a named volume")
+# [scale] recgate scales (--scale recgate=3): no fixed host port or container
+# name, and /data an anonymous volume or tmpfs, one per replica (a named volume
+# would be one SQLite file shared by every replica).
+if rg.get("ports"):
+    bad.append("recgate: must publish no port (the lb service does; a fixed host port cannot be scaled)")
+if rg.get("container_name"):
+    bad.append("recgate: must have no container_name (it cannot be scaled)")
+def anon_data(v):
+    if isinstance(v, dict):
+        return v.get("target") == "/data" and (v.get("type") == "tmpfs" or (v.get("type") == "volume" and not v.get("source")))
+    return str(v) == "/data"
+if not (any(anon_data(v) for v in rg.get("volumes", [])) or any(str(t).split(":")[0] == "/data" for t in rg.get("tmpfs", []))):
+    bad.append("recgate: /data must be an anonymous volume or tmpfs (one per replica)")
+if any(str(v).split(":")[1:2] == ["/data"] for v in rg.get("volumes", []) if not str(v).startswith("/")):
+    bad.append("recgate: /data must not be a named volume (scaled replicas would share one SQLite file)")
+if not isinstance(dep, dict) or dep.get("redis", {}).get("condition") != "service_healthy":
+    bad.append("recgate: depends_on redis must have condition: service_healthy")
+rcfg = json.load(open(os.path.join(d, "recgate.compose.json")))
+if not re.fullmatch(r"redis://(:[^@]*@)?redis:6379/\d+", rcfg.get("redis", {}).get("url", "")):
+    bad.append("recgate.compose.json: redis.url must name the compose service redis (redis://redis:6379/0)")
+if rcfg.get("redis", {}).get("replicas", 1) < 2:
+    bad.append("recgate.compose.json: redis.replicas must be the replica count (README: --scale recgate=3)")
+# redis: official image, pinned; health-checked; bounded memory with an LRU policy.
+rd = svcs.get("redis", {})
+if not re.fullmatch(r"redis:[0-9]+\.[0-9]+\.[0-9]+(-[a-z0-9.]+)?", rd.get("image", "")):
+    bad.append(f"redis: image must be the official redis with a pinned version tag (got {rd.get('image')!r})")
+rcmd = [str(x) for x in (rd.get("command") or [])]
+def arg(flag):
+    return rcmd[rcmd.index(flag) + 1] if flag in rcmd and rcmd.index(flag) + 1 < len(rcmd) else None
+if not arg("--maxmemory") or arg("--maxmemory") == "0":
+    bad.append("redis: command must set --maxmemory")
+if arg("--maxmemory-policy") not in ("allkeys-lru", "volatile-lru"):
+    bad.append("redis: command must set --maxmemory-policy allkeys-lru")
+if "redis-cli" not in " ".join(str(x) for x in rd.get("healthcheck", {}).get("test", [])):
+    bad.append("redis: healthcheck must run redis-cli ping")
+if rd.get("ports"):
+    bad.append("redis: must publish no port (only the replicas use it)")
+# lb: official HAProxy image, pinned, published on 127.0.0.1:8080, its config mounted.
+lb = svcs.get("lb", {})
+if not re.fullmatch(r"haproxy:[0-9]+\.[0-9]+\.[0-9]+(-[a-z0-9.]+)?", lb.get("image", "")):
+    bad.append(f"lb: image must be the official haproxy with a pinned version tag (got {lb.get('image')!r})")
+lb_ports = [p if isinstance(p, str) else f"{p.get('host_ip', '')}:{p.get('published', '')}:{p.get('target', '')}"
+            for p in lb.get("ports", [])]
+if not any(p.split("/")[0] == "127.0.0.1:8080:8080" for p in lb_ports):
+    bad.append(f"lb: must publish 127.0.0.1:8080:8080 (got {lb_ports})")
+lbm = {str(v).split(":")[1]: str(v).split(":")[0] for v in lb.get("volumes", []) if ":" in str(v)}
+if os.path.realpath(lbm.get("/usr/local/etc/haproxy/haproxy.cfg", "")) != os.path.realpath(os.path.join(d, "haproxy", "haproxy.cfg")):
+    bad.append("lb: docker/haproxy/haproxy.cfg must be mounted at /usr/local/etc/haproxy/haproxy.cfg")
 # Secrets: each file exists and is non-empty; each *_FILE points at a secret the service mounts;
 # every ${NAME} in the baked config is provided as NAME or NAME_FILE.
 for sname, sdef in c.get("secrets", {}).items():
@@ -241,9 +288,10 @@ pcfg = yaml.safe_load(open(os.path.join(d, "prometheus", "prometheus.yml")))
 if pcfg.get("rule_files") != ["alerts.yml"]:
     bad.append("prometheus.yml: rule_files must be [alerts.yml] (beside it in the container)")
 rg_port = json.load(open(os.path.join(d, "recgate.compose.json")))["listen"].rsplit(":", 1)[1]
-targets = [t for sc in pcfg.get("scrape_configs", []) for s in sc.get("static_configs", []) for t in s.get("targets", [])]
-if f"recgate:{rg_port}" not in targets:
-    bad.append(f"prometheus.yml: must scrape recgate:{rg_port} (recgate.compose.json listen)")
+# Every replica: DNS service discovery of the compose service name (one A record per replica).
+sd = [s for sc in pcfg.get("scrape_configs", []) for s in sc.get("dns_sd_configs", [])]
+if not any("recgate" in s.get("names", []) and s.get("type") == "A" and str(s.get("port")) == rg_port for s in sd):
+    bad.append(f"prometheus.yml: must discover every replica with dns_sd_configs names [recgate], type A, port {rg_port}")
 dash_dir = yaml.safe_load(open(os.path.join(d, "grafana", "provisioning", "dashboards.yml")))["providers"][0]["options"]["path"]
 if os.path.realpath(gm.get(dash_dir + "/recgate.json", "")) != os.path.realpath(os.path.join(d, "grafana", "recgate.json")):
     bad.append(f"grafana: docker/grafana/recgate.json must be mounted in the provider path {dash_dir}")
@@ -262,7 +310,7 @@ for b in bad:
     print("docker/validate: FAIL: docker-compose.yml: " + b, file=sys.stderr)
 sys.exit(1 if bad else 0)
 PY
-    then ok "docker-compose.yml: loopback ports, health-gated start, read-only, cap_drop ALL, no-new-privileges, stop_grace_period > drain, secrets wired, named /data volume, monitoring profile provisioned"
+    then ok "docker-compose.yml: loopback ports, health-gated start, read-only, cap_drop ALL, no-new-privileges, stop_grace_period > drain, secrets wired, recgate scalable (no fixed port, /data per replica), redis (pinned, health-checked, maxmemory LRU), lb on 127.0.0.1:8080, monitoring profile provisioned"
     else fail "docker-compose.yml rules (see above)"; fi
     rm -f "$tmp"
   else
@@ -335,6 +383,76 @@ if [ -n "$BIN" ]; then
 else
   unavailable "a recgate binary for --check-config (build/ or build-asan/, or RECGATE_BIN)"
 fi
+
+# ---- 5b. The load balancer's config (docker/haproxy/haproxy.cfg) ------------------
+HA="$D/haproxy/haproxy.cfg"
+if [ ! -s "$HA" ]; then fail "docker/haproxy/haproxy.cfg is missing"
+elif command -v haproxy >/dev/null 2>&1; then
+  # 127.0.0.11 exists only inside Docker: -c checks syntax, resolution is deferred (init-addr none).
+  if out=$(haproxy -c -f "$HA" 2>&1); then ok "haproxy -c docker/haproxy/haproxy.cfg"
+  else echo "$out" >&2; fail "haproxy -c rejects docker/haproxy/haproxy.cfg"; fi
+else
+  echo "docker/validate: haproxy is not installed: checking docker/haproxy/haproxy.cfg's structure only" >&2
+fi
+if [ -s "$HA" ] && ! python3 - "$HA" "$D" <<'PY'
+import json, os, re, sys
+cfg, d = sys.argv[1], sys.argv[2]
+sections, cur = {}, None
+keywords = ("global", "defaults", "frontend", "backend", "listen", "resolvers", "peers", "userlist", "program")
+bad = []
+for n, raw in enumerate(open(cfg), 1):
+    line = raw.split("#", 1)[0].rstrip()
+    if not line.strip():
+        continue
+    if not raw[0].isspace():
+        words = line.split()
+        if words[0] not in keywords:
+            bad.append(f"line {n}: '{words[0]}' is not a section keyword ({', '.join(keywords)})")
+            continue
+        cur = " ".join(words[:2])
+        if cur in sections:
+            bad.append(f"line {n}: section '{cur}' defined twice")
+        sections[cur] = []
+    elif cur is None:
+        bad.append(f"line {n}: directive outside any section")
+    else:
+        sections[cur].append(line.split())
+def directives(name):
+    return sections.get(name, [])
+def has(name, *words):
+    return any(d_[:len(words)] == list(words) for d_ in directives(name))
+rc = json.load(open(os.path.join(d, "recgate.compose.json")))
+port = rc["listen"].rsplit(":", 1)[1]
+if not has("resolvers docker", "nameserver", "dns", "127.0.0.11:53"):
+    bad.append("resolvers docker: must use Docker's DNS, nameserver dns 127.0.0.11:53")
+backends = [k for k in sections if k.startswith("backend ")]
+tmpl = [d_ for b in backends for d_ in directives(b) if d_[0] == "server-template"]
+if not any(len(t) >= 4 and t[3] == f"recgate:{port}" and int(t[2]) >= 3 for t in tmpl):
+    bad.append(f"backend: needs server-template NAME N>=3 recgate:{port} (the compose service and its listen port)")
+ds = [d_ for b in backends for d_ in directives(b) if d_[0] == "default-server"] + \
+     [t for t in tmpl]
+if not any("resolvers" in x and x[x.index("resolvers") + 1] == "docker" for x in ds):
+    bad.append("backend: servers must resolve through 'resolvers docker' (replicas come and go with --scale)")
+if not any("init-addr" in x and x[x.index("init-addr") + 1] == "none" for x in ds):
+    bad.append("backend: init-addr none (start before every replica resolves)")
+if not any(has(b, "option", "httpchk", "GET", "/readyz") for b in backends):
+    bad.append("backend: option httpchk GET /readyz (a draining replica answers 503 there)")
+fronts = [k for k in sections if k.startswith("frontend ")]
+if not any(has(f, "bind", ":8080") or has(f, "bind", "*:8080") for f in fronts):
+    bad.append("frontend: must bind :8080 (published as 127.0.0.1:8080)")
+def secs(v):
+    m = re.fullmatch(r"(\d+)(ms|s|m)?", v)
+    return None if not m else int(m.group(1)) * {"ms": 0.001, "s": 1, "m": 60, None: 0.001}[m.group(2)]
+srv = [secs(x[2]) for x in directives("defaults") if x[:2] == ["timeout", "server"]]
+wait = rc.get("throttle", {}).get("max_wait_s", 30)
+if not srv or srv[0] is None or srv[0] <= wait:
+    bad.append(f"defaults: timeout server must exceed throttle.max_wait_s ({wait} s): a request may wait that long for quota")
+for b in bad:
+    print("docker/validate: FAIL: haproxy.cfg: " + b, file=sys.stderr)
+sys.exit(1 if bad else 0)
+PY
+then fail "docker/haproxy/haproxy.cfg structure (see above)"
+elif [ -s "$HA" ]; then ok "haproxy.cfg: Docker resolver, server-template recgate, /readyz checks, bind :8080, timeouts above max_wait_s"; fi
 
 # ---- 6. Monitoring profile: the Prometheus config and its rules ---------------------
 if command -v promtool >/dev/null 2>&1; then

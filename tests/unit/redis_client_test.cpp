@@ -14,7 +14,7 @@
 #include "core/metrics.hpp"
 #include "core/redis/client.hpp"
 #include "redis_run.hpp"
-#include "redis_server.hpp"
+#include "../support/redis_server.hpp"
 
 using namespace recgate;
 using recgate::redis::Reply;

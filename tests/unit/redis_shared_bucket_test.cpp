@@ -11,7 +11,7 @@
 #include "core/throttle/shared_bucket.hpp"
 #include "core/throttle/token_bucket.hpp"
 #include "redis_run.hpp"
-#include "redis_server.hpp"
+#include "../support/redis_server.hpp"
 
 using namespace recgate;
 using recgate::test::run_coro;

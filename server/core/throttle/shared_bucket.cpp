@@ -22,7 +22,7 @@ namespace {
 // local shares may just have spent the upstream's burst), while a bucket that
 // expired after a long idle time (its TTL outlasts a full refill) is full.
 // ARGV: op, capacity, restore_per_s, rate_margin, margin_s, reserve_tokens,
-//       arg (reserve: max wait s; throttled: hold s), learnt rate, learnt capacity.
+//       arg (reserve: max wait s; throttled, drain: hold s), learnt rate, learnt capacity.
 // Numbers go back as strings: Redis would truncate a Lua number to an integer.
 constexpr const char* kScript = R"LUA(
 local t = redis.call('TIME')
@@ -76,6 +76,8 @@ if op == 'reserve' then
 elseif op == 'drain' then
   advance(now)
   level = 0
+  hold = math.max(hold, now + math.max(0, arg))
+  at = math.max(at, hold)
   save()
   return {1, '0', f(now)}
 elseif op == 'throttled' or op == 'learnt' then
@@ -195,8 +197,8 @@ awaitable<std::optional<double>> SharedBuckets::throttled(const std::string& acc
 }
 
 awaitable<std::optional<double>> SharedBuckets::drain(const std::string& account, const std::string& group,
-                                                      const BucketSpec& spec) {
-  auto r = co_await run(account, group, spec, "drain", 0, std::nullopt);
+                                                      const BucketSpec& spec, double hold_s) {
+  auto r = co_await run(account, group, spec, "drain", hold_s, std::nullopt);
   if (!r) co_return std::nullopt;
   co_return num(r->elements[2]);
 }

@@ -51,10 +51,11 @@ class SharedBuckets {
   // Redis TIME of the change; nullopt: Redis unavailable.
   boost::asio::awaitable<std::optional<double>> throttled(const std::string& account, const std::string& group, const BucketSpec& spec,
                                          double hold_s, std::optional<LearntLimit> learnt = std::nullopt);
-  // Empties the bucket (no hold): a replica back from its local share does
-  // this first, as that share may have spent what the shared level shows.
+  // Empties the bucket and holds it hold_s (not counted as a throttle): a
+  // replica back from its local share does this first, as its share and the
+  // others' may have spent what the shared level shows.
   boost::asio::awaitable<std::optional<double>> drain(const std::string& account, const std::string& group,
-                                                      const BucketSpec& spec);
+                                                      const BucketSpec& spec, double hold_s = 0);
   // A learnt limit raised after a quiet period (adaptive); as throttled().
   boost::asio::awaitable<std::optional<double>> set_learnt(const std::string& account, const std::string& group, const BucketSpec& spec,
                                           LearntLimit learnt);

@@ -1,6 +1,6 @@
 // The throttle layer: buckets (token_bucket.hpp) behind one mutex, FIFO
-// waiters on their own timers, levels written to SQLite through the store's
-// database thread. The mutex is never held across I/O; waiters are woken by
+// waiters on their own timers, levels written to SQLite (repository.hpp)
+// through the store's database thread. The mutex is never held across I/O; waiters are woken by
 // posting to their own executor.
 #include "core/throttle/throttler.hpp"
 
@@ -25,6 +25,7 @@
 #include "core/log.hpp"
 #include "core/metrics.hpp"
 #include "core/store.hpp"
+#include "core/throttle/repository.hpp"
 #include "core/throttle/shared_bucket.hpp"
 
 namespace recgate {
@@ -33,27 +34,15 @@ namespace net = boost::asio;
 
 namespace {
 
-struct DefaultBucket {
-  const char* group;
-  double capacity;
-  double restore_per_s;
-};
-
-// MWS figures: docs/upstreams.md A.1 (8, one per 2 s; GetServiceStatus
-// as documented for other sections: 2, one per 5 min). Ads limits are dynamic
-// and undocumented; LWA is not documented either: both are config defaults.
-constexpr DefaultBucket kDefaultBuckets[] = {
-    {"mws.GetLastUpdatedTimeForRecommendations", 8, 0.5},
-    {"mws.ListRecommendations", 8, 0.5},
-    {"mws.GetServiceStatus", 2, 1.0 / 300},
-    {"ads.ProductRecommendations", 10, 2},
-    {"lwa.Token", 5, 1},
-};
-
 constexpr double kMaxTimerWait_s = 3600;     // waiters re-check at least this often
 constexpr double kStreakReset_s = 300;       // backoff streak forgotten after this
 constexpr double kBackoffCap_s = 60;
 constexpr double kFirstBackoff_s = 2;
+// A replica back from its local share holds the shared bucket this long: the
+// Redis client's longest backoff (redis::ClientOptions::backoff_max, 5 s) and
+// a timeout, by which every replica with demand has probed Redis and left its
+// share. Holding costs one refill's worth of calls; overlapping shares, a throttle.
+constexpr double kRejoinHold_s = 6;
 
 std::string seconds_text(double s) {
   char buf[32];
@@ -66,20 +55,6 @@ std::string api_of(std::string_view group) { return std::string(group.substr(0, 
 net::steady_timer::duration timer_duration(double s) {
   double us = std::ceil(std::clamp(std::isfinite(s) ? s : kMaxTimerWait_s, 0.0, kMaxTimerWait_s) * 1e6);
   return std::chrono::microseconds(static_cast<std::int64_t>(us));
-}
-
-void write_level(Db& db, const std::string& account, const std::string& group, double level, double at) {
-  // Rounded up to the next millisecond: a later time for the same level is the
-  // conservative direction.
-  auto at_ms = static_cast<std::int64_t>(std::ceil(at * 1000.0));
-  db.prepare(
-        "INSERT INTO bucket_levels (account, operation, tokens, updated_at) VALUES (?1, ?2, ?3, ?4) "
-        "ON CONFLICT (account, operation) DO UPDATE SET tokens = excluded.tokens, updated_at = excluded.updated_at")
-      .bind(1, std::string_view(account))
-      .bind(2, std::string_view(group))
-      .bind(3, level)
-      .bind(4, at_ms)
-      .step();
 }
 
 }  // namespace
@@ -111,12 +86,10 @@ std::optional<AdaptiveSpec> adaptive_spec_for(const ThrottleConfig& cfg, std::st
 std::optional<BucketSpec> bucket_spec_for(const ThrottleConfig& cfg, std::string_view operation) {
   std::string group = throttle_group(operation);
   std::optional<BucketSpec> spec;
-  for (const auto& d : kDefaultBuckets) {
-    if (group == d.group) {
-      spec.emplace();
-      spec->capacity = d.capacity;
-      spec->restore_per_s = d.restore_per_s;
-    }
+  if (auto d = default_bucket(group)) {  // the one table of built-in groups (config.cpp)
+    spec.emplace();
+    spec->capacity = d->capacity;
+    spec->restore_per_s = d->restore_per_s;
   }
   if (auto it = cfg.buckets.find(group); it != cfg.buckets.end()) {
     if (!spec) spec.emplace();
@@ -172,7 +145,7 @@ struct Bucket {
   Histogram* wait_seconds;
 };
 
-using BucketKey = std::pair<std::string, std::string>;  // account, group
+using BucketKey = throttle::repo::BucketKey;
 
 }  // namespace
 
@@ -182,11 +155,11 @@ struct Throttler::Impl : std::enable_shared_from_this<Throttler::Impl> {
   Clock now;
   mutable std::mutex mu;
   std::map<BucketKey, std::unique_ptr<Bucket>> buckets;
-  std::map<BucketKey, std::pair<double, double>> stored;  // tokens, updated_at (s)
+  std::map<BucketKey, throttle::repo::Level> stored;
   // Set when the previous process did not stop cleanly: every bucket starts
   // empty at this time (see the constructor).
   std::optional<double> empty_since;
-  std::map<BucketKey, std::pair<double, double>> learnt;  // restore_per_s, last throttle (s; -inf: none)
+  std::map<BucketKey, throttle::repo::LearntRate> learnt;
   // [scale] shared mode (share_through); null: single process.
   SharedBuckets* shared = nullptr;
   int replicas = 1;
@@ -206,16 +179,16 @@ struct Throttler::Impl : std::enable_shared_from_this<Throttler::Impl> {
     auto it = stored.find(key);
     if (empty_since) {
       // Empty, and no sooner than a stored hold (an upstream Retry-After) ends.
-      tb = TokenBucket(*spec, 0, std::max(*empty_since, it != stored.end() ? it->second.second : 0.0));
+      tb = TokenBucket(*spec, 0, std::max(*empty_since, it != stored.end() ? it->second.at : 0.0));
     } else if (it != stored.end()) {
-      tb = TokenBucket(*spec, it->second.first, it->second.second);
+      tb = TokenBucket(*spec, it->second.tokens, it->second.at);
     }
     auto& slot = buckets[key];
     slot = std::make_unique<Bucket>(account, group, tb);
     if (auto a = adaptive_spec_for(cfg, group, *spec)) {
       auto it = learnt.find(key);
-      const double rate = it != learnt.end() ? it->second.first : a->ceiling_per_s;
-      const double last = it != learnt.end() ? it->second.second : -std::numeric_limits<double>::infinity();
+      const double rate = it != learnt.end() ? it->second.restore_per_s : a->ceiling_per_s;
+      const double last = it != learnt.end() ? it->second.last_throttle_at : -std::numeric_limits<double>::infinity();
       slot->adaptive.emplace(*a, rate, last, t);
       slot->last_throttle_at = last;
       slot->tb.set_limit(slot->adaptive->capacity(), slot->adaptive->rate(), t);
@@ -230,13 +203,7 @@ struct Throttler::Impl : std::enable_shared_from_this<Throttler::Impl> {
     if (!store) return;
     store->post([account = b.account, group = b.group, rate = b.adaptive->rate(),
                  last = b.adaptive->last_throttle_at()](Db& db) {
-      auto st = db.prepare(
-          "INSERT INTO bucket_rates (account, operation, restore_per_s, last_throttle_at) VALUES (?1, ?2, ?3, ?4) "
-          "ON CONFLICT (account, operation) DO UPDATE SET restore_per_s = excluded.restore_per_s, "
-          "last_throttle_at = excluded.last_throttle_at");
-      st.bind(1, std::string_view(account)).bind(2, std::string_view(group)).bind(3, rate);
-      if (std::isfinite(last)) st.bind(4, static_cast<std::int64_t>(std::llround(last * 1000.0)));
-      st.step();
+      throttle::repo::write_rate(db, account, group, rate, last);
     });
   }
 
@@ -257,23 +224,32 @@ struct Throttler::Impl : std::enable_shared_from_this<Throttler::Impl> {
     return s;
   }
 
-  // Redis did not answer: this bucket continues on its local share, empty.
+  // Redis did not answer: this bucket continues on its local share, empty and
+  // held for throttle.max_wait_s: slots every replica reserved before Redis
+  // went away are still being spent up to that far ahead (a request that
+  // asked for a longer Prefer: wait may have reserved further; not covered).
   void enter_fallback(Bucket& b, double t) {
     if (!redis_down)
       log_warn("redis unreachable: quota buckets fall back to this replica's local share",
-               {{"replicas", replicas}});
+               {{"replicas", replicas}, {"held_s", cfg.max_wait_s}});
     redis_down = true;
     if (b.fallback) return;
     b.fallback = true;
     b.tb = TokenBucket(limit_of(b, local_share()), 0, t);
+    b.tb.hold_until(t + std::max(0, cfg.max_wait_s));
   }
 
+  // Redis answered again: the bucket is shared at once. Its local waiters
+  // (not yet granted) are woken to reserve in Redis instead: waiting for the
+  // local queue to empty would keep a replica under steady demand on its
+  // share forever, beside replicas already back on the shared bucket.
   void leave_fallback(Bucket& b, double t) {
     if (redis_down) log_info("redis reachable again: quota buckets are shared again");
     redis_down = false;
-    if (!b.fallback || !b.queue.empty()) return;  // local waiters drain first
+    if (!b.fallback) return;
     b.fallback = false;
     b.tb = TokenBucket(limit_of(b, 1.0), 0, t);
+    wake_all(b);
   }
 
   // Fire and forget: a shared-bucket write that must not delay the caller.
@@ -376,7 +352,7 @@ struct Throttler::Impl : std::enable_shared_from_this<Throttler::Impl> {
         level = bp->tb.level();
         at = bp->tb.updated_at();
       }
-      write_level(db, bp->account, bp->group, level, at);
+      throttle::repo::write_level(db, bp->account, bp->group, level, at);
     });
   }
 
@@ -440,13 +416,14 @@ struct Throttler::Impl : std::enable_shared_from_this<Throttler::Impl> {
       start = self->now();
       b = self->find_or_create(account, group, start);
       if (!b) co_return std::nullopt;  // the local path answers the unknown group
-      if (b->fallback && !b->queue.empty()) co_return std::nullopt;
       spec = self->limit_of(*b, 1.0);
       was_fallback = b->fallback;
     }
     const double max_wait_s = std::max(0.0, limit->deadline() - start);
-    // Back from the local share: what it spent is not in the shared level.
-    bool ok = !was_fallback || (co_await self->shared->drain(account, group, spec)).has_value();
+    // Back from the local share: what it spent is not in the shared level, and
+    // the other replicas may spend theirs until they too find Redis again
+    // (within their client's backoff): the shared bucket is emptied and held.
+    bool ok = !was_fallback || (co_await self->shared->drain(account, group, spec, kRejoinHold_s)).has_value();
     std::optional<Reservation> r;
     if (ok) r = co_await self->shared->reserve(account, group, spec, max_wait_s);
     {
@@ -475,7 +452,7 @@ struct Throttler::Impl : std::enable_shared_from_this<Throttler::Impl> {
       // The reserved slot is not given back: a lost slot costs quota, never a throttle.
       if (cs.cancelled() != net::cancellation_type::none)
         co_return Expected<Grant>(
-            make_problem(499, "client_closed_request", "the client closed the request while it waited for quota"));
+            make_problem(499, "client_closed", "the client closed the request while it waited for quota"));
     }
     b->wait_seconds->observe(r->wait_s);
     co_return Expected<Grant>(Grant{start + r->wait_s, r->wait_s, 0});
@@ -484,11 +461,24 @@ struct Throttler::Impl : std::enable_shared_from_this<Throttler::Impl> {
   static net::awaitable<Expected<Grant>> acquire(std::shared_ptr<Impl> self, std::string account,
                                                  std::string operation, WaitLimitPtr limit, std::string client) {
     const std::string group = throttle_group(operation);
-    auto ex = co_await net::this_coro::executor;
-    if (self->shared) {
-      if (auto r = co_await shared_acquire(self, account, group, limit)) co_return std::move(*r);
+    // Each turn round the loop follows a change of the bucket's mode (Redis
+    // lost, Redis back), so it ends.
+    for (;;) {
+      if (self->shared) {
+        if (auto r = co_await shared_acquire(self, account, group, limit)) co_return std::move(*r);
+      }
+      if (auto r = co_await local_acquire(self, account, group, limit, client)) co_return std::move(*r);
     }
+  }
 
+  // The local bucket's FIFO queue (single process, or this replica's share
+  // while Redis is down). nullopt: the bucket went back to the shared one
+  // while this request waited, not yet granted: it reserves there instead.
+  static net::awaitable<std::optional<Expected<Grant>>> local_acquire(std::shared_ptr<Impl> self,
+                                                                       const std::string& account,
+                                                                       const std::string& group, WaitLimitPtr limit,
+                                                                       const std::string& client) {
+    auto ex = co_await net::this_coro::executor;
     std::optional<Expected<Grant>> result;
     std::shared_ptr<Waiter> w;
     Bucket* b = nullptr;
@@ -551,13 +541,18 @@ struct Throttler::Impl : std::enable_shared_from_this<Throttler::Impl> {
         self->pump(*b, t);
         self->wake_all(*b);
         self->save(*b);
-        co_return make_problem(499, "client_closed_request", "the client closed the request while it waited for quota");
+        co_return Expected<Grant>(
+            make_problem(499, "client_closed", "the client closed the request while it waited for quota"));
+      }
+      if (!w->granted && self->shared && !b->fallback) {
+        leave(*b, w);
+        co_return std::nullopt;
       }
       if (!w->granted) self->pump(*b, t);
       if (w->granted) {
         double waited = std::max(0.0, w->granted_at - start);
         b->wait_seconds->observe(waited);
-        co_return Grant{w->granted_at, waited, position};
+        co_return Expected<Grant>(Grant{w->granted_at, waited, position});
       }
       std::size_t pos = position_of(*b, w);
       wait = b->tb.wait_for(t, static_cast<double>(pos));
@@ -567,7 +562,7 @@ struct Throttler::Impl : std::enable_shared_from_this<Throttler::Impl> {
         // riders who could wait longest left.
         leave(*b, w);
         self->wake_all(*b);
-        co_return self->reject(*b, t, wait, std::max(0.0, remaining), pos, false);
+        co_return Expected<Grant>(self->reject(*b, t, wait, std::max(0.0, remaining), pos, false));
       }
     }
   }
@@ -588,21 +583,10 @@ Throttler::Throttler(const ThrottleConfig& cfg, Store* store, Clock now) : impl_
     impl_->empty_since = impl_->now();
   }
   if (store) {
-    std::map<BucketKey, std::pair<double, double>> rows;
-    store->run_sync([&rows](Db& db) {
-      auto st = db.prepare("SELECT account, operation, tokens, updated_at FROM bucket_levels");
-      while (st.step())
-        rows[{st.text(0), st.text(1)}] = {st.real(2), static_cast<double>(st.int64(3)) / 1000.0};
-    });
-    std::map<BucketKey, std::pair<double, double>> rates;
-    store->run_sync([&rates](Db& db) {
-      auto st = db.prepare("SELECT account, operation, restore_per_s, last_throttle_at FROM bucket_rates");
-      while (st.step()) {
-        const double last = st.is_null(3) ? -std::numeric_limits<double>::infinity()
-                                          : static_cast<double>(st.int64(3)) / 1000.0;
-        rates[{st.text(0), st.text(1)}] = {st.real(2), last};
-      }
-    });
+    std::map<BucketKey, throttle::repo::Level> rows;
+    store->run_sync([&rows](Db& db) { rows = throttle::repo::read_levels(db); });
+    std::map<BucketKey, throttle::repo::LearntRate> rates;
+    store->run_sync([&rates](Db& db) { rates = throttle::repo::read_rates(db); });
     std::lock_guard lk(impl_->mu);
     impl_->stored = std::move(rows);
     impl_->learnt = std::move(rates);
@@ -753,7 +737,7 @@ void Throttler::save_all() {
   impl_->store->run_sync([&rows](Db& db) {
     db.exec("BEGIN");
     try {
-      for (const auto& r : rows) write_level(db, r.account, r.group, r.level, r.at);
+      for (const auto& r : rows) throttle::repo::write_level(db, r.account, r.group, r.level, r.at);
       db.exec("COMMIT");
     } catch (...) {
       db.exec("ROLLBACK");

@@ -1,7 +1,7 @@
 // A real Debian redis-server for tests ([scale]): started on a free loopback
 // port without persistence (--save '' --appendonly no), ready once it logs
-// "Ready to accept connections", stopped (SIGKILL or SIGTERM) by the test or the
-// destructor. Header-only so the unit and integration tests can share it.
+// "Ready to accept connections", stopped (SIGKILL) by the test or the
+// destructor. Header-only so the unit and integration tests share it.
 #pragma once
 
 #include <arpa/inet.h>
@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -37,6 +38,20 @@ class RedisServer {
 
   int port() const { return port_; }
   std::string url() const { return "redis://127.0.0.1:" + std::to_string(port_) + "/0"; }
+
+  // Runs one command through redis-cli against this server (tests that set up
+  // or inspect keys); its output without the trailing newline, "" on failure.
+  std::string cli(const std::string& args) const {
+    const std::string cmd = "redis-cli -h 127.0.0.1 -p " + std::to_string(port_) + " " + args + " 2>/dev/null";
+    FILE* f = ::popen(cmd.c_str(), "r");
+    if (!f) return {};
+    std::string out;
+    char buf[256];
+    while (std::fgets(buf, sizeof buf, f)) out += buf;
+    ::pclose(f);
+    while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
+    return out;
+  }
 
   // Kills the server (data lost, as in a crash) and waits for its exit.
   void kill() { stop(SIGKILL); }
