@@ -24,6 +24,8 @@
 #include "core/services/mws_service.hpp"
 #include "core/store.hpp"
 #include "core/redis/client.hpp"
+#include "core/redis/lease.hpp"
+#include "core/redis/shared_cache.hpp"
 #include "core/throttle/shared_bucket.hpp"
 #include "core/throttle/throttler.hpp"
 #include "core/upstream/http_client.hpp"
@@ -379,12 +381,17 @@ int run_app(const Config& cfg) {
   // the throttler's shared-bucket coroutines use them until the end).
   std::unique_ptr<redis::Client> redis_client;
   std::unique_ptr<SharedBuckets> shared_buckets;
+  std::unique_ptr<redis::SharedCache> shared_cache;  // [scale]
+  std::unique_ptr<redis::Lease> lease;               // [scale]
   if (!cfg.redis.url.empty()) {
     redis::ClientOptions ropts;
     ropts.url = *redis::parse_url(cfg.redis.url);  // checked by the config
     ropts.timeout = std::chrono::milliseconds(cfg.redis.timeout_ms);
     redis_client = std::make_unique<redis::Client>(ropts);
     shared_buckets = std::make_unique<SharedBuckets>(*redis_client, cfg.redis.key_prefix);
+    // [scale] items 2 and 3: the shared cache tier and the cross-replica lease.
+    shared_cache = std::make_unique<redis::SharedCache>(*redis_client, cfg.redis.key_prefix);
+    lease = std::make_unique<redis::Lease>(*redis_client, cfg.redis.key_prefix);
   }
   std::unique_ptr<Throttler> throttler;
   std::unique_ptr<MwsService> mws;
@@ -394,6 +401,10 @@ int run_app(const Config& cfg) {
     if (shared_buckets) throttler->share_through(*shared_buckets, cfg.redis.replicas, server.ioc().get_executor());
     mws = std::make_unique<MwsService>(cfg, *store, *client, *throttler, server.ioc().get_executor());
     ads = std::make_unique<AdsService>(cfg, *store, *client, *throttler, server.ioc().get_executor());
+    if (shared_cache) {  // [scale]
+      mws->share_through(*shared_cache, *lease);
+      ads->share_through(*shared_cache, *lease);
+    }
   } catch (const std::exception& e) {
     log_error("cannot read the database", {{"path", cfg.database}, {"error", e.what()}});
     return 1;

@@ -25,6 +25,10 @@ class Throttler;
 namespace upstream {
 class Upstream;
 }
+namespace redis {
+class SharedCache;
+class Lease;
+}
 
 class AdsService {
  public:
@@ -38,6 +42,10 @@ class AdsService {
 
   // POST /v1/ads/{account}/product-recommendations: upstream's JSON body
   // unchanged, with Cache-Status, Age and ETag; RFC 9457 problems otherwise.
+  // [scale] Redis as the shared cache tier and cross-replica lease (both
+  // outlive the service). Before the first request; never called: single process.
+  void share_through(redis::SharedCache& cache, redis::Lease& lease);
+
   boost::asio::awaitable<http::Response> product_recommendations(http::Context& ctx);
 
   // DELETE /v1/cache: removes the stored answers of `account` (all accounts

@@ -22,6 +22,10 @@ class Throttler;
 namespace upstream {
 class Upstream;
 }
+namespace redis {
+class SharedCache;
+class Lease;
+}
 
 class MwsService {
  public:
@@ -32,6 +36,10 @@ class MwsService {
   ~MwsService();
   MwsService(const MwsService&) = delete;
   MwsService& operator=(const MwsService&) = delete;
+
+  // [scale] Redis as the shared cache tier and cross-replica lease (both
+  // outlive the service). Before the first request; never called: single process.
+  void share_through(redis::SharedCache& cache, redis::Lease& lease);
 
   boost::asio::awaitable<http::Response> recommendations(http::Context& ctx);
   // The cache-hit fast path: answers from memory alone, or nullopt (then
