@@ -421,13 +421,16 @@ awaitable<std::shared_ptr<cache::Entry>> shared_answer(Impl* s, std::string key)
   co_return co_await s->shared->get(kind, key);
 }
 
-// [scale] Keeps an answer found in the shared tier locally (SQLite, then
-// memory, unless a fetch stored a newer one meanwhile).
+// [scale] Keeps an answer found in the shared tier locally: SQLite, then
+// memory. After a local miss (`replace` false) a fetch may have stored a newer
+// one meanwhile: that one is kept. In a flight it replaces the expired one.
 awaitable<cache::EntryPtr> adopt_answer(Impl* s, std::string key, std::string account, std::string request_key,
-                                        std::shared_ptr<cache::Entry> e) {
+                                        std::shared_ptr<cache::Entry> e, bool replace) {
   const cache::EntryPtr written = e;
   e->stored = co_await commit_answer(s, account, request_key, written);
-  co_return s->index.put_if_absent(key, e);
+  if (!replace) co_return s->index.put_if_absent(key, e);
+  s->index.put(key, e);
+  co_return cache::EntryPtr(e);
 }
 
 // [scale] Writes a fresh answer to the shared tier for its TTL plus the stale
@@ -450,7 +453,7 @@ awaitable<Expected<cache::EntryPtr>> fetch_answer(Impl* s, std::string key, std:
     if (auto e = s->index.find(key); e && e != seen && now_ms() < e->expires_at_ms) co_return e;
   if (!key.empty())  // [scale] the cross-replica leader's answer
     if (auto e = co_await shared_answer(s, key); e && now_ms() < e->expires_at_ms)
-      co_return co_await adopt_answer(s, key, account, request_key, e);
+      co_return co_await adopt_answer(s, key, account, request_key, e, true);
   auto r = co_await call_ads(s, account, pr, std::move(wait), rid);
   if (!r) co_return r.error();
   std::shared_ptr<cache::Entry> e = make_entry(std::move(*r), s->cfg.ads.cache_ttl_s);
@@ -470,7 +473,7 @@ awaitable<cache::EntryPtr> find_entry(Impl* s, std::string key, std::string acco
   auto query = [&account, &request_key](Db& db) { return ads::repo::find_answer(db, account, request_key); };
   auto e = co_await s->store.run(query);
   if (!e && s->shared)  // [scale]
-    if (auto found = co_await shared_answer(s, key)) co_return co_await adopt_answer(s, key, account, request_key, found);
+    if (auto found = co_await shared_answer(s, key)) co_return co_await adopt_answer(s, key, account, request_key, found, false);
   // A fetch may have stored a newer entry while we read the disk: keep it.
   if (e) e = s->index.put_if_absent(key, e);
   co_return e;

@@ -367,13 +367,16 @@ awaitable<std::shared_ptr<cache::Entry>> shared_list(Impl* s, std::string key) {
   co_return co_await s->shared->get(kind, key);
 }
 
-// [scale] Keeps a list found in the shared tier locally (SQLite, then memory,
-// unless a fetch stored a newer one meanwhile).
+// [scale] Keeps a list found in the shared tier locally: SQLite, then memory.
+// After a local miss (`replace` false) a fetch may have stored a newer one
+// meanwhile: that one is kept. In a flight it replaces the outdated one.
 awaitable<cache::EntryPtr> adopt_list(Impl* s, std::string key, mws::repo::ListKey row,
-                                      std::shared_ptr<cache::Entry> e) {
+                                      std::shared_ptr<cache::Entry> e, bool replace) {
   const std::shared_ptr<const cache::Entry> written = e;
   e->stored = co_await commit_list(s, std::move(row), written);
-  co_return s->index.put_if_absent(key, e);
+  if (!replace) co_return s->index.put_if_absent(key, e);
+  s->index.put(key, e);
+  co_return cache::EntryPtr(e);
 }
 
 // [scale] Writes a fresh fetch to the shared tier; awaited by the flight so it
@@ -391,7 +394,7 @@ awaitable<cache::EntryPtr> find_entry(Impl* s, std::string key, mws::repo::ListK
   auto query = [&row](Db& db) { return mws::repo::find_list(db, row); };
   auto e = co_await s->store.run(query);
   if (!e && s->shared)  // [scale]
-    if (auto found = co_await shared_list(s, key)) co_return co_await adopt_list(s, key, std::move(row), found);
+    if (auto found = co_await shared_list(s, key)) co_return co_await adopt_list(s, key, std::move(row), found, false);
   // A fetch may have stored a newer entry while we read the disk: keep it.
   // (Overwriting it with this older copy also lost the fetch's answer for
   // requests that missed at the same time, which then called upstream again.)
@@ -415,7 +418,7 @@ awaitable<Expected<cache::EntryPtr>> fetch_list(Impl* s, std::string key, std::s
       e && cache::classify(category, {e->validator, e->fetched_at_ms}, view, now_ms(), s->policy) ==
                cache::Verdict::fresh) {
     mws::repo::ListKey row{account, mp.id, category, join_filters(filters)};
-    co_return co_await adopt_list(s, key, std::move(row), e);
+    co_return co_await adopt_list(s, key, std::move(row), e, true);
   }
   std::vector<std::string> members;
   std::string action = "ListRecommendations";
