@@ -26,6 +26,8 @@
 #include "core/services/mws_service.hpp"
 #include "core/store.hpp"
 #include "core/redis/client.hpp"
+#include "core/redis/lease.hpp"
+#include "core/redis/shared_cache.hpp"
 #include "core/throttle/shared_bucket.hpp"
 #include "core/throttle/throttler.hpp"
 #include "core/upstream/http_client.hpp"
@@ -336,12 +338,14 @@ std::unique_ptr<upstream::HttpClient> upstream_client(const Config& cfg, net::an
   }
 }
 
-// [scale] One quota across replicas when redis.url is set. Built before the
+// [scale] One quota, one cache tier and cross-replica leases when redis.url is set. Built before the
 // services and destroyed after them: the throttler's shared-bucket
 // coroutines use the client until the end.
 struct SharedQuota {
   std::unique_ptr<redis::Client> client;
   std::unique_ptr<SharedBuckets> buckets;
+  std::unique_ptr<redis::SharedCache> cache;  // items 2 and 3 of [scale]
+  std::unique_ptr<redis::Lease> lease;
 };
 
 SharedQuota shared_quota(const Config& cfg) {
@@ -352,6 +356,8 @@ SharedQuota shared_quota(const Config& cfg) {
   ropts.timeout = std::chrono::milliseconds(cfg.redis.timeout_ms);
   q.client = std::make_unique<redis::Client>(ropts);
   q.buckets = std::make_unique<SharedBuckets>(*q.client, cfg.redis.key_prefix);
+  q.cache = std::make_unique<redis::SharedCache>(*q.client, cfg.redis.key_prefix);
+  q.lease = std::make_unique<redis::Lease>(*q.client, cfg.redis.key_prefix);
   return q;
 }
 
@@ -372,6 +378,10 @@ std::optional<Services> build_services(const Config& cfg, Store& store, upstream
     if (quota.buckets) s.throttler->share_through(*quota.buckets, cfg.redis.replicas, ex);
     s.mws = std::make_unique<MwsService>(cfg, store, client, *s.throttler, ex);
     s.ads = std::make_unique<AdsService>(cfg, store, client, *s.throttler, ex);
+    if (quota.cache) {  // [scale] items 2 and 3: the shared cache tier and the cross-replica lease
+      s.mws->share_through(*quota.cache, *quota.lease);
+      s.ads->share_through(*quota.cache, *quota.lease);
+    }
     return s;
   } catch (const std::exception& e) {
     log_error("cannot read the database", {{"path", cfg.database}, {"error", e.what()}});

@@ -28,6 +28,8 @@
 #include "core/errors.hpp"
 #include "core/log.hpp"
 #include "core/metrics.hpp"
+#include "core/redis/lease.hpp"
+#include "core/redis/shared_cache.hpp"
 #include "core/services/common.hpp"
 #include "core/store.hpp"
 #include "core/throttle/throttler.hpp"
@@ -135,6 +137,9 @@ struct AdsService::Impl {
   Coalescer<Expected<TokenPtr>> token_flights;
   mutable std::mutex token_mu;
   std::unordered_map<std::string, TokenPtr> tokens;  // by account
+  // [scale] set by share_through when redis.url is configured; null: single process.
+  redis::SharedCache* shared = nullptr;
+  redis::Lease* lease = nullptr;
 
   Impl(const Config& c, Store& st, upstream::Upstream& cl, Throttler& th, net::any_io_executor e,
        const svc::Clock& k)
@@ -407,6 +412,34 @@ awaitable<bool> commit_answer(Impl* s, std::string account, std::string request_
   co_return co_await svc::commit_before_answer(s->store, write, "ads answer");
 }
 
+// [scale] The shared tier: the answer another replica stored, or nullptr.
+awaitable<std::shared_ptr<cache::Entry>> shared_answer(Impl* s, std::string key) {
+  if (!s->shared) co_return nullptr;
+  const std::string kind = "ads.answer";
+  co_return co_await s->shared->get(kind, key);
+}
+
+// [scale] Keeps an answer found in the shared tier locally: SQLite, then
+// memory. After a local miss (`replace` false) a fetch may have stored a newer
+// one meanwhile: that one is kept. In a flight it replaces the expired one.
+awaitable<cache::EntryPtr> adopt_answer(Impl* s, std::string key, std::string account, std::string request_key,
+                                        std::shared_ptr<cache::Entry> e, bool replace) {
+  const cache::EntryPtr written = e;
+  e->stored = co_await commit_answer(s, account, request_key, written);
+  if (!replace) co_return s->index.put_if_absent(key, e);
+  s->index.put(key, e);
+  co_return cache::EntryPtr(e);
+}
+
+// [scale] Writes a fresh answer to the shared tier for its TTL plus the stale
+// window; awaited by the flight so it is in Redis before the lease is released.
+awaitable<void> share_answer(Impl* s, std::string key, cache::EntryPtr e) {
+  if (!s->shared) co_return;
+  const std::string kind = "ads.answer";
+  const int ttl_s = std::max(s->cfg.ads.cache_ttl_s, 0) + std::max(s->cfg.ads.max_stale_s, 0);
+  co_await s->shared->put(kind, key, std::move(e), std::chrono::seconds(ttl_s));
+}
+
 // `key` empty: a cursor request, never stored.
 awaitable<Expected<cache::EntryPtr>> fetch_answer(Impl* s, std::string key, std::string account,
                                                   std::string request_key, RequestPtr pr,
@@ -416,6 +449,9 @@ awaitable<Expected<cache::EntryPtr>> fetch_answer(Impl* s, std::string key, std:
   // is held, so its address is not reused): use it, do not call again.
   if (!key.empty())
     if (auto e = s->index.find(key); e && e != seen && s->clock.now_ms() < e->expires_at_ms) co_return e;
+  if (!key.empty())  // [scale] the cross-replica leader's answer
+    if (auto e = co_await shared_answer(s, key); e && s->clock.now_ms() < e->expires_at_ms)
+      co_return co_await adopt_answer(s, key, account, request_key, e, true);
   auto r = co_await call_ads(s, account, pr, std::move(wait), rid);
   if (!r) co_return r.error();
   std::shared_ptr<cache::Entry> e = make_entry(std::move(*r), s->clock.now_ms(), s->cfg.ads.cache_ttl_s);
@@ -423,16 +459,19 @@ awaitable<Expected<cache::EntryPtr>> fetch_answer(Impl* s, std::string key, std:
     const cache::EntryPtr written = e;  // a named local: g++ 12 and co_await temporaries
     e->stored = co_await commit_answer(s, account, request_key, written);
     s->index.put(key, e);
+    co_await share_answer(s, key, written);  // [scale]
   }
   co_return cache::EntryPtr(e);
 }
 
-// The lookup tiers of one answer, in order: the memory index, then SQLite
-// (off the I/O thread). nullptr: neither has it; the caller goes upstream.
+// The lookup tiers of one answer, in order: the memory index, SQLite (off the
+// I/O thread), then Redis when shared. nullptr: none has it; the caller goes upstream.
 awaitable<cache::EntryPtr> find_entry(Impl* s, std::string key, std::string account, std::string request_key) {
   if (auto e = s->index.find(key)) co_return e;
   auto query = [&account, &request_key](Db& db) { return ads::repo::find_answer(db, account, request_key); };
   auto e = co_await s->store.run(query);
+  if (!e && s->shared)  // [scale]
+    if (auto found = co_await shared_answer(s, key)) co_return co_await adopt_answer(s, key, account, request_key, found, false);
   // A fetch may have stored a newer entry while we read the disk: keep it.
   if (e) e = s->index.put_if_absent(key, e);
   co_return e;
@@ -497,7 +536,7 @@ awaitable<Expected<AdsAnswer>> answer_product_recommendations(Impl* s, std::stri
                                                       rid = opts.request_id](WaitLimitPtr flight) {
     return fetch_answer(s, key, account, request_key, req, seen, svc::flight_quota(leader, std::move(flight)), rid);
   };
-  auto res = co_await svc::in_flight(s->answer_flights, key, work, opts.wait.limit, "ads.answer");
+  auto res = co_await svc::in_flight(s->answer_flights, key, work, opts.wait.limit, "ads.answer", s->lease);
   if (res) co_return served(*s, *res, cache::Outcome::miss, miss_status(opts.directives.no_cache, (*res)->stored));
   if (entry && stale_ok(*s, *entry)) {
     log_stale(opts.request_id, account, res.error().code);
@@ -565,6 +604,11 @@ AdsService::AdsService(const Config& cfg, Store& store, upstream::Upstream& clie
 }
 
 AdsService::~AdsService() = default;
+
+void AdsService::share_through(redis::SharedCache& cache, redis::Lease& lease) {  // [scale]
+  impl_->shared = &cache;
+  impl_->lease = &lease;
+}
 
 std::optional<Problem> AdsService::check_account(const std::string& account) const {
   if (impl_->cfg.ads.accounts.count(account)) return std::nullopt;

@@ -28,6 +28,10 @@ class Throttler;
 namespace upstream {
 class Upstream;
 }
+namespace redis {
+class SharedCache;
+class Lease;
+}
 
 // The answer: upstream's JSON body in the cached entry (rendered straight
 // from it, never copied) and how it was served.
@@ -45,6 +49,10 @@ class AdsService {
   ~AdsService();
   AdsService(const AdsService&) = delete;
   AdsService& operator=(const AdsService&) = delete;
+
+  // [scale] Redis as the shared cache tier and cross-replica lease (both
+  // outlive the service). Before the first request; never called: single process.
+  void share_through(redis::SharedCache& cache, redis::Lease& lease);
 
   // 404 unknown_account when no Ads account `account` is configured.
   std::optional<Problem> check_account(const std::string& account) const;

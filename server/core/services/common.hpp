@@ -15,6 +15,7 @@
 #include "core/coalesce.hpp"
 #include "core/errors.hpp"
 #include "core/problem.hpp"
+#include "core/redis/lease.hpp"
 #include "core/store.hpp"
 #include "core/throttle/wait_limit.hpp"
 #include "core/upstream/call.hpp"
@@ -125,10 +126,40 @@ using upstream::transport_problem;
 // every service waits on a coalesced upstream fetch (a cross-replica lease
 // plugs in here). A join is counted as `kind`; a wait the client abandoned is
 // 499 client_closed.
+// [scale] item 3: with `lease` (Redis configured and up), the local flight's
+// leader also leads across replicas: it takes the lease on (kind, key) and
+// releases it when its work is done; a replica that finds it taken waits until
+// it is released or expires (bounded by the lease TTL), then runs the work,
+// which first reads the shared cache the leader wrote. Without `lease`, the
+// work is run exactly as before.
+template <class T>
+struct LeasedWork {
+  std::string item;
+  typename Coalescer<Expected<T>>::Work inner;
+};
+template <class T>
+boost::asio::awaitable<Expected<T>> leased_work(redis::Lease* lease, std::shared_ptr<LeasedWork<T>> w,
+                                                WaitLimitPtr limit) {
+  redis::Lease::Attempt a;
+  // Bounded: a leader that fails releases, a waiter then tries once more to lead.
+  for (int round = 0; round < 3; ++round) {
+    a = co_await lease->try_acquire(w->item);
+    if (a.status != redis::Lease::Status::taken) break;
+    if (!co_await lease->wait_released(w->item)) break;
+  }
+  auto res = co_await w->inner(std::move(limit));
+  if (a.status == redis::Lease::Status::acquired) co_await lease->release(w->item, a.token);
+  co_return res;
+}
+
 template <class T>
 boost::asio::awaitable<Expected<T>> in_flight(Coalescer<Expected<T>>& flights, const std::string& key,
                                               typename Coalescer<Expected<T>>::Work& work, const WaitLimitPtr& limit,
-                                              const char* kind) {
+                                              const char* kind, redis::Lease* lease = nullptr) {
+  if (lease && lease->up()) {  // [scale] cross-replica lease
+    auto held = std::make_shared<LeasedWork<T>>(LeasedWork<T>{std::string(kind) + ":" + key, std::move(work)});
+    work = [lease, held](WaitLimitPtr l) { return leased_work<T>(lease, held, std::move(l)); };
+  }
   bool joined = false;
   auto res = co_await flights.run(key, work, limit, &joined);
   if (joined) count_coalesced(kind);

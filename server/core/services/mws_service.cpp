@@ -28,6 +28,8 @@
 #include "core/mws/model.hpp"
 #include "core/mws/repository.hpp"
 #include "core/mws/sigv2.hpp"
+#include "core/redis/lease.hpp"
+#include "core/redis/shared_cache.hpp"
 #include "core/services/common.hpp"
 #include "core/store.hpp"
 #include "core/throttle/throttler.hpp"
@@ -100,6 +102,9 @@ struct MwsService::Impl {
   std::atomic<std::int64_t> last_failure_ms{0};
   mutable std::mutex health_mu;
   std::string last_failure;
+  // [scale] set by share_through when redis.url is configured; null: single process.
+  redis::SharedCache* shared = nullptr;
+  redis::Lease* lease = nullptr;
 
   void record_failure(const Problem& p) {
     std::string what = p.code;
@@ -227,6 +232,39 @@ awaitable<bool> commit_list(Impl* s, mws::repo::ListKey row, std::shared_ptr<con
 
 // ---- snapshots -----------------------------------------------------------
 
+// [scale] The shared tier: a snapshot is stored as an Entry whose body is its
+// JSON and whose fetched_at_ms is the time it was checked. Awaited before the
+// flight ends, so it is in Redis before the lease is released.
+awaitable<void> share_snapshot(Impl* s, std::string key, std::string body, std::int64_t checked_at) {
+  if (!s->shared) co_return;
+  auto e = std::make_shared<cache::Entry>();
+  e->body = std::move(body);
+  e->fetched_at_ms = checked_at;
+  const std::string kind = "mws.snapshot";
+  co_await s->shared->put(kind, key, e, std::chrono::seconds(s->cfg.mws.max_stale_s));
+}
+
+// [scale] A snapshot another replica checked less than check_interval_s ago
+// (and later than `seen`), adopted here (memory and SQLite); else nullptr.
+awaitable<SnapshotPtr> adopt_shared_snapshot(Impl* s, std::string account, std::string mpid, SnapshotPtr seen) {
+  if (!s->shared) co_return nullptr;
+  const std::string key = svc::key_join(account, mpid);
+  const std::string kind = "mws.snapshot";
+  auto e = co_await s->shared->get(kind, key);
+  if (!e || (seen && e->fetched_at_ms <= seen->checked_at_ms) ||
+      cache::snapshot_due(e->fetched_at_ms, s->clock.now_ms(), false, s->policy))
+    co_return nullptr;
+  auto parsed = snapshot_from_json(e->body, e->fetched_at_ms);
+  if (!parsed) co_return nullptr;
+  auto snap = std::make_shared<Snapshot>(*parsed);
+  snap->stored = co_await commit_snapshot(s, account, mpid, e->body, e->fetched_at_ms);
+  {
+    std::lock_guard lk(s->snap_mu);
+    s->snapshots[key] = snap;
+  }
+  co_return SnapshotPtr(snap);
+}
+
 awaitable<Expected<SnapshotPtr>> fetch_snapshot(Impl* s, std::string account, mws::Marketplace mp,
                                                 svc::QuotaWait wait, std::string request_id) {
   mws::Params params;
@@ -247,15 +285,19 @@ awaitable<Expected<SnapshotPtr>> fetch_snapshot(Impl* s, std::string account, mw
     std::lock_guard lk(s->snap_mu);
     s->snapshots[key] = snap;
   }
+  co_await share_snapshot(s, key, body, at);  // [scale]
   co_return SnapshotPtr(snap);
 }
 
 awaitable<Expected<SnapshotPtr>> snapshot_work(Impl* s, std::string account, mws::Marketplace mp,
-                                               SnapshotPtr seen, svc::QuotaWait wait, std::string request_id) {
+                                               SnapshotPtr seen, bool force, svc::QuotaWait wait,
+                                               std::string request_id) {
   // Re-checked by a flight that ended after this request looked (the
   // snapshot is no longer the one it saw): reuse it. `seen` is held, so its
   // address cannot be reused by a newer snapshot.
   if (auto snap = s->snapshot(svc::key_join(account, mp.id)); snap && snap != seen) co_return snap;
+  if (!force)  // [scale] checked by another replica within the interval
+    if (auto snap = co_await adopt_shared_snapshot(s, account, mp.id, seen)) co_return snap;
   co_return co_await fetch_snapshot(s, std::move(account), std::move(mp), std::move(wait), std::move(request_id));
 }
 
@@ -278,11 +320,11 @@ awaitable<SnapState> get_snapshot(Impl* s, std::string account, mws::Marketplace
   // non-trivial temporaries (closures) there.
   // The flight waits for quota as long as its riders' latest limit allows;
   // its queue place counts against the client that started it.
-  Coalescer<Expected<SnapshotPtr>>::Work work = [s, account, mp, seen = st.snap, leader = svc::leader_of(wait),
+  Coalescer<Expected<SnapshotPtr>>::Work work = [s, account, mp, seen = st.snap, force, leader = svc::leader_of(wait),
                                                  request_id](WaitLimitPtr flight) {
-    return snapshot_work(s, account, mp, seen, svc::flight_quota(leader, std::move(flight)), request_id);
+    return snapshot_work(s, account, mp, seen, force, svc::flight_quota(leader, std::move(flight)), request_id);
   };
-  auto res = co_await svc::in_flight(s->snapshot_flights, key, work, wait.limit, "mws.snapshot");
+  auto res = co_await svc::in_flight(s->snapshot_flights, key, work, wait.limit, "mws.snapshot", s->lease);
   if (res) {
     st.snap = *res;
     st.outcome = cache::Outcome::miss;
@@ -296,12 +338,41 @@ awaitable<SnapState> get_snapshot(Impl* s, std::string account, mws::Marketplace
 
 // ---- recommendation lists ------------------------------------------------
 
-// The lookup tiers of one list, in order: the memory index, then SQLite
-// (off the I/O thread). nullptr: neither has it; the caller goes upstream.
+// [scale] The shared tier: the list another replica stored, or nullptr.
+awaitable<std::shared_ptr<cache::Entry>> shared_list(Impl* s, std::string key) {
+  if (!s->shared) co_return nullptr;
+  const std::string kind = "mws.list";
+  co_return co_await s->shared->get(kind, key);
+}
+
+// [scale] Keeps a list found in the shared tier locally: SQLite, then memory.
+// After a local miss (`replace` false) a fetch may have stored a newer one
+// meanwhile: that one is kept. In a flight it replaces the outdated one.
+awaitable<cache::EntryPtr> adopt_list(Impl* s, std::string key, mws::repo::ListKey row,
+                                      std::shared_ptr<cache::Entry> e, bool replace) {
+  const std::shared_ptr<const cache::Entry> written = e;
+  e->stored = co_await commit_list(s, std::move(row), written);
+  if (!replace) co_return s->index.put_if_absent(key, e);
+  s->index.put(key, e);
+  co_return cache::EntryPtr(e);
+}
+
+// [scale] Writes a fresh fetch to the shared tier; awaited by the flight so it
+// is in Redis before the lease is released (one loopback round trip, misses only).
+awaitable<void> share_list(Impl* s, std::string key, cache::EntryPtr e) {
+  if (!s->shared) co_return;
+  const std::string kind = "mws.list";
+  co_await s->shared->put(kind, key, std::move(e), std::chrono::seconds(s->cfg.mws.max_stale_s));
+}
+
+// The lookup tiers of one list, in order: the memory index, SQLite (off the
+// I/O thread), then Redis when shared. nullptr: none has it; the caller goes upstream.
 awaitable<cache::EntryPtr> find_entry(Impl* s, std::string key, mws::repo::ListKey row) {
   if (auto e = s->index.find(key)) co_return e;
   auto query = [&row](Db& db) { return mws::repo::find_list(db, row); };
   auto e = co_await s->store.run(query);
+  if (!e && s->shared)  // [scale]
+    if (auto found = co_await shared_list(s, key)) co_return co_await adopt_list(s, key, std::move(row), found, false);
   // A fetch may have stored a newer entry while we read the disk: keep it.
   // (Overwriting it with this older copy also lost the fetch's answer for
   // requests that missed at the same time, which then called upstream again.)
@@ -321,6 +392,12 @@ awaitable<Expected<cache::EntryPtr>> fetch_list(Impl* s, std::string key, std::s
       e && e != seen &&
       cache::classify(category, {e->validator, e->fetched_at_ms}, view, s->clock.now_ms(), s->policy) == cache::Verdict::fresh)
     co_return e;
+  if (auto e = co_await shared_list(s, key);  // [scale] the cross-replica leader's answer
+      e && cache::classify(category, {e->validator, e->fetched_at_ms}, view, s->clock.now_ms(), s->policy) ==
+               cache::Verdict::fresh) {
+    mws::repo::ListKey row{account, mp.id, category, join_filters(filters)};
+    co_return co_await adopt_list(s, key, std::move(row), e, true);
+  }
   std::vector<std::string> members;
   std::string action = "ListRecommendations";
   mws::Params params = mws::list_params(mp.id, category, filters);
@@ -369,6 +446,7 @@ awaitable<Expected<cache::EntryPtr>> fetch_list(Impl* s, std::string key, std::s
   const std::shared_ptr<const cache::Entry> written = entry;
   entry->stored = co_await commit_list(s, std::move(row), written);
   s->index.put(key, entry);
+  co_await share_list(s, key, written);  // [scale]
   co_return cache::EntryPtr(entry);
 }
 
@@ -409,7 +487,7 @@ awaitable<Expected<CategoryAnswer>> answer_category(Impl* s, std::string account
     return fetch_list(s, key, account, mp, category, filters, validator, view, seen,
                       svc::flight_quota(leader, std::move(flight)), rid);
   };
-  auto res = co_await svc::in_flight(s->list_flights, key, work, opts.wait.limit, "mws.list");
+  auto res = co_await svc::in_flight(s->list_flights, key, work, opts.wait.limit, "mws.list", s->lease);
   if (res) co_return CategoryAnswer{category, *res, cache::Outcome::miss};
   if (entry && cache::stale_allowed({entry->validator, entry->fetched_at_ms}, s->clock.now_ms(), s->policy)) {
     log_warn("serving stale", {{"request_id", opts.request_id}, {"account", account}, {"category", category},
@@ -574,6 +652,11 @@ MwsService::MwsService(const Config& cfg, Store& store, upstream::Upstream& clie
 }
 
 MwsService::~MwsService() = default;
+
+void MwsService::share_through(redis::SharedCache& cache, redis::Lease& lease) {  // [scale]
+  impl_->shared = &cache;
+  impl_->lease = &lease;
+}
 
 std::optional<Problem> MwsService::check_account(const std::string& account) const {
   if (impl_->cfg.mws.accounts.count(account)) return std::nullopt;

@@ -28,6 +28,10 @@ class Throttler;
 namespace upstream {
 class Upstream;
 }
+namespace redis {
+class SharedCache;
+class Lease;
+}
 
 // One category of a recommendations answer: the cached list (rendered
 // straight from the entry, never copied) and how it was served.
@@ -61,6 +65,10 @@ class MwsService {
   ~MwsService();
   MwsService(const MwsService&) = delete;
   MwsService& operator=(const MwsService&) = delete;
+
+  // [scale] Redis as the shared cache tier and cross-replica lease (both
+  // outlive the service). Before the first request; never called: single process.
+  void share_through(redis::SharedCache& cache, redis::Lease& lease);
 
   // 404 unknown_account when no MWS account `account` is configured.
   std::optional<Problem> check_account(const std::string& account) const;
