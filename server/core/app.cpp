@@ -20,6 +20,7 @@
 #include "core/metrics.hpp"
 #include "core/mws/model.hpp"
 #include "core/openapi.hpp"
+#include "core/refresh/scheduler.hpp"
 #include "core/services/ads_service.hpp"
 #include "core/services/mws_service.hpp"
 #include "core/store.hpp"
@@ -34,6 +35,10 @@ using http::Context;
 using http::Response;
 using net::awaitable;
 
+// [refresh] Refreshes and background checks per tick at most: bounded work
+// (spare quota bounds it further).
+constexpr std::size_t kRefreshPerTick = 64;
+
 struct AppState {
   const Config& cfg;
   Store* store = nullptr;
@@ -43,6 +48,7 @@ struct AppState {
   AdsService* ads = nullptr;
   std::vector<std::array<unsigned char, SHA256_DIGEST_LENGTH>> client_key_digests;
   std::vector<std::string> client_names;  // parallel to client_key_digests
+  refresh::Scheduler* refresher = nullptr;  // [refresh] null: cache.refresh_ahead off
 };
 
 std::array<unsigned char, SHA256_DIGEST_LENGTH> digest(std::string_view s) {
@@ -126,6 +132,15 @@ void write_upstream_kind(rapidjson::Writer<rapidjson::StringBuffer>& w, const st
   w.EndObject();
 }
 
+// [refresh] Refreshes pending on one bucket (0 with refresh ahead off).
+std::size_t refresh_backlog(const AppState* st, const std::string& account, const std::string& group) {
+  if (!st->refresher) return 0;
+  std::size_t n = 0;
+  for (const auto& r : st->refresher->backlog())
+    if (r.account == account && r.bucket == group) n += r.pending;
+  return n;
+}
+
 awaitable<Response> handle_status(const AppState* st, Context& ctx) {
   if (!authorized(*st, ctx)) co_return co_await unauthorized();
   rapidjson::StringBuffer sb;
@@ -160,6 +175,8 @@ awaitable<Response> handle_status(const AppState* st, Context& ctx) {
     if (b.learnt_restore_per_s) w.Double(*b.learnt_restore_per_s); else w.Null();
     w.Key("lastThrottleAtMs");
     if (b.last_throttle_at) w.Int64(static_cast<std::int64_t>(*b.last_throttle_at * 1000)); else w.Null();
+    w.Key("refreshBacklog");  // [refresh] hot answers waiting for this bucket's spare quota
+    w.Uint64(refresh_backlog(st, b.account, b.operation));
     w.EndObject();
   }
   w.EndArray();
@@ -387,6 +404,14 @@ int run_app(const Config& cfg) {
   st.ads = ads.get();
   cache::RetentionTimer retention(server.ioc(), *store, cache::retention_config(cfg),
                                   std::chrono::seconds(cfg.cache.prune_interval_s));
+  // [refresh] Refresh ahead: one tick per mws.check_interval_s (at least 1 s).
+  refresh::Scheduler refresher(server.ioc().get_executor(),
+                               std::chrono::seconds(std::max(1, cfg.mws.check_interval_s)), kRefreshPerTick);
+  if (cfg.cache.refresh_ahead) {
+    refresher.add(mws->refresh_source());
+    refresher.start();
+    st.refresher = &refresher;
+  }
   // Handlers before the port is announced: a SIGTERM right after
   // "listening" drains (and saves the levels) instead of killing.
   net::signal_set signals(server.ioc(), SIGINT, SIGTERM);
@@ -402,6 +427,7 @@ int run_app(const Config& cfg) {
           std::_Exit(128 + sig);
         }
         log_info("signal received; draining", {{"signal", sig}});
+        refresher.stop();  // [refresh] no background refetch during a drain
         server.shutdown();
         signals.async_wait(on_signal);
       };

@@ -531,6 +531,18 @@ net::awaitable<Expected<Grant>> Throttler::acquire(std::string account, std::str
   return Impl::acquire(impl_, std::move(account), std::move(operation), limit_for(max_wait), std::string());
 }
 
+std::optional<Grant> Throttler::try_take_spare(const std::string& account, const std::string& operation) {
+  std::lock_guard lk(impl_->mu);
+  const double t = impl_->now();
+  Bucket* b = impl_->find_or_create(account, throttle_group(operation), t);
+  if (!b || !b->queue.empty()) return std::nullopt;
+  // One token above what a grant needs: after this take a client arriving
+  // next still finds a grant possible at once.
+  if (b->tb.tokens(t) < b->tb.spec().grant_floor() + 1 || !b->tb.try_take(t)) return std::nullopt;
+  impl_->save(*b);
+  return Grant{t, 0, 0};
+}
+
 double Throttler::now() const { return impl_->now(); }
 
 WaitLimitPtr Throttler::limit_for(std::chrono::milliseconds max_wait) const {
