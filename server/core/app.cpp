@@ -1,9 +1,9 @@
-// Composition root (see app.hpp): the route table, client authentication,
-// health, readiness, metrics and status handlers, signals and drain.
+// Composition root (see app.hpp), in the order things depend on each other:
+// I/O threads, store, upstream client, throttler, services, routes, server.
+// Also the health, readiness, metrics, status and purge handlers, signals
+// and the drain.
 #include "core/app.hpp"
 
-#include <openssl/crypto.h>
-#include <openssl/sha.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
@@ -24,6 +24,8 @@
 #include "core/services/ads_service.hpp"
 #include "core/services/mws_service.hpp"
 #include "core/store.hpp"
+#include "core/redis/client.hpp"
+#include "core/throttle/shared_bucket.hpp"
 #include "core/throttle/throttler.hpp"
 #include "core/upstream/http_client.hpp"
 
@@ -35,63 +37,40 @@ using http::Context;
 using http::Response;
 using net::awaitable;
 
+// What the handlers reach, every part built before the routes.
+struct App {
+  const Config& cfg;
+  const http::Drain& drain;
+  Store& store;
+  Throttler& throttler;
+  MwsService& mws;
+  AdsService& ads;
+  const refresh::Scheduler* refresher;  // [refresh] null: cache.refresh_ahead off
+};
+
 // [refresh] Refreshes and background checks per tick at most: bounded work
 // (spare quota bounds it further).
 constexpr std::size_t kRefreshPerTick = 64;
 
-struct AppState {
-  const Config& cfg;
-  Store* store = nullptr;
-  http::Server* server = nullptr;
-  Throttler* throttler = nullptr;
-  MwsService* mws = nullptr;
-  AdsService* ads = nullptr;
-  std::vector<std::array<unsigned char, SHA256_DIGEST_LENGTH>> client_key_digests;
-  std::vector<std::string> client_names;  // parallel to client_key_digests
-  refresh::Scheduler* refresher = nullptr;  // [refresh] null: cache.refresh_ahead off
-};
-
-std::array<unsigned char, SHA256_DIGEST_LENGTH> digest(std::string_view s) {
-  std::array<unsigned char, SHA256_DIGEST_LENGTH> d{};
-  SHA256(reinterpret_cast<const unsigned char*>(s.data()), s.size(), d.data());
-  return d;
+// [refresh] Refreshes pending on one bucket (0 with refresh ahead off).
+std::size_t refresh_backlog(const App* app, const std::string& account, const std::string& group) {
+  if (!app->refresher) return 0;
+  std::size_t n = 0;
+  for (const auto& r : app->refresher->backlog())
+    if (r.account == account && r.bucket == group) n += r.pending;
+  return n;
 }
 
-// Constant-time check of "Authorization: Bearer KEY" against every configured
-// key; a match names the client (its quota queue share is counted by name).
-bool authorized(const AppState& st, Context& ctx) {
-  if (st.client_key_digests.empty()) return true;
-  std::string_view h = ctx.header("Authorization");
-  constexpr std::string_view prefix = "Bearer ";
-  if (h.size() <= prefix.size() || h.substr(0, prefix.size()) != prefix) return false;
-  auto d = digest(h.substr(prefix.size()));
-  std::size_t match = st.client_key_digests.size();
-  for (std::size_t i = 0; i < st.client_key_digests.size(); ++i) {
-    const bool same = CRYPTO_memcmp(st.client_key_digests[i].data(), d.data(), d.size()) == 0;
-    match = same ? i : match;
-  }
-  if (match == st.client_key_digests.size()) return false;
-  ctx.client = st.client_names[match];
-  return true;
-}
-
-awaitable<Response> unauthorized() {
-  Problem p = make_problem(401, "unauthorized",
-                           "this recgate requires \"Authorization: Bearer <key>\" with a configured client key");
-  p.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"recgate\"");
-  co_return http::problem_response(p);
-}
-
-awaitable<Response> handle_healthz(const AppState*, Context&) {
+awaitable<Response> handle_healthz(const App*, Context&) {
   co_return http::json_response(200, "{\"status\":\"ok\"}");
 }
 
-awaitable<Response> handle_readyz(const AppState* st, Context&) {
-  if (st->server && st->server->draining())
+awaitable<Response> handle_readyz(const App* app, Context&) {
+  if (app->drain.draining())
     co_return http::json_response(503, "{\"status\":\"draining\",\"reason\":\"shutting down\"}");
   bool db_ok = false;
   try {
-    db_ok = co_await st->store->run([](Db& db) {
+    db_ok = co_await app->store.run([](Db& db) {
       auto s = db.prepare("SELECT COALESCE(MAX(version),0) FROM schema_migrations");
       return s.step() && s.int64(0) > 0;
     });
@@ -101,14 +80,14 @@ awaitable<Response> handle_readyz(const AppState* st, Context&) {
   if (!db_ok)
     co_return http::json_response(503, "{\"status\":\"not_ready\",\"reason\":\"database not open or not migrated\"}");
   co_return http::json_response(200, "{\"status\":\"ready\",\"schemaVersion\":" +
-                                         std::to_string(st->store->schema_version()) + "}");
+                                         std::to_string(app->store.schema_version()) + "}");
 }
 
-awaitable<Response> handle_metrics(const AppState*, Context&) {
+awaitable<Response> handle_metrics(const App*, Context&) {
   co_return http::text_response(200, Metrics::instance().render(), "text/plain; version=0.0.4; charset=utf-8");
 }
 
-awaitable<Response> handle_openapi(const AppState*, Context&) {
+awaitable<Response> handle_openapi(const App*, Context&) {
   co_return http::text_response(200, std::string(openapi_document()), "application/yaml");
 }
 
@@ -132,36 +111,28 @@ void write_upstream_kind(rapidjson::Writer<rapidjson::StringBuffer>& w, const st
   w.EndObject();
 }
 
-// [refresh] Refreshes pending on one bucket (0 with refresh ahead off).
-std::size_t refresh_backlog(const AppState* st, const std::string& account, const std::string& group) {
-  if (!st->refresher) return 0;
-  std::size_t n = 0;
-  for (const auto& r : st->refresher->backlog())
-    if (r.account == account && r.bucket == group) n += r.pending;
-  return n;
-}
-
-awaitable<Response> handle_status(const AppState* st, Context& ctx) {
-  if (!authorized(*st, ctx)) co_return co_await unauthorized();
+awaitable<Response> handle_status(const App* app, Context&) {
   rapidjson::StringBuffer sb;
   rapidjson::Writer<rapidjson::StringBuffer> w(sb);
   w.StartObject();
   w.Key("version");
   w.String(RECGATE_VERSION);
   w.Key("draining");
-  w.Bool(st->server && st->server->draining());
+  w.Bool(app->drain.draining());
   w.Key("schemaVersion");
-  w.Int(st->store->schema_version());
+  w.Int(app->store.schema_version());
+  w.Key("quotaMode");  // [scale] single, shared (Redis) or fallback (Redis unreachable)
+  w.String(app->throttler.mode().c_str());
   w.Key("upstreams");
   w.StartObject();
   w.Key("mws");
-  write_upstream_kind(w, st->cfg.mws.endpoint, true);
+  write_upstream_kind(w, app->cfg.mws.endpoint, true);
   w.Key("ads");
-  write_upstream_kind(w, st->cfg.ads.endpoint, false);
+  write_upstream_kind(w, app->cfg.ads.endpoint, false);
   w.EndObject();
   w.Key("buckets");
   w.StartArray();
-  for (const auto& b : st->throttler->status()) {
+  for (const auto& b : app->throttler.status()) {
     w.StartObject();
     w.Key("account"); w.String(b.account.c_str());
     w.Key("operation"); w.String(b.operation.c_str());
@@ -176,11 +147,11 @@ awaitable<Response> handle_status(const AppState* st, Context& ctx) {
     w.Key("lastThrottleAtMs");
     if (b.last_throttle_at) w.Int64(static_cast<std::int64_t>(*b.last_throttle_at * 1000)); else w.Null();
     w.Key("refreshBacklog");  // [refresh] hot answers waiting for this bucket's spare quota
-    w.Uint64(refresh_backlog(st, b.account, b.operation));
+    w.Uint64(refresh_backlog(app, b.account, b.operation));
     w.EndObject();
   }
   w.EndArray();
-  auto ms = st->mws->stats();
+  auto ms = app->mws.stats();
   w.Key("cache");
   w.StartObject();
   w.Key("mws");
@@ -189,7 +160,7 @@ awaitable<Response> handle_status(const AppState* st, Context& ctx) {
   w.Key("memoryBytes"); w.Uint64(ms.memory_bytes);
   w.Key("snapshots"); w.Uint64(ms.snapshots);
   w.EndObject();
-  auto as = st->ads->stats();
+  auto as = app->ads.stats();
   w.Key("ads");
   w.StartObject();
   w.Key("memoryEntries"); w.Uint64(as.memory_entries);
@@ -199,8 +170,8 @@ awaitable<Response> handle_status(const AppState* st, Context& ctx) {
   w.Key("upstream");
   w.StartObject();
   w.Key("inFlight"); w.Uint64(ms.in_flight + as.in_flight);
-  w.Key("mwsEndpoint"); w.String(st->cfg.mws.endpoint.empty() ? "amazon" : st->cfg.mws.endpoint.c_str());
-  w.Key("adsEndpoint"); w.String(st->cfg.ads.endpoint.empty() ? "amazon" : st->cfg.ads.endpoint.c_str());
+  w.Key("mwsEndpoint"); w.String(app->cfg.mws.endpoint.empty() ? "amazon" : app->cfg.mws.endpoint.c_str());
+  w.Key("adsEndpoint"); w.String(app->cfg.ads.endpoint.empty() ? "amazon" : app->cfg.ads.endpoint.c_str());
   w.Key("mws");  // health as last seen: times of the last good and failed call
   w.StartObject();
   w.Key("lastSuccessMs"); w.Int64(ms.last_success_ms);
@@ -223,23 +194,7 @@ awaitable<Response> handle_status(const AppState* st, Context& ctx) {
   co_return http::json_response(200, sb.GetString());
 }
 
-awaitable<Response> handle_mws_recommendations(const AppState* st, Context& ctx) {
-  if (!authorized(*st, ctx)) co_return co_await unauthorized();
-  co_return co_await st->mws->recommendations(ctx);
-}
-
-awaitable<Response> handle_mws_last_updated(const AppState* st, Context& ctx) {
-  if (!authorized(*st, ctx)) co_return co_await unauthorized();
-  co_return co_await st->mws->last_updated(ctx);
-}
-
-awaitable<Response> handle_ads_product_recommendations(const AppState* st, Context& ctx) {
-  if (!authorized(*st, ctx)) co_return co_await unauthorized();
-  co_return co_await st->ads->product_recommendations(ctx);
-}
-
-awaitable<Response> handle_purge(const AppState* st, Context& ctx) {
-  if (!authorized(*st, ctx)) co_return co_await unauthorized();
+awaitable<Response> handle_purge(const App* app, Context& ctx) {
   if (auto p = mws::validate_query_text(ctx.query)) co_return http::problem_response(*p);
   std::optional<std::string> account, marketplace, category;
   for (const auto& [k, v] : ctx.query) {
@@ -257,9 +212,9 @@ awaitable<Response> handle_purge(const AppState* st, Context& ctx) {
         400, "invalid_category",
         "unknown category \"" + *category +
             "\"; allowed: Inventory, Selection, Pricing, Fulfillment, ListingQuality, GlobalSelling, Advertising"));
-  std::size_t n = co_await st->mws->purge(account, marketplace, category);
+  std::size_t n = co_await app->mws.purge(account, marketplace, category);
   // Ads answers belong to no marketplace or category: purged when neither is given.
-  if (!marketplace && !category) n += co_await st->ads->purge(account);
+  if (!marketplace && !category) n += co_await app->ads.purge(account);
   log_info("cache purged", {{"request_id", ctx.request_id}, {"purged", n}});
   co_return http::json_response(200, "{\"purged\":" + std::to_string(n) + "}");
 }
@@ -278,11 +233,54 @@ void save_levels(Throttler& throttler, Store& store) {
   }
 }
 
-using Fn = awaitable<Response> (*)(const AppState*, Context&);
-http::Route route(http::Verb v, std::string pattern, std::string name, const AppState* st, Fn fn,
-                 bool watch_disconnect = false) {
-  return http::Route{v, std::move(pattern), std::move(name), [st, fn](Context& c) { return fn(st, c); },
-                     watch_disconnect, {}};
+// A plain lambda returning the named coroutine (docs/coroutines.md R3).
+http::Handler bind(const App* app, awaitable<Response> (*fn)(const App*, Context&)) {
+  return [app, fn](Context& c) { return fn(app, c); };
+}
+
+http::ClientKeys client_keys(const Config& cfg) {
+  std::vector<http::ClientKeys::Client> clients;
+  for (const auto& c : cfg.clients) clients.push_back({c.name, c.key});
+  return http::ClientKeys(clients);
+}
+
+// recgate's API. `auth`: a configured client key is required (the router
+// checks it before the fast path and the handler). The upstream routes
+// watch for the client leaving while they queue for quota; a cache hit is
+// answered synchronously from memory, before any coroutine, watcher or await.
+http::Router routes(const App* app) {
+  using V = http::Verb;
+  return http::Router(
+      {
+          {.method = V::get, .pattern = "/healthz", .name = "healthz", .handler = bind(app, handle_healthz)},
+          {.method = V::get, .pattern = "/readyz", .name = "readyz", .handler = bind(app, handle_readyz)},
+          {.method = V::get, .pattern = "/metrics", .name = "metrics", .handler = bind(app, handle_metrics)},
+          {.method = V::get, .pattern = "/openapi.yaml", .name = "openapi", .handler = bind(app, handle_openapi)},
+          {.method = V::get, .pattern = "/v1/status", .name = "status", .handler = bind(app, handle_status),
+           .auth = true},
+          {.method = V::get,
+           .pattern = "/v1/mws/{account}/recommendations",
+           .name = "mws_recommendations",
+           .handler = [app](Context& c) { return app->mws.recommendations(c); },
+           .watch_disconnect = true,
+           .fast = [app](Context& c) { return app->mws.try_hit(c); },
+           .auth = true},
+          {.method = V::get,
+           .pattern = "/v1/mws/{account}/last-updated",
+           .name = "mws_last_updated",
+           .handler = [app](Context& c) { return app->mws.last_updated(c); },
+           .watch_disconnect = true,
+           .auth = true},
+          {.method = V::post,
+           .pattern = "/v1/ads/{account}/product-recommendations",
+           .name = "ads_product_recommendations",
+           .handler = [app](Context& c) { return app->ads.product_recommendations(c); },
+           .watch_disconnect = true,
+           .auth = true},
+          {.method = V::delete_, .pattern = "/v1/cache", .name = "cache_purge", .handler = bind(app, handle_purge),
+           .auth = true},
+      },
+      client_keys(app->cfg));
 }
 
 // Raises the descriptor limit as far as allowed and sizes the connection
@@ -304,31 +302,7 @@ std::size_t connection_budget(const Config& cfg) {
   return max;
 }
 
-}  // namespace
-
-int run_app(const Config& cfg) {
-  LogLevel level = LogLevel::info;
-  parse_log_level(cfg.log.level, level);
-  set_log_level(level);
-  Metrics::instance().gauge("recgate_build_info", "Build information; the value is always 1.",
-                            {{"version", RECGATE_VERSION}})
-      .set(1);
-
-  std::unique_ptr<Store> store;
-  try {
-    store = Store::open(cfg.database);
-  } catch (const std::exception& e) {
-    log_error("cannot open database", {{"path", cfg.database}, {"error", e.what()}});
-    return 1;
-  }
-
-  AppState st{cfg, nullptr, nullptr, nullptr, nullptr, nullptr, {}, {}};
-  st.store = store.get();
-  for (const auto& c : cfg.clients) {
-    st.client_key_digests.push_back(digest(c.key));
-    st.client_names.push_back(c.name);
-  }
-
+http::ServerOptions server_options(const Config& cfg) {
   http::ServerOptions opts;
   opts.listen = cfg.listen;
   opts.threads = cfg.threads > 0 ? cfg.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
@@ -340,38 +314,28 @@ int run_app(const Config& cfg) {
   opts.header_timeout = std::chrono::milliseconds(cfg.header_timeout_ms);
   opts.max_connections = connection_budget(cfg);
   opts.access_log = cfg.log.access;
+  return opts;
+}
 
-  std::vector<http::Route> routes = {
-      route(http::Verb::get, "/healthz", "healthz", &st, handle_healthz),
-      route(http::Verb::get, "/readyz", "readyz", &st, handle_readyz),
-      route(http::Verb::get, "/metrics", "metrics", &st, handle_metrics),
-      route(http::Verb::get, "/openapi.yaml", "openapi", &st, handle_openapi),
-      route(http::Verb::get, "/v1/status", "status", &st, handle_status),
-      route(http::Verb::get, "/v1/mws/{account}/recommendations", "mws_recommendations", &st,
-            handle_mws_recommendations, true),
-      route(http::Verb::get, "/v1/mws/{account}/last-updated", "mws_last_updated", &st, handle_mws_last_updated,
-            true),
-      route(http::Verb::post, "/v1/ads/{account}/product-recommendations", "ads_product_recommendations", &st,
-            handle_ads_product_recommendations, true),
-      route(http::Verb::delete_, "/v1/cache", "cache_purge", &st, handle_purge),
-  };
+void start_logging(const Config& cfg) {
+  LogLevel level = LogLevel::info;
+  parse_log_level(cfg.log.level, level);
+  set_log_level(level);
+  Metrics::instance().gauge("recgate_build_info", "Build information; the value is always 1.",
+                            {{"version", RECGATE_VERSION}})
+      .set(1);
+}
 
-  // Cache hits are answered synchronously from memory, before any coroutine,
-  // watcher or await (st.mws is set below, before the server starts).
-  for (auto& r : routes)
-    if (r.name == "mws_recommendations")
-      r.fast = [stp = &st](Context& c) -> std::optional<Response> {
-        if (!authorized(*stp, c)) return std::nullopt;
-        return stp->mws->try_hit(c);
-      };
+std::unique_ptr<Store> open_store(const Config& cfg) {
+  try {
+    return Store::open(cfg.database);
+  } catch (const std::exception& e) {
+    log_error("cannot open database", {{"path", cfg.database}, {"error", e.what()}});
+    return nullptr;
+  }
+}
 
-  http::Server server(opts, std::move(routes));
-  st.server = &server;
-  Metrics::instance().add_collector([open = server.connections()](Metrics& m) {
-    m.gauge("recgate_http_connections", "Client connections open now.")
-        .set(static_cast<double>(open->load(std::memory_order_relaxed)));
-  });
-
+std::unique_ptr<upstream::HttpClient> upstream_client(const Config& cfg, net::any_io_executor ex) {
   upstream::ClientOptions copts;
   copts.connect_timeout = std::chrono::milliseconds(cfg.upstream.connect_timeout_ms);
   copts.request_timeout = std::chrono::milliseconds(cfg.upstream.request_timeout_ms);
@@ -379,59 +343,119 @@ int run_app(const Config& cfg) {
   copts.max_response_bytes = cfg.upstream.max_response_bytes;
   copts.max_connections_per_origin = cfg.upstream.max_connections_per_origin;
   copts.user_agent = upstream::mws_user_agent("recgate", RECGATE_VERSION);
-  std::unique_ptr<upstream::HttpClient> client;
   try {
-    client = std::make_unique<upstream::HttpClient>(server.ioc().get_executor(), copts);
+    return std::make_unique<upstream::HttpClient>(ex, copts);
   } catch (const std::exception& e) {
     log_error("cannot set up the upstream client", {{"error", e.what()}});
-    return 1;
+    return nullptr;
   }
-  // These read their state from the database: any error there is one line
-  // naming the file and exit 1, never an uncaught exception.
+}
+
+// [scale] One quota across replicas when redis.url is set. Built before the
+// services and destroyed after them: the throttler's shared-bucket
+// coroutines use the client until the end.
+struct SharedQuota {
+  std::unique_ptr<redis::Client> client;
+  std::unique_ptr<SharedBuckets> buckets;
+};
+
+SharedQuota shared_quota(const Config& cfg) {
+  SharedQuota q;
+  if (cfg.redis.url.empty()) return q;
+  redis::ClientOptions ropts;
+  ropts.url = *redis::parse_url(cfg.redis.url);  // checked by the config
+  ropts.timeout = std::chrono::milliseconds(cfg.redis.timeout_ms);
+  q.client = std::make_unique<redis::Client>(ropts);
+  q.buckets = std::make_unique<SharedBuckets>(*q.client, cfg.redis.key_prefix);
+  return q;
+}
+
+// The throttler and the services read their state from the database: any
+// error there is one line naming the file and exit 1, never an uncaught
+// exception.
+struct Services {
   std::unique_ptr<Throttler> throttler;
   std::unique_ptr<MwsService> mws;
   std::unique_ptr<AdsService> ads;
+};
+
+std::optional<Services> build_services(const Config& cfg, Store& store, upstream::HttpClient& client,
+                                       SharedQuota& quota, net::any_io_executor ex) {
   try {
-    throttler = std::make_unique<Throttler>(cfg.throttle, store.get());
-    mws = std::make_unique<MwsService>(cfg, *store, *client, *throttler, server.ioc().get_executor());
-    ads = std::make_unique<AdsService>(cfg, *store, *client, *throttler, server.ioc().get_executor());
+    Services s;
+    s.throttler = std::make_unique<Throttler>(cfg.throttle, &store);
+    if (quota.buckets) s.throttler->share_through(*quota.buckets, cfg.redis.replicas, ex);
+    s.mws = std::make_unique<MwsService>(cfg, store, client, *s.throttler, ex);
+    s.ads = std::make_unique<AdsService>(cfg, store, client, *s.throttler, ex);
+    return s;
   } catch (const std::exception& e) {
     log_error("cannot read the database", {{"path", cfg.database}, {"error", e.what()}});
-    return 1;
+    return std::nullopt;
   }
-  st.throttler = throttler.get();
-  st.mws = mws.get();
-  st.ads = ads.get();
-  cache::RetentionTimer retention(server.ioc(), *store, cache::retention_config(cfg),
-                                  std::chrono::seconds(cfg.cache.prune_interval_s));
-  // [refresh] Refresh ahead: one tick per mws.check_interval_s (at least 1 s).
-  refresh::Scheduler refresher(server.ioc().get_executor(),
-                               std::chrono::seconds(std::max(1, cfg.mws.check_interval_s)), kRefreshPerTick);
+}
+
+void count_connections(const http::Server& server) {
+  Metrics::instance().add_collector([open = server.connections()](Metrics& m) {
+    m.gauge("recgate_http_connections", "Client connections open now.")
+        .set(static_cast<double>(open->load(std::memory_order_relaxed)));
+  });
+}
+
+// The first SIGTERM/SIGINT drains; a second one during the drain exits at
+// once (an operator who asks twice does not want to wait), skipping the
+// saves a drain would do. Armed before the port is announced: a SIGTERM
+// right after "listening" drains (and saves the levels) instead of killing.
+class Signals {
+ public:
+  explicit Signals(http::Server& server) : server_(server), set_(server.ioc(), SIGINT, SIGTERM) { arm(); }
+
+ private:
+  void arm() {
+    set_.async_wait([this](const boost::system::error_code& ec, int sig) { on_signal(ec, sig); });
+  }
+  void on_signal(const boost::system::error_code& ec, int sig) {
+    if (ec) return;
+    if (std::exchange(signalled_, true)) {
+      log_warn("second signal during drain; exiting now", {{"signal", sig}});
+      std::_Exit(128 + sig);
+    }
+    log_info("signal received; draining", {{"signal", sig}});
+    server_.shutdown();
+    arm();
+  }
+  http::Server& server_;
+  net::signal_set set_;
+  bool signalled_ = false;  // touched only on the main io_context
+};
+
+}  // namespace
+
+int run_app(const Config& cfg) {
+  start_logging(cfg);
+  const http::ServerOptions opts = server_options(cfg);
+  http::IoThreads threads(opts.threads);
+  http::Drain drain;
+  const std::unique_ptr<Store> store = open_store(cfg);
+  if (!store) return 1;
+  const std::unique_ptr<upstream::HttpClient> client = upstream_client(cfg, threads.main().get_executor());
+  if (!client) return 1;
+  SharedQuota quota = shared_quota(cfg);
+  std::optional<Services> services = build_services(cfg, *store, *client, quota, threads.main().get_executor());
+  if (!services) return 1;
+  // [refresh] Refresh ahead: one tick per mws.check_interval_s (at least 1 s); stops on drain.
+  refresh::Scheduler refresher(threads.main().get_executor(), std::chrono::seconds(std::max(1, cfg.mws.check_interval_s)),
+                               kRefreshPerTick, [&drain] { return drain.draining(); });
   if (cfg.cache.refresh_ahead) {
-    refresher.add(mws->refresh_source());
+    refresher.add(services->mws->refresh_source());
     refresher.start();
-    st.refresher = &refresher;
   }
-  // Handlers before the port is announced: a SIGTERM right after
-  // "listening" drains (and saves the levels) instead of killing.
-  net::signal_set signals(server.ioc(), SIGINT, SIGTERM);
-  // The first SIGTERM/SIGINT drains; a second one during the drain exits at
-  // once (an operator who asks twice does not want to wait), skipping the
-  // saves a drain would do.
-  bool signalled = false;  // touched only on the main io_context
-  std::function<void(const boost::system::error_code&, int)> on_signal =
-      [&](const boost::system::error_code& ec, int sig) {
-        if (ec) return;
-        if (std::exchange(signalled, true)) {
-          log_warn("second signal during drain; exiting now", {{"signal", sig}});
-          std::_Exit(128 + sig);
-        }
-        log_info("signal received; draining", {{"signal", sig}});
-        refresher.stop();  // [refresh] no background refetch during a drain
-        server.shutdown();
-        signals.async_wait(on_signal);
-      };
-  signals.async_wait(on_signal);
+  const App app{cfg, drain, *store, *services->throttler, *services->mws, *services->ads,
+                cfg.cache.refresh_ahead ? &refresher : nullptr};
+  http::Server server(threads, drain, opts, routes(&app));
+  count_connections(server);
+  cache::RetentionTimer retention(threads.main(), *store, cache::retention_config(cfg),
+                                  std::chrono::seconds(cfg.cache.prune_interval_s));
+  Signals signals(server);
   try {
     server.start();
   } catch (const std::exception& e) {
@@ -442,7 +466,7 @@ int run_app(const Config& cfg) {
                                {"database", cfg.database}, {"clients", cfg.clients.size()}});
   server.run();
   client->shutdown();
-  save_levels(*throttler, *store);
+  save_levels(app.throttler, *store);
   store->flush();
   log_info("recgate stopped");
   return 0;

@@ -22,7 +22,9 @@
 #include <type_traits>
 #include <variant>
 
+#include "core/http/url.hpp"
 #include "core/json.hpp"
+#include "core/redis/url.hpp"
 #include "core/upstream/url.hpp"
 
 namespace recgate {
@@ -323,7 +325,7 @@ void check_reserve(Ctx& ctx, const ThrottleConfig& t) {
 void check_listen(Ctx& ctx, const Config& c) {
   std::string host;
   std::uint16_t port = 0;
-  if (!split_host_port(c.listen, host, port))
+  if (!http::split_host_port(c.listen, host, port))
     ctx.errors.push_back("listen: must be host:port (port 0 picks a free port), e.g. 127.0.0.1:8080 or [::1]:8080; got \"" +
                          c.listen + "\"");
   else if (!is_ip_literal(host))
@@ -346,6 +348,7 @@ void check_root(const Config& c, Ctx& ctx) {
   check_endpoint(ctx, "ads.token_endpoint", c.ads.token_endpoint, c.upstream, false,
                  "the LWA client secret and refresh token");
   check_listen(ctx, c);
+  check_redis_config(c.redis, ctx.errors);
   if (c.database.empty()) ctx.errors.push_back("database: required, the path of the SQLite file (e.g. data/recgate.db)");
 }
 
@@ -620,6 +623,19 @@ Entry<Config> clients_entry() {
 
 constexpr bool kSecret = true;
 
+// redis.url may carry a password inside it: the dump shows the URL with only
+// the password masked (redis://:********@host:port/db), so it is not a
+// whole-value secret like the keys marked kSecret.
+Entry<RedisConfig> redis_url_entry() {
+  return Entry<RedisConfig>(
+      "url", [](Obj& o, RedisConfig& r) { o.str("url", r.url); },
+      [](JsonOut& w, const RedisConfig& r) {
+        w.Key("url");
+        w.String(redis::mask_url(r.url));
+      },
+      [](const std::string& prefix, std::vector<ConfigKey>& out) { out.push_back({prefix + "url", false}); });
+}
+
 int shown_queue_share(const ThrottleConfig& t) { return t.queue_share_per_client(); }
 
 // THE TABLE. To add a key, add one line to its section below, in the order
@@ -628,11 +644,11 @@ int shown_queue_share(const ThrottleConfig& t) { return t.queue_share_per_client
 //   {"name", &Struct::member, {}, kSecret, "what it is"},        secret, required
 //   {"name", &Struct::member, {}, false, nullptr, "a, b, c"},    one of a list
 // (bools, strings and string arrays need no range; prefix each line with
-// Field<Struct> as below). A new section (e.g. redis.*) is a struct member of
+// Field<Struct> as below). A new section (as redis.* below) is a struct member of
 // Config, one section("redis", &Config::redis, Entries<RedisConfig>{...})
 // block here, and, for checks across keys, one call in check_root to a
 // function that may live in its own file (config_redis.cpp:
-// `void check_redis(const Config&, std::vector<std::string>& errors)`).
+// `check_redis_config`).
 // The "config schema:" tests in config_test.cpp check every line: the key
 // reaches the dump, secret-looking names are marked kSecret and masked.
 const Entries<Config>& root_entries() {
@@ -728,6 +744,13 @@ const Entries<Config>& root_entries() {
                   Field<CacheConfig>{"refresh_ahead", &CacheConfig::refresh_ahead},
                   Field<CacheConfig>{"refresh_hot_s", &CacheConfig::refresh_hot_s, {1, 86400 * 7}},
               }),
+      section("redis", &Config::redis,
+              Entries<RedisConfig>{
+                  redis_url_entry(),
+                  Field<RedisConfig>{"key_prefix", &RedisConfig::key_prefix},
+                  Field<RedisConfig>{"timeout_ms", &RedisConfig::timeout_ms, {1, 60000}},
+                  Field<RedisConfig>{"replicas", &RedisConfig::replicas, {1, 1000}},
+              }),
       Field<Config>{"max_header_bytes", &Config::max_header_bytes, {1024, 1 << 20}},
       Field<Config>{"max_body_bytes", &Config::max_body_bytes, {1024, 64 << 20}},
       Field<Config>{"read_timeout_ms", &Config::read_timeout_ms, {100, 600000}},
@@ -762,27 +785,6 @@ ConfigEnv ConfigEnv::process() {
     return ss.str();
   };
   return e;
-}
-
-bool split_host_port(const std::string& s, std::string& host, std::uint16_t& port) {
-  std::string p;
-  if (!s.empty() && s[0] == '[') {
-    auto close = s.find(']');
-    if (close == std::string::npos || close + 1 >= s.size() || s[close + 1] != ':') return false;
-    host = s.substr(1, close - 1);
-    p = s.substr(close + 2);
-  } else {
-    auto colon = s.rfind(':');
-    if (colon == std::string::npos || colon == 0) return false;
-    host = s.substr(0, colon);
-    p = s.substr(colon + 1);
-    if (host.find(':') != std::string::npos) return false;
-  }
-  if (p.empty() || p.size() > 5 || p.find_first_not_of("0123456789") != std::string::npos) return false;
-  unsigned long v = std::stoul(p);
-  if (v > 65535 || host.empty()) return false;
-  port = static_cast<std::uint16_t>(v);
-  return true;
 }
 
 ConfigResult parse_config(const std::string& json_text, const ConfigEnv& env) {

@@ -124,6 +124,14 @@ struct LogConfig {
   bool access = true;          // one line per request (at info)
 };
 
+// [scale] shared state on Redis (config_redis.cpp). url empty: single process.
+struct RedisConfig {
+  std::string url;                     // redis://[:password@]host:port/db; a secret (masked)
+  std::string key_prefix = "recgate:";
+  int timeout_ms = 200;                // every Redis command, connect included
+  int replicas = 1;                    // replicas sharing an account: local share while Redis is down
+};
+
 struct Config {
   std::string listen = "127.0.0.1:8080";
   std::string database = "data/recgate.db";
@@ -135,6 +143,7 @@ struct Config {
   MwsConfig mws;
   AdsConfig ads;
   CacheConfig cache;
+  RedisConfig redis;
   // server limits
   std::size_t max_header_bytes = 16 * 1024;
   std::size_t max_body_bytes = 1024 * 1024;
@@ -178,7 +187,7 @@ struct ConfigKey {
 };
 std::vector<ConfigKey> config_keys();
 
-// Splits "host:port"; "[::1]:80" allowed. Returns false on a bad form.
-bool split_host_port(const std::string& s, std::string& host, std::uint16_t& port);
+// The redis block's checks beyond each key's type and range (config_redis.cpp).
+void check_redis_config(const RedisConfig& r, std::vector<std::string>& errors);
 
 }  // namespace recgate

@@ -6,13 +6,16 @@
 #include <fcntl.h>
 #include <sqlite3.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <ctime>
 #include <filesystem>
+#include <cstdlib>
 #include <future>
+#include <utility>
 
 #include "core/log.hpp"
 #include "core/migrations.hpp"
@@ -147,7 +150,43 @@ int exec_rc(sqlite3* db, const char* sql, std::string& err) {
 // Opens and checks the file. nullptr with `corrupt` set: the file is not a
 // usable database. Any other failure (permissions, locked by another
 // program, a full disk) throws: moving the file aside would not cure it.
-std::unique_ptr<Db> open_checked(const std::string& path, std::string& corrupt) {
+// PRAGMA quick_check(1) on db: (SQLite result code, verdict). "ok" with
+// SQLITE_ROW means the file is sound; SQLITE_INTERRUPT means it was stopped.
+std::pair<int, std::string> quick_check(sqlite3* db) {
+  sqlite3_stmt* st = nullptr;
+  int rc = sqlite3_prepare_v2(db, "PRAGMA quick_check(1)", -1, &st, nullptr);
+  if (rc == SQLITE_OK) rc = sqlite3_step(st);
+  std::string verdict;
+  if (rc == SQLITE_ROW) {
+    auto* t = sqlite3_column_text(st, 0);
+    verdict = t ? reinterpret_cast<const char*>(t) : "";
+  } else {
+    verdict = sqlite3_errmsg(db);
+  }
+  sqlite3_finalize(st);
+  return {rc, verdict};
+}
+
+// page_count * page_size: the bytes quick_check would read.
+std::int64_t file_bytes(sqlite3* db) {
+  std::int64_t v[2] = {0, 0};
+  const char* sql[2] = {"PRAGMA page_count", "PRAGMA page_size"};
+  for (int i = 0; i < 2; ++i) {
+    sqlite3_stmt* st = nullptr;
+    if (sqlite3_prepare_v2(db, sql[i], -1, &st, nullptr) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+      v[i] = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+  }
+  return v[0] * v[1];
+}
+
+// Opens and checks the file. nullptr with `corrupt` set: the file is not a
+// usable database. Any other failure (permissions, locked by another
+// program, a full disk) throws: moving the file aside would not cure it.
+// quick_check reads every page (2.5 s for a 780 MB file): it runs here only
+// for files up to Store::kSyncCheckBytes; for larger ones `deferred` is set
+// and the caller checks in the background (Store::start_deferred_check).
+std::unique_ptr<Db> open_checked(const std::string& path, std::string& corrupt, bool& deferred) {
   sqlite3* raw = nullptr;
   int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) {
@@ -175,23 +214,14 @@ std::unique_ptr<Db> open_checked(const std::string& path, std::string& corrupt) 
     }
     throw StoreError("database " + path + ": " + err);
   }
-  sqlite3_stmt* st = nullptr;
-  rc = sqlite3_prepare_v2(raw, "PRAGMA quick_check(1)", -1, &st, nullptr);
-  if (rc == SQLITE_OK) rc = sqlite3_step(st);
-  std::string verdict;
-  if (rc == SQLITE_ROW) {
-    auto* t = sqlite3_column_text(st, 0);
-    verdict = t ? reinterpret_cast<const char*>(t) : "";
-  } else {
-    verdict = sqlite3_errmsg(raw);
-  }
-  sqlite3_finalize(st);
-  if (rc == SQLITE_ROW && verdict == "ok") {
+  deferred = file_bytes(raw) > Store::kSyncCheckBytes;
+  auto [qrc, verdict] = deferred ? std::pair<int, std::string>{SQLITE_ROW, "ok"} : quick_check(raw);
+  if (qrc == SQLITE_ROW && verdict == "ok") {
     persist = 0;
     sqlite3_file_control(raw, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
     return db;
   }
-  if (rc == SQLITE_ROW || is_corruption(rc)) {
+  if (qrc == SQLITE_ROW || is_corruption(qrc)) {
     corrupt = "quick_check: " + verdict;
     return nullptr;
   }
@@ -236,16 +266,32 @@ void require_tables(Db& db, const std::string& path, int version) {
 
 void Store::open_on_thread() {
   std::string corrupt;
-  auto db = open_checked(path_, corrupt);
+  bool deferred = false;
+  auto db = open_checked(path_, corrupt, deferred);
   const bool replaced = db == nullptr;
-  if (replaced) {
-    const std::string moved = move_aside(path_);
-    log_error("database is corrupt; moved aside and started empty (cached answers are fetched again, quota buckets "
-              "start empty)",
-              {{"path", path_}, {"moved_to", moved}, {"error", corrupt}});
-    db = open_checked(path_, corrupt);
-    if (!db) throw StoreError("database " + path_ + ": a newly created file is corrupt too: " + corrupt);
-  }
+  if (replaced) db = fresh_after_corrupt(corrupt);
+  install(std::move(db));
+  auto st = db_->prepare("SELECT clean_shutdown FROM run_state WHERE id = 1");
+  previous_run_clean_ = !replaced && st.step() && st.int64(0) == 1;
+  db_->exec(
+      "INSERT INTO run_state (id, clean_shutdown) VALUES (1, 0) "
+      "ON CONFLICT (id) DO UPDATE SET clean_shutdown = 0");
+  if (deferred) start_deferred_check();
+}
+
+std::unique_ptr<Db> Store::fresh_after_corrupt(const std::string& corrupt) {
+  const std::string moved = move_aside(path_);
+  log_error("database is corrupt; moved aside and started empty (cached answers are fetched again, quota buckets "
+            "start empty)",
+            {{"path", path_}, {"moved_to", moved}, {"error", corrupt}});
+  std::string again;
+  bool deferred = false;
+  auto db = open_checked(path_, again, deferred);
+  if (!db) throw StoreError("database " + path_ + ": a newly created file is corrupt too: " + again);
+  return db;
+}
+
+void Store::install(std::unique_ptr<Db> db) {
   db_ = std::move(db);
   auto r = migrate(db_->raw(), embedded_migrations());
   if (!r.ok) throw StoreError("database " + path_ + ": " + r.error);
@@ -253,11 +299,60 @@ void Store::open_on_thread() {
   require_tables(*db_, path_, schema_version_);
   if (r.applied > 0)
     log_info("database migrated", {{"path", path_}, {"applied", r.applied}, {"schema_version", r.schema_version}});
-  auto st = db_->prepare("SELECT clean_shutdown FROM run_state WHERE id = 1");
-  previous_run_clean_ = !replaced && st.step() && st.int64(0) == 1;
-  db_->exec(
-      "INSERT INTO run_state (id, clean_shutdown) VALUES (1, 0) "
-      "ON CONFLICT (id) DO UPDATE SET clean_shutdown = 0");
+}
+
+// The check of a large file, on a read-only connection of its own (WAL lets
+// it read while the database thread writes), so start-up does not wait for
+// it. Stopped by ~Store (sqlite3_interrupt). A corrupt verdict replaces the
+// file on the database thread as a corrupt file at start would be.
+void Store::start_deferred_check() {
+  checker_ = std::thread([this] {
+    // The lowest CPU priority (Linux nice is per thread): the check must not
+    // slow the requests served meanwhile. If refused it runs at normal priority.
+    static_cast<void>(::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 19));
+    sqlite3* raw = nullptr;
+    if (sqlite3_open_v2(path_.c_str(), &raw, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK) {
+      log_warn("cannot open the database to check it", {{"path", path_}, {"error", raw ? sqlite3_errmsg(raw) : "?"}});
+      sqlite3_close_v2(raw);
+      return;
+    }
+    {
+      std::lock_guard lk(check_mu_);
+      if (stopping_) {
+        sqlite3_close_v2(raw);
+        return;
+      }
+      check_db_ = raw;
+    }
+    auto [rc, verdict] = quick_check(raw);
+    {
+      std::lock_guard lk(check_mu_);
+      check_db_ = nullptr;
+    }
+    sqlite3_close_v2(raw);
+    if (rc == SQLITE_ROW && verdict == "ok") {
+      log_info("database checked (quick_check ok)", {{"path", path_}});
+    } else if (rc == SQLITE_ROW || is_corruption(rc)) {
+      boost::asio::post(pool_, [this, why = "quick_check: " + verdict] { replace_corrupt(why); });
+    } else if ((rc & 0xff) != SQLITE_INTERRUPT) {
+      log_warn("cannot check the database", {{"path", path_}, {"error", verdict}});
+    }
+  });
+}
+
+// On the database thread. Nothing to return to: a failure to create the
+// fresh file is logged and ends the process (exit 1), as it would at start.
+void Store::replace_corrupt(const std::string& why) {
+  try {
+    db_.reset();
+    install(fresh_after_corrupt(why));
+    db_->exec(
+        "INSERT INTO run_state (id, clean_shutdown) VALUES (1, 0) "
+        "ON CONFLICT (id) DO UPDATE SET clean_shutdown = 0");
+  } catch (const std::exception& e) {
+    log_error("cannot replace the corrupt database", {{"path", path_}, {"error", e.what()}});
+    std::_Exit(1);
+  }
 }
 
 std::unique_ptr<Store> Store::open(const std::string& path) {
@@ -288,6 +383,12 @@ void Store::mark_clean_shutdown() {
 }
 
 Store::~Store() {
+  {
+    std::lock_guard lk(check_mu_);
+    stopping_ = true;
+    if (check_db_) sqlite3_interrupt(check_db_);
+  }
+  if (checker_.joinable()) checker_.join();
   flush();
   pool_.join();
   db_.reset();  // closed after the thread is gone, before the lock is released

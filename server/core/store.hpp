@@ -20,6 +20,8 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <mutex>
+#include <thread>
 #include <unordered_map>
 
 struct sqlite3;
@@ -94,7 +96,11 @@ class Store {
   // A corrupt file ("file is not a database", PRAGMA quick_check not ok) is
   // moved aside as PATH.corrupt-YYYYMMDDTHHMMSSZ (with its -wal and -shm),
   // logged as an error, and a fresh database created: everything in it is a
-  // cache or can start over (previous_run_clean() is then false).
+  // cache or can start over (previous_run_clean() is then false). Files
+  // larger than kSyncCheckBytes are checked after open returns, in the
+  // background (start-up must not read a whole large file); a corrupt one
+  // is then replaced the same way while serving.
+  static constexpr std::int64_t kSyncCheckBytes = 16 * 1024 * 1024;
   static std::unique_ptr<Store> open(const std::string& path);
   ~Store();
 
@@ -150,12 +156,20 @@ class Store {
  private:
   Store() = default;
   void open_on_thread();
+  std::unique_ptr<Db> fresh_after_corrupt(const std::string& corrupt);
+  void install(std::unique_ptr<Db> db);
+  void start_deferred_check();
+  void replace_corrupt(const std::string& why);
   std::string path_;
   std::unique_ptr<Db> db_;
   boost::asio::thread_pool pool_{1};
   int schema_version_ = 0;
   bool previous_run_clean_ = false;
   int lock_fd_ = -1;
+  std::thread checker_;
+  std::mutex check_mu_;
+  sqlite3* check_db_ = nullptr;  // the deferred check's connection while it runs
+  bool stopping_ = false;
 };
 
 }  // namespace recgate

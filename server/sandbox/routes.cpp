@@ -1,13 +1,17 @@
 // Route adapters: Context -> HttpInput / admin call -> Response. With
 // wire_send.cpp and ads_routes.cpp the only sandbox code that touches Asio
-// (the latency fault's timer, the hand-over of wire faults).
+// (the latency fault's timer, the hand-over of wire faults, the cut-off answer).
 #include "sandbox/routes.hpp"
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/http/write.hpp>
 
+#include <algorithm>
+#include <functional>
 #include <sstream>
 
 #include "sandbox/admin.hpp"
@@ -58,6 +62,27 @@ std::size_t header_bytes(const Response& res) {
   return os.str().size();
 }
 
+net::awaitable<void> send_bytes(boost::beast::tcp_stream& stream, std::string bytes) {
+  stream.expires_after(std::chrono::seconds(10));
+  co_await net::async_write(stream, net::buffer(bytes), net::as_tuple(net::use_awaitable));
+}
+
+// The drop fault: the answer as it would go out (request id, Connection:
+// close), cut off after its header, 256 bytes and half its body; the server
+// closes the connection after it.
+std::function<net::awaitable<void>(boost::beast::tcp_stream&)> cut_off(const Context& ctx, Response res) {
+  const std::size_t cut = header_bytes(res) + 256 + res.body().size() / 2;
+  res.set("X-Request-Id", ctx.request_id);
+  res.version(ctx.req.version());
+  res.keep_alive(false);
+  res.prepare_payload();
+  std::ostringstream os;
+  os << res;
+  std::string wire = os.str();
+  wire.resize(std::min(wire.size(), cut));
+  return [wire = std::move(wire)](boost::beast::tcp_stream& stream) { return send_bytes(stream, wire); };
+}
+
 net::awaitable<Response> mws_handler(SandboxState* state, Context& ctx) {
   const Now now = Now::current();
   HttpInput in;
@@ -92,7 +117,7 @@ net::awaitable<Response> mws_handler(SandboxState* state, Context& ctx) {
       return act_out_wire(stream, plan, state);
     };
   Response res = make_response(out.status, std::move(out.body), out.headers);
-  if (out.drop) ctx.truncate_response_at = header_bytes(res) + 256 + res.body().size() / 2;
+  if (out.wire == WireMode::none && out.drop) ctx.raw_response = cut_off(ctx, res);
   co_return res;
 }
 

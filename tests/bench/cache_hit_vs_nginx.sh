@@ -1,163 +1,247 @@
 #!/usr/bin/env bash
-# recgate cache hit vs nginx proxy_cache hit, side by side on one machine.
+# recgate cache hit vs nginx proxy_cache hit at nginx's best, on one machine.
 #
-# Starts recgate-sandbox + recgate (Release, "threads": 2), warms one cache
-# entry (GET .../recommendations?marketplace=ATVPDKIKX0DER&category=Inventory),
-# captures its exact body, and starts nginx (worker_processes 2, own prefix,
-# daemon off, access_log off) with proxy_cache in front of a static origin
-# (a second nginx server block) serving that same body. Then runs wrk with
-# identical settings against recgate and nginx alternately and prints req/s,
-# p50, p99 per run and the ratios. Fails (exit 1, with a message) when a run
-# had a non-2xx answer or a socket error, when recgate's hit lookups did not
-# grow by at least the requests wrk made (or any miss happened during the
-# runs), or when nginx did not answer from its cache.
+# recgate (Release, "threads": RECGATE_THREADS) serves three stored entries
+# whose bodies are about 1 KB, 8 KB and 64 KB (populate_db.py; no upstream is
+# asked). nginx serves the same bodies, byte for byte, as proxy_cache HITs in
+# front of a static origin, in several configurations at once (one instance
+# per variant, each with as many workers as recgate has threads,
+# keepalive_requests 1000000, access_log off):
+#   nopush    sendfile on, tcp_nopush on (the old anchor)
+#   plain     sendfile off
+#   ofc       sendfile off, open_file_cache
+#   ofc_rp    sendfile off, open_file_cache, listen reuseport
+#   shm       sendfile off, open_file_cache, reuseport, cache on tmpfs (/dev/shm)
+#   shm_sf    sendfile on (no nopush), open_file_cache, reuseport, cache on tmpfs
+# For each point of the grid (connections x body size) a short screening run
+# per variant picks the fastest nginx; then recgate and that nginx run in
+# interleaved rounds (nginx, recgate, recgate, nginx, ...) and the medians are
+# compared: req/s ratio recgate/nginx and p99 on both sides.
 #
-# Environment: ROUNDS (default 2: recgate, nginx, recgate, nginx),
-#   WRK_ARGS (default "-t2 -c32 -d15s"), WARMUP (default 3s per server),
-#   QUICK=1 (ROUNDS=1, -d5s), NGINX_WORKERS (default 2), RECGATE_THREADS (2),
+# Fails (exit 1) on any non-2xx answer or socket error in any run, when
+# recgate's hit lookups grew by less than the requests wrk made against it, or
+# on any miss/stale lookup during the runs, or when an nginx variant did not
+# answer from its cache.
+#
+# Environment: CONNS (default "32 64 256"), SIZES (default "1k 8k 64k"),
+#   PAIRS (interleaved pairs per point, default 2: 4 runs), DURATION (per run,
+#   default 6s), SCREEN (per screening run, default 2s), WARMUP (default 2s),
+#   VARIANTS (default: all six), RECGATE_THREADS (2), WRK_THREADS (2),
+#   QUICK=1 (PAIRS=1, DURATION=3s, SCREEN=1s, CONNS="64", SIZES="8k"),
 #   plus lib.sh's BUILD_DIR, NO_BUILD, KEEP_TMP.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 if [ "${QUICK:-0}" = 1 ]; then
-  ROUNDS=${ROUNDS:-1}
-  WRK_ARGS=${WRK_ARGS:--t2 -c32 -d5s}
-  WARMUP=${WARMUP:-1s}
+  PAIRS=${PAIRS:-1}; DURATION=${DURATION:-3s}; SCREEN=${SCREEN:-1s}; CONNS=${CONNS:-64}; SIZES=${SIZES:-8k}
 fi
-ROUNDS=${ROUNDS:-2}
-export WRK_ARGS=${WRK_ARGS:--t2 -c32 -d15s}
-WARMUP=${WARMUP:-3s}
-NGINX_WORKERS=${NGINX_WORKERS:-2}
+CONNS=${CONNS:-32 64 256}
+SIZES=${SIZES:-1k 8k 64k}
+PAIRS=${PAIRS:-2}
+DURATION=${DURATION:-6s}
+SCREEN=${SCREEN:-2s}
+WARMUP=${WARMUP:-2s}
+WRK_THREADS=${WRK_THREADS:-2}
+export RECGATE_THREADS=${RECGATE_THREADS:-2}
+VARIANTS=${VARIANTS:-nopush plain ofc ofc_rp shm shm_sf}
 
 need_tools nginx
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 build_release
 bench_init
 
-PATH_Q="/v1/mws/main/recommendations?marketplace=$MP&category=Inventory"
+declare -A BYTES=([1k]=1024 [8k]=8192 [64k]=65536)
+key_path() { echo "/v1/mws/main/recommendations?marketplace=$MP&category=Selection&filter=BrandName%3DS$1"; }
+filter_of() { echo "BrandName%3DS$1"; }  # the raw $arg_filter nginx's origin maps to a file
 
-# --- recgate + sandbox --------------------------------------------------------
-start_sandbox
+# --- recgate: one database with the three entries, no upstream --------------
+DB=$BENCH_TMP/recgate.db
+migrate_db "$DB"
+for s in $SIZES; do
+  [ -n "${BYTES[$s]:-}" ] || die "unknown size '$s' (allowed: 1k 8k 64k)"
+  python3 "$BENCH_DIR/populate_db.py" --db "$DB" --entries 1 --prefix "S$s" --width 1 \
+    --body-min "${BYTES[$s]}" --body-max "${BYTES[$s]}" >/dev/null
+done
 RG_PORT=$(free_port)
-CFG=$(recgate_config recgate "$RG_PORT" "$BENCH_TMP/recgate.db" "$SANDBOX_PORT")
+CFG=$(recgate_config recgate "$RG_PORT" "$DB" 1)
 start_recgate recgate "$CFG" "$RG_PORT"
-RG=$RG_PID
-log "sandbox :$SANDBOX_PORT, recgate :$RG_PORT (pid $RG, up in ${RG_START_S}s)"
+log "recgate :$RG_PORT (pid $RG_PID, up in ${RG_START_S}s)"
 
-curl -fsS -D "$BENCH_TMP/warm.h" -o /dev/null "http://127.0.0.1:$RG_PORT$PATH_Q" || die "warm-up request failed"
-curl -fsS -D "$BENCH_TMP/rg.h" -o "$BENCH_TMP/body.json" "http://127.0.0.1:$RG_PORT$PATH_Q"
-grep -qi '^Cache-Status: recgate; hit' "$BENCH_TMP/rg.h" || { cat "$BENCH_TMP/rg.h" >&2; die "second request was not a hit"; }
-BODY_BYTES=$(stat -c %s "$BENCH_TMP/body.json")
-
-# --- nginx -------------------------------------------------------------------
-NG_PORT=$(free_port)
-ORIGIN_PORT=$(free_port)
+# --- nginx: one instance per variant, same origin files ----------------------
 NG=$BENCH_TMP/nginx
-mkdir -p "$NG/origin" "$NG/cache" "$NG/tmp" "$NG/logs"
-cp "$BENCH_TMP/body.json" "$NG/origin/body.json"
+SHM=""
+mkdir -p "$NG/origin" "$NG/tmp" "$NG/logs"
+for s in $SIZES; do
+  p=$(key_path "$s"); s0="${s}0"
+  curl -fsS -D "$BENCH_TMP/rg_$s.h" -o "$BENCH_TMP/body_$s" "http://127.0.0.1:$RG_PORT${p}0"
+  grep -qi '^Cache-Status: recgate; hit' "$BENCH_TMP/rg_$s.h" || { cat "$BENCH_TMP/rg_$s.h" >&2; die "$s: not a hit"; }
+  cp "$BENCH_TMP/body_$s" "$NG/origin/$(filter_of "$s0").json"
+done
 USER_LINE=""
 [ "$(id -u)" -eq 0 ] && USER_LINE="user root;"
-cat >"$NG/nginx.conf" <<EOF
+
+# nginx_conf VARIANT PORT ORIGIN_PORT CACHE_DIR
+nginx_conf() {
+  local v=$1 port=$2 origin=$3 cache=$4 sendfile=off nopush=off ofc="" rp=""
+  case $v in
+    nopush) sendfile=on; nopush=on ;;
+    plain) ;;
+    ofc) ofc="open_file_cache max=1000 inactive=60s; open_file_cache_valid 60s;" ;;
+    ofc_rp|shm) ofc="open_file_cache max=1000 inactive=60s; open_file_cache_valid 60s;"; rp=" reuseport" ;;
+    shm_sf) sendfile=on; ofc="open_file_cache max=1000 inactive=60s; open_file_cache_valid 60s;"; rp=" reuseport" ;;
+    *) die "unknown nginx variant $v" ;;
+  esac
+  cat <<EOF
 $USER_LINE
-worker_processes $NGINX_WORKERS;
+worker_processes $RECGATE_THREADS;
 daemon off;
-pid $NG/nginx.pid;
-error_log $NG/logs/error.log warn;
-events { worker_connections 4096; }
+pid $NG/$v.pid;
+error_log $NG/logs/$v.error.log warn;
+events { worker_connections 8192; }
 http {
   access_log off;
-  sendfile on;
-  tcp_nopush on;
+  sendfile $sendfile;
+  tcp_nopush $nopush;
   tcp_nodelay on;
   keepalive_timeout 65;
-  keepalive_requests 100000000;
-  client_body_temp_path $NG/tmp/client;
-  proxy_temp_path $NG/tmp/proxy;
-  fastcgi_temp_path $NG/tmp/fastcgi;
-  uwsgi_temp_path $NG/tmp/uwsgi;
-  scgi_temp_path $NG/tmp/scgi;
-  proxy_cache_path $NG/cache levels=1:2 keys_zone=bench:10m max_size=100m inactive=60m use_temp_path=off;
-
-  server {   # the origin: the captured recgate body as a static file
-    listen 127.0.0.1:$ORIGIN_PORT;
+  keepalive_requests 1000000;
+  $ofc
+  client_body_temp_path $NG/tmp/$v.client;
+  proxy_temp_path $NG/tmp/$v.proxy;
+  fastcgi_temp_path $NG/tmp/$v.fastcgi;
+  uwsgi_temp_path $NG/tmp/$v.uwsgi;
+  scgi_temp_path $NG/tmp/$v.scgi;
+  proxy_cache_path $cache levels=1:2 keys_zone=bench_$v:10m max_size=200m inactive=60m use_temp_path=off;
+  server {   # the origin: recgate's bodies as static files, chosen by the filter argument
+    listen 127.0.0.1:$origin;
     location / {
       default_type application/json;
       root $NG/origin;
-      try_files /body.json =404;
+      try_files /\$arg_filter.json =404;
     }
   }
   server {   # the cache under test
-    listen 127.0.0.1:$NG_PORT;
+    listen 127.0.0.1:$port$rp;
     location / {
-      proxy_pass http://127.0.0.1:$ORIGIN_PORT;
+      proxy_pass http://127.0.0.1:$origin;
       proxy_http_version 1.1;
       proxy_set_header Connection "";
-      proxy_cache bench;
+      proxy_cache bench_$v;
       proxy_cache_valid 200 10m;
       add_header X-Cache-Status \$upstream_cache_status always;
     }
   }
 }
 EOF
-"$NGINX" -p "$NG" -c "$NG/nginx.conf" >"$NG/logs/stdout.log" 2>&1 &
-NG_PID=$!
-BENCH_PIDS+=("$NG_PID")
-wait_http "http://127.0.0.1:$NG_PORT$PATH_Q" || { cat "$NG/logs/error.log" >&2; die "nginx did not come up"; }
-curl -fsS -D "$BENCH_TMP/ng.h" -o "$BENCH_TMP/ng_body.json" "http://127.0.0.1:$NG_PORT$PATH_Q"
-grep -qi '^X-Cache-Status: HIT' "$BENCH_TMP/ng.h" || { cat "$BENCH_TMP/ng.h" >&2; die "nginx did not answer from its cache"; }
-cmp -s "$BENCH_TMP/body.json" "$BENCH_TMP/ng_body.json" || die "nginx body differs from recgate's"
-log "nginx :$NG_PORT (master pid $NG_PID, $NGINX_WORKERS workers), origin :$ORIGIN_PORT"
+}
+
+declare -A NG_PORT
+for v in $VARIANTS; do
+  port=$(free_port); origin=$(free_port)
+  cache=$NG/cache_$v
+  case $v in shm*) [ -d /dev/shm ] && [ -w /dev/shm ] || die "no writable /dev/shm for variant $v"
+                   SHM=${SHM:-$(mktemp -d /dev/shm/recgate-bench.XXXXXX)}; cache=$SHM/cache_$v ;; esac
+  nginx_conf "$v" "$port" "$origin" "$cache" >"$NG/$v.conf"
+  "$NGINX" -p "$NG" -c "$NG/$v.conf" >"$NG/logs/$v.stdout.log" 2>&1 &
+  BENCH_PIDS+=("$!")
+  NG_PORT[$v]=$port
+done
+trap '[ -n "$SHM" ] && rm -rf "$SHM"; bench_cleanup' EXIT
+for v in $VARIANTS; do
+  for s in $SIZES; do
+    url="http://127.0.0.1:${NG_PORT[$v]}$(key_path "$s")0"
+    wait_http "$url" || { cat "$NG/logs/$v.error.log" >&2; die "nginx $v did not come up"; }
+    curl -fsS -D "$BENCH_TMP/ng_${v}_$s.h" -o "$BENCH_TMP/ng_body" "$url"
+    grep -qi '^X-Cache-Status: HIT' "$BENCH_TMP/ng_${v}_$s.h" || die "nginx $v did not answer $s from its cache"
+    cmp -s "$BENCH_TMP/body_$s" "$BENCH_TMP/ng_body" || die "nginx $v body for $s differs from recgate's"
+  done
+done
+log "nginx variants up: $(for v in $VARIANTS; do printf '%s:%s ' "$v" "${NG_PORT[$v]}"; done)"
 
 hdr_bytes() { tr -d '\r' <"$1" | wc -c; }
-echo "== cache_hit_vs_nginx: recgate hit vs nginx proxy_cache HIT, same body =="
+echo "== cache_hit_vs_nginx: recgate hit vs the fastest nginx proxy_cache HIT, same bodies =="
 echo "machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')), load avg: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "body: $BODY_BYTES bytes (identical on both); response header block: recgate $(hdr_bytes "$BENCH_TMP/rg.h") B, nginx $(hdr_bytes "$BENCH_TMP/ng.h") B"
-echo "recgate: threads=${RECGATE_THREADS:-2}; nginx: worker_processes=$NGINX_WORKERS; wrk: $WRK_ARGS --latency; rounds: $ROUNDS; target: $PATH_Q"
-echo "recgate headers:"; tr -d '\r' <"$BENCH_TMP/rg.h" | sed 's/^/    /'
-echo "nginx headers:"; tr -d '\r' <"$BENCH_TMP/ng.h" | sed 's/^/    /'
+echo "recgate threads=$RECGATE_THREADS; nginx worker_processes=$RECGATE_THREADS; wrk -t$WRK_THREADS; runs: $DURATION, screening $SCREEN, pairs per point: $PAIRS"
+for s in $SIZES; do
+  echo "body $s: $(stat -c %s "$BENCH_TMP/body_$s") B; header block recgate $(hdr_bytes "$BENCH_TMP/rg_$s.h") B, nginx $(hdr_bytes "$BENCH_TMP/ng_$(set -- $VARIANTS; echo "$1")_$s.h") B"
+done
 
-# warm-up both (JIT-free, but warms sockets, allocator arenas, page cache)
-WRK_ARGS="-t2 -c32 -d$WARMUP" run_wrk warmup-recgate "http://127.0.0.1:$RG_PORT$PATH_Q" >/dev/null
-WRK_ARGS="-t2 -c32 -d$WARMUP" run_wrk warmup-nginx "http://127.0.0.1:$NG_PORT$PATH_Q" >/dev/null
+# wrk_run LABEL CONNS DURATION URL -> one WRK line (lib.sh run_wrk; fails on any error)
+wrk_run() {
+  WRK_ARGS="-t$WRK_THREADS -c$2 -d$3" run_wrk "$1" "$4" 2>>"$BENCH_TMP/wrk.log" ||
+    { tail -25 "$BENCH_TMP/wrk.log" >&2; die "wrk run $1 failed"; }
+}
+rps_of() { sed -n 's/.* rps=\([0-9]*\).*/\1/p' <<<"$1"; }
 
+for s in $SIZES; do  # warm-up: sockets, allocator arenas, page cache
+  wrk_run "warmup-recgate-$s" 64 "$WARMUP" "http://127.0.0.1:$RG_PORT$(key_path "$s")0" >/dev/null
+done
 HITS0=$(metric "$RG_PORT" 'recgate_cache_lookups_total\{.*result="hit"')
 MISSES0=$(metric "$RG_PORT" 'recgate_cache_lookups_total\{.*result="(miss|stale)"')
 RESULTS=$BENCH_TMP/results.txt
-: >"$RESULTS"
-for r in $(seq 1 "$ROUNDS"); do
-  run_wrk "recgate#$r" "http://127.0.0.1:$RG_PORT$PATH_Q" | tee -a "$RESULTS"
-  run_wrk "nginx#$r" "http://127.0.0.1:$NG_PORT$PATH_Q" | tee -a "$RESULTS"
+SCREENS=$BENCH_TMP/screens.txt
+: >"$RESULTS"; : >"$SCREENS"
+for s in $SIZES; do
+  path="$(key_path "$s")0"
+  for c in $CONNS; do
+    best=""; best_rps=0
+    for v in $VARIANTS; do
+      line=$(wrk_run "screen-$v-$s-c$c" "$c" "$SCREEN" "http://127.0.0.1:${NG_PORT[$v]}$path")
+      echo "$line" >>"$SCREENS"
+      r=$(rps_of "$line")
+      [ "$r" -gt "$best_rps" ] && { best=$v; best_rps=$r; }
+    done
+    log "$s c$c: fastest nginx variant $best ($best_rps req/s in screening)"
+    for p in $(seq 1 "$PAIRS"); do
+      # nginx, recgate, recgate, nginx, ...: neither side always runs first
+      if [ $((p % 2)) = 1 ]; then order="nginx recgate"; else order="recgate nginx"; fi
+      for who in $order; do
+        if [ "$who" = nginx ]; then url="http://127.0.0.1:${NG_PORT[$best]}$path"; else url="http://127.0.0.1:$RG_PORT$path"; fi
+        line=$(wrk_run "$who#$p" "$c" "$DURATION" "$url")
+        echo "$line size=$s conns=$c variant=$best" | tee -a "$RESULTS" >&2
+      done
+    done
+  done
 done
-HITS1=$(metric "$RG_PORT" 'recgate_cache_lookups_total\{.*result="hit"')
-MISSES=$(metric "$RG_PORT" 'recgate_cache_lookups_total\{.*result="(miss|stale)"')
-curl -fsS -D "$BENCH_TMP/ng2.h" -o /dev/null "http://127.0.0.1:$NG_PORT$PATH_Q"
-NG_STATUS=$(tr -d '\r' <"$BENCH_TMP/ng2.h" | sed -n 's/^X-Cache-Status: //Ip')
-MISSES_BEFORE=$MISSES0 require_hits "$RG_PORT" "$HITS0" "$(wrk_requests "$RESULTS" '^WRK label=recgate#')" recgate
-[ "$NG_STATUS" = HIT ] || die "nginx X-Cache-Status after the runs: '$NG_STATUS' (expected HIT)"
-
-echo
-echo "checks: recgate hit lookups during the runs: $((HITS1 - HITS0)) (non-hit lookups ever: $MISSES; the first request was the miss); nginx X-Cache-Status after the runs: $NG_STATUS"
-echo "recgate RSS: $(rss_mib "$RG") MiB"
-python3 - "$RESULTS" <<'PY'
-import re, sys, statistics as st
-rows = []
-for line in open(sys.argv[1]):
-    d = dict(kv.split("=", 1) for kv in line.split()[1:])
-    rows.append(d)
-def agg(prefix):
-    rs = [r for r in rows if r["label"].startswith(prefix)]
-    return {k: st.mean(float(r[k]) for r in rs) for k in ("rps", "p50_us", "p99_us")}, rs
-print()
-print(f"{'run':<12}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'p99.9 ms':>10}{'non2xx':>8}{'sockerr':>8}")
-for r in rows:
-    print(f"{r['label']:<12}{float(r['rps']):>10.0f}{int(r['p50_us'])/1000:>10.3f}{int(r['p99_us'])/1000:>10.3f}"
-          f"{int(r['p999_us'])/1000:>10.3f}{r['non2xx']:>8}{r['sockerr']:>8}")
-g, _ = agg("recgate")
-n, _ = agg("nginx")
-print(f"{'recgate avg':<12}{g['rps']:>10.0f}{g['p50_us']/1000:>10.3f}{g['p99_us']/1000:>10.3f}")
-print(f"{'nginx avg':<12}{n['rps']:>10.0f}{n['p50_us']/1000:>10.3f}{n['p99_us']/1000:>10.3f}")
-print()
-print(f"RATIO throughput recgate/nginx = {g['rps']/n['rps']:.2f}   (target >= 1.0)")
-print(f"RATIO p50 recgate/nginx        = {g['p50_us']/n['p50_us']:.2f}")
-print(f"RATIO p99 recgate/nginx        = {g['p99_us']/n['p99_us']:.2f}   (target <= 1.0)")
+MISSES_BEFORE=$MISSES0 require_hits "$RG_PORT" "$HITS0" \
+  "$(($(wrk_requests "$RESULTS" 'label=recgate#')))" recgate
+for v in $VARIANTS; do
+  for s in $SIZES; do
+    curl -fsS -D "$BENCH_TMP/after.h" -o /dev/null "http://127.0.0.1:${NG_PORT[$v]}$(key_path "$s")0"
+    grep -qi '^X-Cache-Status: HIT' "$BENCH_TMP/after.h" || die "nginx $v: $s not a HIT after the runs"
+  done
+done
+echo "checks: every run 2xx without socket errors; recgate hit lookups grew by $(( $(metric "$RG_PORT" 'recgate_cache_lookups_total\{.*result="hit"') - HITS0 )) for $(wrk_requests "$RESULTS" 'label=recgate#') recgate requests, no miss or stale; every nginx variant still HIT"
+echo "recgate RSS: $(rss_mib "$RG_PID") MiB"
+python3 - "$RESULTS" "$SCREENS" "$VARIANTS" <<'PY'
+import sys, statistics as st
+def rows(path):
+    out = []
+    for line in open(path):
+        out.append(dict(kv.split("=", 1) for kv in line.split()[1:]))
+    return out
+res, scr, variants = rows(sys.argv[1]), rows(sys.argv[2]), sys.argv[3].split()
+print("\nscreening (req/s per nginx variant):")
+print(f"{'point':<12}" + "".join(f"{v:>9}" for v in variants))
+points = []
+for r in res:
+    p = (r["size"], int(r["conns"]))
+    if p not in points: points.append(p)
+for size, c in points:
+    got = {r["label"].split("-")[1]: int(r["rps"]) for r in scr if r["label"].endswith(f"-{size}-c{c}")}
+    print(f"{size + ' c' + str(c):<12}" + "".join(f"{got.get(v, 0):>9}" for v in variants))
+print("\ngrid (medians of interleaved runs):")
+print(f"{'body':<6}{'conns':>6}{'nginx variant':>15}{'nginx req/s':>13}{'recgate req/s':>15}{'ratio':>7}"
+      f"{'nginx p99':>11}{'recgate p99':>13}{'p99 ok':>8}")
+worst = None
+for size, c in points:
+    pr = [r for r in res if r["size"] == size and int(r["conns"]) == c]
+    med = lambda who, k: st.median(float(r[k]) for r in pr if r["label"].startswith(who))
+    n_rps, g_rps = med("nginx", "rps"), med("recgate", "rps")
+    n99, g99 = med("nginx", "p99_us") / 1000, med("recgate", "p99_us") / 1000
+    ratio = g_rps / n_rps
+    worst = ratio if worst is None else min(worst, ratio)
+    print(f"{size:<6}{c:>6}{pr[0]['variant']:>15}{n_rps:>13.0f}{g_rps:>15.0f}{ratio:>7.2f}"
+          f"{n99:>9.2f}ms{g99:>11.2f}ms{'yes' if g99 <= n99 else 'no':>8}")
+print(f"\nRATIO worst throughput recgate/nginx = {worst:.2f}   (goal >= 1.0 at every point)")
 PY

@@ -41,6 +41,12 @@ def member(i, j, brand, last_updated):
     }
 
 
+def filters_key(*filters):
+    """The filters column as recgate writes it (svc::key_list): each filter
+    as <byte length>:<filter>, so that no filter text can fake a separator."""
+    return "".join(f"{len(f.encode())}:{f}" for f in filters)
+
+
 _member_cache = {}
 
 
@@ -111,7 +117,7 @@ def main():
             brand = f"{a.prefix}{i:0{a.width}d}"
             body = t.replace(placeholder, brand)
             total += len(body)
-            yield (a.account, a.marketplace, a.category, f"BrandName={brand}", a.last_updated, now_ms - i, body)
+            yield (a.account, a.marketplace, a.category, filters_key(f"BrandName={brand}"), a.last_updated, now_ms - i, body)
 
     db.executemany(
         "INSERT OR REPLACE INTO mws_recommendations(account, marketplace, category, filters, last_updated, "

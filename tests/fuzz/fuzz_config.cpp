@@ -8,6 +8,7 @@
 #include <map>
 
 #include "core/config.hpp"
+#include "core/http/url.hpp"
 #include "fuzz_util.hpp"
 
 namespace {
@@ -76,6 +77,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::string host;
   std::uint16_t port = 0;
   const auto first_line = text.substr(0, text.find('\n'));
-  if (recgate::split_host_port(first_line, host, port)) FUZZ_CHECK(!host.empty(), first_line);
+  if (recgate::http::split_host_port(first_line, host, port)) FUZZ_CHECK(!host.empty(), first_line);
   return 0;
 }

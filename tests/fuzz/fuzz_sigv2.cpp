@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "core/http/url.hpp"
 #include "core/mws/sigv2.hpp"
 #include "core/upstream/url.hpp"
 #include "fuzz_util.hpp"
@@ -19,7 +20,7 @@ using std::chrono::system_clock;
 
 void check_encoding(std::string_view s) {
   std::string back;
-  FUZZ_CHECK(mws::uri_decode(mws::uri_encode(s), back) && back == s, s);
+  FUZZ_CHECK(recgate::http::uri_decode(mws::uri_encode(s), back) && back == s, s);
 }
 
 void check_canonical(const mws::Params& params, std::string_view in) {

@@ -179,22 +179,6 @@ TEST_CASE("config: '_' keys are comments") {
   CHECK(r.config.has_value());
 }
 
-TEST_CASE("split_host_port") {
-  std::string h;
-  std::uint16_t p = 0;
-  CHECK(split_host_port("127.0.0.1:0", h, p));
-  CHECK(h == "127.0.0.1");
-  CHECK(p == 0);
-  CHECK(split_host_port("[::1]:8080", h, p));
-  CHECK(h == "::1");
-  CHECK(p == 8080);
-  CHECK_FALSE(split_host_port("::1:80", h, p));
-  CHECK_FALSE(split_host_port(":80", h, p));
-  CHECK_FALSE(split_host_port("host:", h, p));
-  CHECK_FALSE(split_host_port("host:65536", h, p));
-  CHECK_FALSE(split_host_port("host:8o", h, p));
-}
-
 TEST_CASE("config: a bucket override keeps the group's default for every field it omits") {
   auto r = parse_config(R"({"throttle":{"buckets":{"ads.ProductRecommendations":{"capacity":20},
                             "lwa.Token":{"restore_per_s":3},"mws.GetServiceStatus":{"capacity":4}}}})",

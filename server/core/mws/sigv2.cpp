@@ -9,19 +9,14 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "core/http/url.hpp"
+
 namespace recgate::mws {
 namespace {
 
 bool is_unreserved(unsigned char c) {
   return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
          c == '_' || c == '.' || c == '~';
-}
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  return -1;
 }
 
 // Each "/"-separated segment encoded on its own; empty means "/".
@@ -88,25 +83,6 @@ std::string uri_encode(std::string_view s) {
   return out;
 }
 
-bool uri_decode(std::string_view s, std::string& out) {
-  std::string result;
-  result.reserve(s.size());
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] != '%') {
-      result += s[i];
-      continue;
-    }
-    if (i + 2 >= s.size()) return false;
-    const int hi = hex_value(s[i + 1]);
-    const int lo = hex_value(s[i + 2]);
-    if (hi < 0 || lo < 0) return false;
-    result += static_cast<char>((hi << 4) | lo);
-    i += 2;
-  }
-  out = std::move(result);
-  return true;
-}
-
 bool parse_form(std::string_view body, Params& out) {
   Params result;
   std::size_t start = 0;
@@ -118,8 +94,8 @@ bool parse_form(std::string_view body, Params& out) {
       const std::size_t eq = piece.find('=');
       std::string name;
       std::string value;
-      if (!uri_decode(piece.substr(0, eq), name)) return false;
-      if (eq != std::string_view::npos && !uri_decode(piece.substr(eq + 1), value)) return false;
+      if (!http::uri_decode(piece.substr(0, eq), name)) return false;
+      if (eq != std::string_view::npos && !http::uri_decode(piece.substr(eq + 1), value)) return false;
       result.emplace_back(std::move(name), std::move(value));
     }
     start = amp + 1;

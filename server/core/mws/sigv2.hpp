@@ -1,6 +1,7 @@
 // MWS request signing: AWS Signature Version 2 with HmacSHA256 over
 // "POST\nhost\n/Recommendations/2013-04-01\ncanonical query" (docs/upstreams.md A.3).
-// Pure functions; used by recgate to sign and by the sandbox to verify.
+// Pure functions; used by recgate to sign (the sandbox verifies with its own
+// code, sandbox/signature.cpp, so a shared bug cannot hide on both sides).
 #pragma once
 
 #include <chrono>
@@ -18,9 +19,8 @@ inline constexpr std::string_view kPath = "/Recommendations/2013-04-01";
 
 // RFC 3986: A-Z a-z 0-9 - _ . ~ kept, everything else %XY with upper-case hex.
 std::string uri_encode(std::string_view s);
-// Inverse of uri_encode; '+' is NOT a space. Returns false on a bad escape.
-bool uri_decode(std::string_view s, std::string& out);
-// Parses "a=b&c=d" (form body or query string) into decoded pairs.
+// Parses "a=b&c=d" (form body or query string) into decoded pairs
+// (http::uri_decode: '+' is not a space).
 bool parse_form(std::string_view body, Params& out);
 
 // Every parameter except Signature, sorted by name in byte order (stable for

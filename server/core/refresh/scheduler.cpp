@@ -33,12 +33,14 @@ const char* outcome_name(Outcome o) {
 }
 
 struct Scheduler::State {
-  State(net::any_io_executor ex, std::chrono::milliseconds e, std::size_t m)
-      : strand(net::make_strand(ex)), timer(strand), every(e), max_per_tick(m) {}
+  State(net::any_io_executor ex, std::chrono::milliseconds e, std::size_t m, std::function<bool()> s)
+      : strand(net::make_strand(ex)), timer(strand), every(e), max_per_tick(m), stopping(std::move(s)) {}
+  bool ended() const { return stopped || stopping(); }
   net::strand<net::any_io_executor> strand;
   net::steady_timer timer;
   std::chrono::milliseconds every;
   std::size_t max_per_tick;
+  std::function<bool()> stopping;
   std::vector<Source*> sources;
   std::atomic<bool> stopped{false};
 
@@ -105,7 +107,7 @@ net::awaitable<void> tick(State& st) {
   std::set<std::string> exhausted;  // api, account, bucket
   std::size_t done = 0;
   for (auto& [k, item] : ordered(st)) {
-    if (done >= st.max_per_tick || st.stopped) break;
+    if (done >= st.max_per_tick || st.ended()) break;
     const std::string bucket_key = std::string(item.src->api()) + '\n' + item.p.account + '\n' + item.p.bucket;
     if (exhausted.count(bucket_key)) continue;
     const Outcome o = co_await item.src->refresh(item.p);
@@ -122,11 +124,11 @@ net::awaitable<void> tick(State& st) {
 }
 
 net::awaitable<void> loop(std::shared_ptr<State> st) {
-  while (!st->stopped) {
+  while (!st->ended()) {
     st->timer.expires_after(st->every);
     boost::system::error_code ec;
     co_await st->timer.async_wait(net::redirect_error(net::use_awaitable, ec));
-    if (ec || st->stopped) break;
+    if (ec || st->ended()) break;
     try {
       co_await tick(*st);
     } catch (const std::exception& e) {
@@ -137,8 +139,10 @@ net::awaitable<void> loop(std::shared_ptr<State> st) {
 
 }  // namespace
 
-Scheduler::Scheduler(net::any_io_executor ex, std::chrono::milliseconds every, std::size_t max_per_tick)
-    : st_(std::make_shared<State>(ex, std::max(every, std::chrono::milliseconds(100)), std::max<std::size_t>(1, max_per_tick))) {}
+Scheduler::Scheduler(net::any_io_executor ex, std::chrono::milliseconds every, std::size_t max_per_tick,
+                     std::function<bool()> stopping)
+    : st_(std::make_shared<State>(ex, std::max(every, std::chrono::milliseconds(100)),
+                                  std::max<std::size_t>(1, max_per_tick), std::move(stopping))) {}
 
 Scheduler::~Scheduler() { stop(); }
 

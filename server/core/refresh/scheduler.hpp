@@ -9,6 +9,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -45,15 +46,17 @@ class Source {
 class Scheduler {
  public:
   // Ticks every `every` on a strand of `ex`, doing at most max_per_tick
-  // refreshes and checks per tick. Sources must outlive the scheduler.
-  Scheduler(boost::asio::any_io_executor ex, std::chrono::milliseconds every, std::size_t max_per_tick);
+  // refreshes and checks per tick; ends for good once `stopping` is true (the
+  // drain). Sources must outlive the scheduler.
+  Scheduler(boost::asio::any_io_executor ex, std::chrono::milliseconds every, std::size_t max_per_tick,
+            std::function<bool()> stopping);
   ~Scheduler();  // stops the timer
   Scheduler(const Scheduler&) = delete;
   Scheduler& operator=(const Scheduler&) = delete;
 
   void add(Source& src);
   void start();
-  // Stops after the current tick (drain, shutdown).
+  // Stops after the current refresh (shutdown).
   void stop();
 
   struct BacklogRow {

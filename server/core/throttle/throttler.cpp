@@ -5,6 +5,8 @@
 #include "core/throttle/throttler.hpp"
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -23,6 +25,7 @@
 #include "core/log.hpp"
 #include "core/metrics.hpp"
 #include "core/store.hpp"
+#include "core/throttle/shared_bucket.hpp"
 
 namespace recgate {
 
@@ -163,6 +166,7 @@ struct Bucket {
   int throttle_streak = 0;
   double last_throttle_at = -std::numeric_limits<double>::infinity();
   std::optional<AdaptiveRate> adaptive;  // a learnt limit (throttle.adaptive)
+  bool fallback = false;  // shared mode, Redis unreachable: tb is this replica's local share
   Counter* rejections;
   Counter* upstream_throttles;
   Histogram* wait_seconds;
@@ -183,6 +187,11 @@ struct Throttler::Impl : std::enable_shared_from_this<Throttler::Impl> {
   // empty at this time (see the constructor).
   std::optional<double> empty_since;
   std::map<BucketKey, std::pair<double, double>> learnt;  // restore_per_s, last throttle (s; -inf: none)
+  // [scale] shared mode (share_through); null: single process.
+  SharedBuckets* shared = nullptr;
+  int replicas = 1;
+  net::any_io_executor shared_ex;
+  bool redis_down = false;  // the last shared call failed: buckets use their local share
 
   // --- everything below runs with mu held ---
 
@@ -216,7 +225,8 @@ struct Throttler::Impl : std::enable_shared_from_this<Throttler::Impl> {
 
   // The learnt rate changed: the bucket follows, and the rate is kept.
   void apply_learnt(Bucket& b, double t) {
-    b.tb.set_limit(b.adaptive->capacity(), b.adaptive->rate(), t);
+    const double share = b.fallback ? local_share() : 1.0;
+    b.tb.set_limit(b.adaptive->capacity() * share, b.adaptive->rate() * share, t);
     if (!store) return;
     store->post([account = b.account, group = b.group, rate = b.adaptive->rate(),
                  last = b.adaptive->last_throttle_at()](Db& db) {
@@ -228,6 +238,48 @@ struct Throttler::Impl : std::enable_shared_from_this<Throttler::Impl> {
       if (std::isfinite(last)) st.bind(4, static_cast<std::int64_t>(std::llround(last * 1000.0)));
       st.step();
     });
+  }
+
+  // --- [scale] shared mode; with mu held ---
+
+  double local_share() const { return 1.0 / std::max(1, replicas); }
+
+  // The bucket's limit now (configured, or learnt), scaled by `share`; a burst
+  // of at least 1 so the bucket can grant at all.
+  BucketSpec limit_of(const Bucket& b, double share) const {
+    BucketSpec s = *bucket_spec_for(cfg, b.group);
+    if (b.adaptive) {
+      s.capacity = b.adaptive->capacity();
+      s.restore_per_s = b.adaptive->rate();
+    }
+    s.capacity = std::max(1.0, s.capacity * share);
+    s.restore_per_s *= share;
+    return s;
+  }
+
+  // Redis did not answer: this bucket continues on its local share, empty.
+  void enter_fallback(Bucket& b, double t) {
+    if (!redis_down)
+      log_warn("redis unreachable: quota buckets fall back to this replica's local share",
+               {{"replicas", replicas}});
+    redis_down = true;
+    if (b.fallback) return;
+    b.fallback = true;
+    b.tb = TokenBucket(limit_of(b, local_share()), 0, t);
+  }
+
+  void leave_fallback(Bucket& b, double t) {
+    if (redis_down) log_info("redis reachable again: quota buckets are shared again");
+    redis_down = false;
+    if (!b.fallback || !b.queue.empty()) return;  // local waiters drain first
+    b.fallback = false;
+    b.tb = TokenBucket(limit_of(b, 1.0), 0, t);
+  }
+
+  // Fire and forget: a shared-bucket write that must not delay the caller.
+  template <class F>
+  void spawn_shared(F fn) {
+    if (shared) net::co_spawn(shared_ex, std::move(fn), net::detached);
   }
 
   static void wake(const std::shared_ptr<Waiter>& w) {
@@ -373,10 +425,69 @@ struct Throttler::Impl : std::enable_shared_from_this<Throttler::Impl> {
     }
   };
 
+  // A slot of the shared bucket, slept for locally. nullopt: Redis did not
+  // answer (or the bucket still has local waiters): the caller takes the
+  // local path, on this replica's share.
+  static net::awaitable<std::optional<Expected<Grant>>> shared_acquire(std::shared_ptr<Impl> self,
+                                                                        const std::string& account,
+                                                                        const std::string& group, WaitLimitPtr limit) {
+    Bucket* b = nullptr;
+    BucketSpec spec;
+    double start = 0;
+    bool was_fallback = false;
+    {
+      std::lock_guard lk(self->mu);
+      start = self->now();
+      b = self->find_or_create(account, group, start);
+      if (!b) co_return std::nullopt;  // the local path answers the unknown group
+      if (b->fallback && !b->queue.empty()) co_return std::nullopt;
+      spec = self->limit_of(*b, 1.0);
+      was_fallback = b->fallback;
+    }
+    const double max_wait_s = std::max(0.0, limit->deadline() - start);
+    // Back from the local share: what it spent is not in the shared level.
+    bool ok = !was_fallback || (co_await self->shared->drain(account, group, spec)).has_value();
+    std::optional<Reservation> r;
+    if (ok) r = co_await self->shared->reserve(account, group, spec, max_wait_s);
+    {
+      std::lock_guard lk(self->mu);
+      const double t = self->now();
+      if (!r) {
+        self->enter_fallback(*b, t);
+        co_return std::nullopt;
+      }
+      self->leave_fallback(*b, t);
+      if (!r->granted) co_return Expected<Grant>(self->reject(*b, t, r->wait_s, max_wait_s, 1, false));
+    }
+    if (r->wait_s > 0) {
+      const double grant_at = start + r->wait_s;
+      QueuedNotice notice{limit};
+      limit->queued([weak = std::weak_ptr<Impl>(self), b, grant_at](double rider_max_wait_s) {
+        auto self = weak.lock();
+        if (!self) return make_problem(503, "shutting_down", "recgate is shutting down");
+        std::lock_guard lk(self->mu);
+        const double t = self->now();
+        return self->reject(*b, t, grant_at - t, rider_max_wait_s, 1, false);
+      });
+      net::steady_timer timer(co_await net::this_coro::executor, timer_duration(r->wait_s));
+      co_await timer.async_wait(net::as_tuple(net::use_awaitable));
+      net::cancellation_state cs = co_await net::this_coro::cancellation_state;
+      // The reserved slot is not given back: a lost slot costs quota, never a throttle.
+      if (cs.cancelled() != net::cancellation_type::none)
+        co_return Expected<Grant>(
+            make_problem(499, "client_closed_request", "the client closed the request while it waited for quota"));
+    }
+    b->wait_seconds->observe(r->wait_s);
+    co_return Expected<Grant>(Grant{start + r->wait_s, r->wait_s, 0});
+  }
+
   static net::awaitable<Expected<Grant>> acquire(std::shared_ptr<Impl> self, std::string account,
                                                  std::string operation, WaitLimitPtr limit, std::string client) {
     const std::string group = throttle_group(operation);
     auto ex = co_await net::this_coro::executor;
+    if (self->shared) {
+      if (auto r = co_await shared_acquire(self, account, group, limit)) co_return std::move(*r);
+    }
 
     std::optional<Expected<Grant>> result;
     std::shared_ptr<Waiter> w;
@@ -531,16 +642,30 @@ net::awaitable<Expected<Grant>> Throttler::acquire(std::string account, std::str
   return Impl::acquire(impl_, std::move(account), std::move(operation), limit_for(max_wait), std::string());
 }
 
-std::optional<Grant> Throttler::try_take_spare(const std::string& account, const std::string& operation) {
-  std::lock_guard lk(impl_->mu);
-  const double t = impl_->now();
-  Bucket* b = impl_->find_or_create(account, throttle_group(operation), t);
-  if (!b || !b->queue.empty()) return std::nullopt;
-  // One token above what a grant needs: after this take a client arriving
-  // next still finds a grant possible at once.
-  if (b->tb.tokens(t) < b->tb.spec().grant_floor() + 1 || !b->tb.try_take(t)) return std::nullopt;
-  impl_->save(*b);
-  return Grant{t, 0, 0};
+// [refresh] Local bucket (single process, or this replica's share while
+// Redis is unreachable): no local waiter, and one token above what a grant
+// needs, so a client arriving next still finds a grant possible at once.
+// Shared bucket: the same rule in the Lua script, where every replica's
+// reservations (its clients' queue) are seen; Redis unanswered: no spare.
+net::awaitable<std::optional<Grant>> Throttler::try_take_spare(std::string account, std::string operation) {
+  const std::string group = throttle_group(operation);
+  BucketSpec spec;
+  double t = 0;
+  {
+    std::lock_guard lk(impl_->mu);
+    t = impl_->now();
+    Bucket* b = impl_->find_or_create(account, group, t);
+    if (!b || !b->queue.empty()) co_return std::nullopt;
+    if (!impl_->shared || b->fallback) {
+      if (b->tb.tokens(t) < b->tb.spec().grant_floor() + 1 || !b->tb.try_take(t)) co_return std::nullopt;
+      impl_->save(*b);
+      co_return Grant{t, 0, 0};
+    }
+    spec = impl_->limit_of(*b, 1.0);
+  }
+  auto taken = co_await impl_->shared->take_spare(account, group, spec);
+  if (!taken || !*taken) co_return std::nullopt;
+  co_return Grant{t, 0, 0};
 }
 
 double Throttler::now() const { return impl_->now(); }
@@ -581,6 +706,12 @@ void Throttler::on_upstream_throttled(const std::string& account, const std::str
     impl_->save(*b);
     impl_->wake_all(*b);  // waiters re-check; those now beyond their limit get 429 at once
     b->upstream_throttles->inc();
+    // Every replica's next reservation finds the shared bucket empty and held,
+    // at the learnt limit when the group is adaptive.
+    std::optional<LearntLimit> learnt;
+    if (b->adaptive) learnt = LearntLimit{b->adaptive->rate(), b->adaptive->capacity()};
+    impl_->spawn_shared([sh = impl_->shared, account, group, spec = impl_->limit_of(*b, 1.0), hold,
+                         learnt]() -> net::awaitable<void> { co_await sh->throttled(account, group, spec, hold, learnt); });
   }
   log_warn("upstream throttled recgate; bucket emptied and held",
            {{"account", account}, {"operation", group}, {"hold_s", hold}});
@@ -595,6 +726,10 @@ void Throttler::on_upstream_success(const std::string& account, const std::strin
   const double t = impl_->now();
   if (b.adaptive && b.adaptive->on_success(t)) {
     impl_->apply_learnt(b, t);
+    impl_->spawn_shared([sh = impl_->shared, account, group = b.group, spec = impl_->limit_of(b, 1.0),
+                         learnt = LearntLimit{b.adaptive->rate(), b.adaptive->capacity()}]() -> net::awaitable<void> {
+      co_await sh->set_learnt(account, group, spec, learnt);
+    });
     impl_->pump(b, t);
     impl_->wake_all(b);  // a faster rate moves every waiter's turn earlier
   }
@@ -615,6 +750,19 @@ void Throttler::reevaluate() {
     impl_->pump(*b, t);
     impl_->wake_all(*b);
   }
+}
+
+void Throttler::share_through(SharedBuckets& shared, int replicas, net::any_io_executor ex) {
+  std::lock_guard lk(impl_->mu);
+  impl_->shared = &shared;
+  impl_->replicas = std::max(1, replicas);
+  impl_->shared_ex = std::move(ex);
+}
+
+std::string Throttler::mode() const {
+  std::lock_guard lk(impl_->mu);
+  if (!impl_->shared) return "single";
+  return impl_->redis_down ? "fallback" : "shared";
 }
 
 void Throttler::save_all() {

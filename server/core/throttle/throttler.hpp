@@ -4,6 +4,7 @@
 // Called by the MWS and Ads services before every upstream call; calls store.
 #pragma once
 
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <chrono>
 #include <cstddef>
@@ -23,6 +24,7 @@
 namespace recgate {
 
 class Store;
+class SharedBuckets;
 
 // A token, consumed at grant time: make the upstream call right away.
 struct Grant {
@@ -102,7 +104,8 @@ class Throttler {
   // floor (1 + reserve_tokens + margin) after the take, so the next client is
   // still served at once. Never queues: background refreshes must not take a
   // place ahead of a client (the caller retries on a later tick).
-  std::optional<Grant> try_take_spare(const std::string& account, const std::string& operation);
+  // Shared buckets ([scale]): decided in Redis across replicas.
+  boost::asio::awaitable<std::optional<Grant>> try_take_spare(std::string account, std::string operation);
 
   // The throttler's clock (seconds) and a request's wait limit on it.
   double now() const;
@@ -128,6 +131,16 @@ class Throttler {
 
   // Writes every bucket's level and waits for the write (shutdown).
   void save_all();
+
+  // [scale] Every bucket becomes one shared bucket in Redis (shared_bucket.hpp):
+  // acquire() reserves a slot there and sleeps locally. While Redis is
+  // unreachable a bucket falls back to a local one of 1/`replicas` of its
+  // capacity and rate, starting empty, and returns to the shared one (emptied)
+  // when Redis answers again. Throttles and learnt rates are written to the
+  // shared bucket from coroutines on `ex`. Call before the first acquire().
+  void share_through(SharedBuckets& shared, int replicas, boost::asio::any_io_executor ex);
+  // "single" (no Redis configured), "shared" or "fallback" (Redis unreachable).
+  std::string mode() const;
 
  private:
   struct Impl;

@@ -45,7 +45,7 @@ std::string status_of(const Result& r) {
 // under way) polled until the limit's deadline, never a queue place.
 net::awaitable<Expected<Grant>> take_spare(Throttler& throttler, const CallSite& site, const Quota& quota) {
   for (;;) {
-    if (auto g = throttler.try_take_spare(site.account, site.bucket)) co_return *g;
+    if (auto g = co_await throttler.try_take_spare(site.account, site.bucket)) co_return *g;
     if (!quota.limit || throttler.now() + kSparePoll_s > quota.limit->deadline())
       co_return make_problem(503, "no_spare_quota", "no spare quota for a refresh ahead of " + site.bucket);
     net::steady_timer timer(co_await net::this_coro::executor, std::chrono::milliseconds(kSparePollMs));
