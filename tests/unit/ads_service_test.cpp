@@ -68,7 +68,7 @@ std::string header_of(const upstream::Request& r, const std::string& name) {
 
 struct Call {
   http::Request req;
-  http::Context ctx{req, {}, {}, {}, {}, {}, std::chrono::steady_clock::now(), {}, std::nullopt, {}, {}};
+  http::Context ctx{req, {}, {}, {}, {}, {}, std::chrono::steady_clock::now(), {}, {}, {}};
   std::optional<http::Response> res;
 
   Call(const std::string& body, const std::string& cache_control) {

@@ -67,7 +67,7 @@ class ScriptedUpstream final : public upstream::Upstream {
 
 struct Call {
   http::Request req;
-  http::Context ctx{req, {}, {}, {}, {}, {}, std::chrono::steady_clock::now(), {}, std::nullopt, {}, {}};
+  http::Context ctx{req, {}, {}, {}, {}, {}, std::chrono::steady_clock::now(), {}, {}, {}};
   std::optional<http::Response> res;
 
   explicit Call(const std::string& category) {
