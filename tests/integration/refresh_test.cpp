@@ -42,7 +42,7 @@ std::string refresh_config(const TempDir& dir, int sandbox_port, const std::stri
 
 }  // namespace
 
-TEST_CASE("refresh: a moved timestamp is refetched in the background; the next request is a hit with the new data") {
+TEST_CASE("refresh: a moved timestamp is refetched in the background - the next request is a hit with the new data") {
   Sandbox sb;
   TempDir dir;
   Recgate rg(dir, refresh_config(dir, sb.port));
