@@ -21,6 +21,7 @@
 #include "core/mws/model.hpp"
 #include "core/openapi.hpp"
 #include "core/services/ads_routes.hpp"
+#include "core/refresh/scheduler.hpp"
 #include "core/services/ads_service.hpp"
 #include "core/services/mws_routes.hpp"
 #include "core/services/mws_service.hpp"
@@ -48,7 +49,21 @@ struct App {
   Throttler& throttler;
   MwsService& mws;
   AdsService& ads;
+  const refresh::Scheduler* refresher;  // [refresh] null: cache.refresh_ahead off
 };
+
+// [refresh] Refreshes and background checks per tick at most: bounded work
+// (spare quota bounds it further).
+constexpr std::size_t kRefreshPerTick = 64;
+
+// [refresh] Refreshes pending on one bucket (0 with refresh ahead off).
+std::size_t refresh_backlog(const App* app, const std::string& account, const std::string& group) {
+  if (!app->refresher) return 0;
+  std::size_t n = 0;
+  for (const auto& r : app->refresher->backlog())
+    if (r.account == account && r.bucket == group) n += r.pending;
+  return n;
+}
 
 awaitable<Response> handle_healthz(const App*, Context&) {
   co_return http::json_response(200, "{\"status\":\"ok\"}");
@@ -135,6 +150,8 @@ awaitable<Response> handle_status(const App* app, Context&) {
     if (b.learnt_restore_per_s) w.Double(*b.learnt_restore_per_s); else w.Null();
     w.Key("lastThrottleAtMs");
     if (b.last_throttle_at) w.Int64(static_cast<std::int64_t>(*b.last_throttle_at * 1000)); else w.Null();
+    w.Key("refreshBacklog");  // [refresh] hot answers waiting for this bucket's spare quota
+    w.Uint64(refresh_backlog(app, b.account, b.operation));
     w.EndObject();
   }
   w.EndArray();
@@ -437,7 +454,15 @@ int run_app(const Config& cfg) {
   SharedQuota quota = shared_quota(cfg);
   std::optional<Services> services = build_services(cfg, *store, *client, quota, threads.main().get_executor());
   if (!services) return 1;
-  const App app{cfg, drain, *store, *services->throttler, *services->mws, *services->ads};
+  // [refresh] Refresh ahead: one tick per mws.check_interval_s (at least 1 s); stops on drain.
+  refresh::Scheduler refresher(threads.main().get_executor(), std::chrono::seconds(std::max(1, cfg.mws.check_interval_s)),
+                               kRefreshPerTick, [&drain] { return drain.draining(); });
+  if (cfg.cache.refresh_ahead) {
+    refresher.add(services->mws->refresh_source());
+    refresher.start();
+  }
+  const App app{cfg, drain, *store, *services->throttler, *services->mws, *services->ads,
+                cfg.cache.refresh_ahead ? &refresher : nullptr};
   http::Server server(threads, drain, opts, routes(&app));
   count_connections(server);
   cache::RetentionTimer retention(threads.main(), *store, cache::retention_config(cfg),

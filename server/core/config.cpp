@@ -741,6 +741,8 @@ const Entries<Config>& root_entries() {
                   Field<CacheConfig>{"memory_bytes", &CacheConfig::memory_bytes, {0, 1ull << 40}},
                   Field<CacheConfig>{"max_db_bytes", &CacheConfig::max_db_bytes, {1ull << 20, 1ull << 40}},
                   Field<CacheConfig>{"prune_interval_s", &CacheConfig::prune_interval_s, {1, 86400}},
+                  Field<CacheConfig>{"refresh_ahead", &CacheConfig::refresh_ahead},
+                  Field<CacheConfig>{"refresh_hot_s", &CacheConfig::refresh_hot_s, {1, 86400 * 7}},
               }),
       section("redis", &Config::redis,
               Entries<RedisConfig>{

@@ -112,6 +112,11 @@ struct CacheConfig {
   std::size_t max_db_bytes = std::size_t{1} << 30;
   // How often answers that can no longer be served are removed from it.
   int prune_interval_s = 300;
+  // [refresh] Refresh hot answers ahead with spare quota (docs/design.md §8):
+  // an answer asked for within refresh_hot_s is refetched in the background
+  // when its data changes (MWS) or before its TTL ends (Ads).
+  bool refresh_ahead = true;
+  int refresh_hot_s = 3600;
 };
 
 struct LogConfig {

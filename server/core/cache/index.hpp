@@ -25,12 +25,15 @@ struct Entry {
   // False when committing it to SQLite failed: the answer then does not say
   // "stored" (Cache-Status), since a restart would lose it.
   bool stored = true;
+  // [refresh] Fetched by a background refresh ahead, not for a client: hits
+  // on it say so (Cache-Status detail=refreshed).
+  bool refreshed = false;
   mutable std::atomic<std::uint64_t> last_access{0};
 
   Entry() = default;
   Entry(const Entry& o)
       : validator(o.validator), fetched_at_ms(o.fetched_at_ms), expires_at_ms(o.expires_at_ms),
-        body(o.body), hash(o.hash), stored(o.stored), last_access(o.last_access.load()) {}
+        body(o.body), hash(o.hash), stored(o.stored), refreshed(o.refreshed), last_access(o.last_access.load()) {}
   std::size_t bytes() const { return body.size() + 128; }
 };
 

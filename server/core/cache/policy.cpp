@@ -63,7 +63,7 @@ const char* outcome_name(Outcome o) {
   return "miss";
 }
 
-std::string cache_status(const std::vector<Outcome>& outcomes, bool stored) {
+std::string cache_status(const std::vector<Outcome>& outcomes, bool stored, bool refreshed) {
   bool any_stale = false, any_miss = false;
   for (auto o : outcomes) {
     any_stale = any_stale || o == Outcome::stale;
@@ -71,7 +71,7 @@ std::string cache_status(const std::vector<Outcome>& outcomes, bool stored) {
   }
   if (any_stale) return "recgate; hit; fwd=stale";
   if (any_miss) return stored ? "recgate; fwd=miss; stored" : "recgate; fwd=miss";
-  return "recgate; hit";
+  return refreshed ? "recgate; hit; detail=refreshed" : "recgate; hit";  // [refresh]
 }
 
 RequestDirectives parse_cache_control(const std::string& header) {

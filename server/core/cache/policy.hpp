@@ -55,7 +55,9 @@ const char* outcome_name(Outcome o);
 // RFC 9211 Cache-Status for a response assembled from several outcomes:
 // any stale -> "recgate; hit; fwd=stale"; else any miss -> "recgate; fwd=miss; stored";
 // else "recgate; hit". `stored` is left out when nothing could be stored.
-std::string cache_status(const std::vector<Outcome>& outcomes, bool stored = true);
+// [refresh] A hit whose answers include one refreshed ahead in the background
+// (refresh/scheduler.hpp): "recgate; hit; detail=refreshed".
+std::string cache_status(const std::vector<Outcome>& outcomes, bool stored = true, bool refreshed = false);
 
 // Request directives that matter to us (RFC 9111 §5.2.1).
 struct RequestDirectives {

@@ -30,6 +30,8 @@
 #include "core/mws/sigv2.hpp"
 #include "core/redis/lease.hpp"
 #include "core/redis/shared_cache.hpp"
+#include "core/refresh/hot_set.hpp"
+#include "core/refresh/scheduler.hpp"
 #include "core/services/common.hpp"
 #include "core/store.hpp"
 #include "core/throttle/throttler.hpp"
@@ -105,6 +107,15 @@ struct MwsService::Impl {
   // [scale] set by share_through when redis.url is configured; null: single process.
   redis::SharedCache* shared = nullptr;
   redis::Lease* lease = nullptr;
+  // [refresh] answers asked for within cache.refresh_hot_s; mutable: the
+  // const hit path records asks (the set is internally synchronised).
+  mutable refresh::HotSet hot;
+  std::unique_ptr<refresh::Source> refresher;  // [refresh] see the end of this file
+
+  // [refresh] One client ask for the answer under `key` (the hit path too).
+  void record_asked(const std::string& key) const {
+    if (cfg.cache.refresh_ahead) hot.record(key, clock.now_ms());
+  }
 
   void record_failure(const Problem& p) {
     std::string what = p.code;
@@ -120,7 +131,8 @@ struct MwsService::Impl {
       : cfg(c), store(st), client(cl), throttler(th), ex(e), clock(k),
         policy{c.mws.check_interval_s, c.mws.listing_quality_ttl_s, c.mws.max_stale_s},
         index(c.cache.memory_entries, c.cache.memory_bytes), snapshot_flights(e), list_flights(e),
-        user_agent(upstream::mws_user_agent("recgate", RECGATE_VERSION)) {}
+        user_agent(upstream::mws_user_agent("recgate", RECGATE_VERSION)),
+        hot(c.cache.memory_entries, std::int64_t{c.cache.refresh_hot_s} * 1000) {}
 
   SnapshotPtr snapshot(const std::string& key) const {
     std::shared_lock lk(snap_mu);
@@ -132,6 +144,9 @@ struct MwsService::Impl {
 namespace {
 
 using Impl = MwsService::Impl;
+
+// [refresh] How long a refresh's later pages wait for spare quota.
+constexpr std::chrono::seconds kSparePageWait{60};
 
 // ---- the one upstream call site -----------------------------------------
 
@@ -428,6 +443,9 @@ awaitable<Expected<cache::EntryPtr>> fetch_list(Impl* s, std::string key, std::s
                {{"request_id", request_id}, {"account", account}, {"category", category}, {"pages", pages}});
       break;
     }
+    // [refresh] A refresh's later pages may wait (bounded) for spare quota:
+    // giving up would waste the pages already fetched.
+    if (pages == 1 && wait.mode == upstream::QuotaMode::spare) wait.limit = s->throttler.limit_for(kSparePageWait);
     action = "ListRecommendationsByNextToken";
     params.clear();
     params.emplace_back("NextToken", *page->next_token);
@@ -435,6 +453,7 @@ awaitable<Expected<cache::EntryPtr>> fetch_list(Impl* s, std::string key, std::s
   auto entry = std::make_shared<cache::Entry>();
   entry->validator = validator;
   entry->fetched_at_ms = s->clock.now_ms();
+  entry->refreshed = wait.mode == upstream::QuotaMode::spare;  // [refresh] fetched ahead of any client
   entry->body = "[";
   for (std::size_t i = 0; i < members.size(); ++i) {
     if (i) entry->body += ',';
@@ -462,6 +481,7 @@ awaitable<Expected<CategoryAnswer>> answer_category(Impl* s, std::string account
   const std::string fkey = join_filters(filters);
   const std::string key = svc::key_join(account, mp.id, category, fkey);
   mws::repo::ListKey row{account, mp.id, category, fkey};
+  s->record_asked(key);  // [refresh]
   auto entry = co_await find_entry(s, key, std::move(row));
   const std::int64_t now = s->clock.now_ms();
   cache::SnapshotView view{snap.snap != nullptr, snap.stale,
@@ -503,16 +523,18 @@ MwsAnswer make_answer(const Impl& s, std::string account, const mws::Marketplace
   std::vector<cache::Outcome> outcomes;
   outcomes.reserve(answers.size());
   bool stored = true;  // every answer fetched now is in SQLite
+  bool refreshed = false;  // [refresh] some answer was refreshed ahead
   std::int64_t age = 0;
   const std::int64_t now = s.clock.now_ms();
   for (const auto& a : answers) {
     svc::count_lookup("mws", a.outcome);
     outcomes.push_back(a.outcome);
     if (a.outcome == cache::Outcome::miss) stored = stored && a.entry->stored;
+    refreshed = refreshed || a.entry->refreshed;
     if (a.outcome != cache::Outcome::miss) age = std::max(age, cache::age_seconds(a.entry->fetched_at_ms, now));
   }
   return MwsAnswer{std::move(account), mp.id, std::move(answers),
-                   svc::CacheFacts{cache::cache_status(outcomes, stored), age}};
+                   svc::CacheFacts{cache::cache_status(outcomes, stored, refreshed), age}};
 }
 
 // The hit path: everything from memory, no coroutine, no I/O, no exclusive
@@ -528,12 +550,14 @@ std::optional<MwsAnswer> try_hit(const Impl* s, std::string account, const mws::
   std::vector<CategoryAnswer> answers;
   answers.reserve(q.categories.size());
   for (const auto& category : q.categories) {
-    auto entry = s->index.find(svc::key_join(account, mp.id, category, fkey));
+    const std::string key = svc::key_join(account, mp.id, category, fkey);
+    auto entry = s->index.find(key);
     if (!entry) return std::nullopt;
     cache::SnapshotView view{true, false, snap->of(category)};
     if (cache::classify(category, {entry->validator, entry->fetched_at_ms}, view, now, s->policy) !=
         cache::Verdict::fresh)
       return std::nullopt;
+    s->record_asked(key);  // [refresh]
     answers.push_back(CategoryAnswer{category, std::move(entry), cache::Outcome::hit});
   }
   return make_answer(*s, std::move(account), mp, std::move(answers));
@@ -636,6 +660,83 @@ awaitable<std::size_t> do_purge(Impl* s, std::optional<std::string> account, std
   co_return std::max(deleted, in_memory);
 }
 
+// ---- [refresh] refresh ahead (server/core/refresh/) -------------------------
+
+// The MWS source of refreshes: background last-updated checks of the hot
+// (account, marketplace) pairs, and a hot answer is due once it is no longer
+// fresh under its pair's snapshot (its category's timestamp moved). Both go
+// through the service's own fetch paths with spare quota only; neither joins
+// a client's flight (a client must never ride on a call that may be refused).
+class MwsRefresh final : public refresh::Source {
+ public:
+  explicit MwsRefresh(Impl* s) : s_(s) {}
+  const char* api() const override { return "mws"; }
+
+  awaitable<std::vector<refresh::Pending>> due(std::int64_t now, std::size_t max_checks) override {
+    std::vector<refresh::Pending> out;
+    std::vector<std::string> checked;  // pairs looked at this tick
+    const std::vector<refresh::HotSet::Hot> hot = s_->hot.take_hot(now);
+    for (const auto& h : hot) {
+      const auto parts = svc::key_split(h.key);  // account, marketplace, category, filters
+      if (parts.size() != 4) continue;
+      const std::string pair = svc::key_join(parts[0], parts[1]);
+      SnapshotPtr snap = s_->snapshot(pair);
+      if (std::find(checked.begin(), checked.end(), pair) == checked.end()) {
+        checked.push_back(pair);
+        if (checked.size() <= max_checks && (!snap || cache::snapshot_due(snap->checked_at_ms, now, false, s_->policy)))
+          snap = co_await check_pair(parts[0], parts[1], snap);
+      }
+      if (!snap || fresh(h.key, parts[2], *snap)) continue;
+      out.push_back(refresh::Pending{parts[0], "mws.ListRecommendations", h.key, h.asks});
+    }
+    co_return out;
+  }
+
+  awaitable<refresh::Outcome> refresh(refresh::Pending p) override {
+    const auto parts = svc::key_split(p.key);
+    const mws::Marketplace* mp = parts.size() == 4 ? mws::find_marketplace(parts[1]) : nullptr;
+    if (!mp) co_return refresh::Outcome::skipped;
+    SnapshotPtr snap = s_->snapshot(svc::key_join(parts[0], parts[1]));
+    cache::EntryPtr seen = s_->index.find(p.key);
+    if (!snap || !seen || fresh(p.key, parts[2], *snap)) co_return refresh::Outcome::skipped;
+    const cache::SnapshotView view{true, false, snap->of(parts[2])};
+    const std::optional<std::string> validator =
+        parts[2] == "ListingQuality" ? std::optional<std::string>{} : view.last_updated;
+    // Named locals, not temporaries in the co_await expression (g++ 12).
+    std::vector<std::string> filters = svc::key_split(parts[3]);
+    svc::QuotaWait quota = spare();
+    std::string rid = "refresh";
+    auto res = co_await fetch_list(s_, p.key, parts[0], *mp, parts[2], std::move(filters), validator, view, seen,
+                                   std::move(quota), std::move(rid));
+    if (res) co_return (*res)->refreshed ? refresh::Outcome::refreshed : refresh::Outcome::skipped;
+    co_return res.error().code == "no_spare_quota" ? refresh::Outcome::no_spare : refresh::Outcome::failed;
+  }
+
+ private:
+  static svc::QuotaWait spare() { return svc::QuotaWait{upstream::QuotaMode::spare, nullptr, ""}; }
+
+  bool fresh(const std::string& key, const std::string& category, const Snapshot& snap) const {
+    cache::EntryPtr e = s_->index.find(key);
+    if (!e) return true;  // not in memory: nothing a client would hit; leave it to the client path
+    const cache::SnapshotView view{true, false, snap.of(category)};
+    return cache::classify(category, {e->validator, e->fetched_at_ms}, view, s_->clock.now_ms(), s_->policy) ==
+           cache::Verdict::fresh;
+  }
+
+  // The pair's last-updated times re-checked now (spare quota); the old
+  // snapshot when that cannot be done.
+  awaitable<SnapshotPtr> check_pair(std::string account, std::string mpid, SnapshotPtr old) {
+    const mws::Marketplace* mp = mws::find_marketplace(mpid);
+    if (!mp || !s_->cfg.mws.accounts.count(account)) co_return old;
+    svc::QuotaWait quota = spare();
+    std::string rid = "refresh";
+    auto r = co_await fetch_snapshot(s_, account, *mp, std::move(quota), std::move(rid));
+    co_return r ? *r : old;
+  }
+
+  Impl* s_;
+};
+
 }  // namespace
 
 MwsService::MwsService(const Config& cfg, Store& store, upstream::Upstream& client, Throttler& throttler,
@@ -643,6 +744,7 @@ MwsService::MwsService(const Config& cfg, Store& store, upstream::Upstream& clie
     : impl_(std::make_shared<Impl>(cfg, store, client, throttler, ex, clock)) {
   load_snapshots(*impl_);
   warm_entries(impl_);
+  impl_->refresher = std::make_unique<MwsRefresh>(impl_.get());  // [refresh]
   auto weak = std::weak_ptr<Impl>(impl_);
   svc::register_cache_gauges("mws", [weak]() -> std::pair<std::size_t, std::size_t> {
     auto s = weak.lock();
@@ -675,6 +777,8 @@ awaitable<Expected<MwsLastUpdatedAnswer>> MwsService::last_updated(const std::st
                                                                    const svc::RequestOptions& options) {
   return answer_last_updated(impl_.get(), account, marketplace_id, options);
 }
+
+refresh::Source& MwsService::refresh_source() { return *impl_->refresher; }  // [refresh]
 awaitable<std::size_t> MwsService::purge(std::optional<std::string> account, std::optional<std::string> marketplace,
                                          std::optional<std::string> category) {
   return do_purge(impl_.get(), std::move(account), std::move(marketplace), std::move(category));

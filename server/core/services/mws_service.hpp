@@ -28,6 +28,9 @@ class Throttler;
 namespace upstream {
 class Upstream;
 }
+namespace refresh {
+class Source;
+}
 namespace redis {
 class SharedCache;
 class Lease;
@@ -90,6 +93,10 @@ class MwsService {
   // recommendation entries purged.
   boost::asio::awaitable<std::size_t> purge(std::optional<std::string> account, std::optional<std::string> marketplace,
                                             std::optional<std::string> category);
+
+  // [refresh] What the refresh-ahead scheduler asks of this service (hot
+  // answers due, and their refetch with spare quota); lives as long as it.
+  refresh::Source& refresh_source();
 
   struct Stats {
     std::size_t memory_entries = 0;

@@ -73,6 +73,12 @@ if op == 'reserve' then
   level = math.max(0, level - 1)
   save()
   return {1, f(wait), f(now)}
+elseif op == 'spare' then
+  if at > now + eps or hold > now + eps or tokens(now) < floor + 1 then return {0, '0', f(now)} end
+  advance(now)
+  level = math.max(0, level - 1)
+  save()
+  return {1, '0', f(now)}
 elseif op == 'drain' then
   advance(now)
   level = 0
@@ -186,6 +192,13 @@ awaitable<std::optional<Reservation>> SharedBuckets::reserve(const std::string& 
   out.wait_s = num(r->elements[1]);
   out.redis_now = num(r->elements[2]);
   co_return out;
+}
+
+awaitable<std::optional<bool>> SharedBuckets::take_spare(const std::string& account, const std::string& group,
+                                                         const BucketSpec& spec) {
+  auto r = co_await run(account, group, spec, "spare", 0, std::nullopt);
+  if (!r) co_return std::nullopt;
+  co_return r->elements[0].integer == 1;
 }
 
 awaitable<std::optional<double>> SharedBuckets::throttled(const std::string& account, const std::string& group,

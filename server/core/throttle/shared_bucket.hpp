@@ -59,6 +59,12 @@ class SharedBuckets {
   // A learnt limit raised after a quiet period (adaptive); as throttled().
   boost::asio::awaitable<std::optional<double>> set_learnt(const std::string& account, const std::string& group, const BucketSpec& spec,
                                           LearntLimit learnt);
+  // [refresh] One token from spare quota: only when no reservation of any
+  // replica is pending (the bucket's time is not ahead of now), no hold, and
+  // the level is at least one token above a grant's floor. false: none spare;
+  // nullopt: Redis unavailable.
+  boost::asio::awaitable<std::optional<bool>> take_spare(const std::string& account, const std::string& group,
+                                                         const BucketSpec& spec);
   boost::asio::awaitable<std::optional<SharedBucketState>> state(const std::string& account, const std::string& group,
                                                                  const BucketSpec& spec);
 

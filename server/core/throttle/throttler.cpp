@@ -626,6 +626,32 @@ net::awaitable<Expected<Grant>> Throttler::acquire(std::string account, std::str
   return Impl::acquire(impl_, std::move(account), std::move(operation), limit_for(max_wait), std::string());
 }
 
+// [refresh] Local bucket (single process, or this replica's share while
+// Redis is unreachable): no local waiter, and one token above what a grant
+// needs, so a client arriving next still finds a grant possible at once.
+// Shared bucket: the same rule in the Lua script, where every replica's
+// reservations (its clients' queue) are seen; Redis unanswered: no spare.
+net::awaitable<std::optional<Grant>> Throttler::try_take_spare(std::string account, std::string operation) {
+  const std::string group = throttle_group(operation);
+  BucketSpec spec;
+  double t = 0;
+  {
+    std::lock_guard lk(impl_->mu);
+    t = impl_->now();
+    Bucket* b = impl_->find_or_create(account, group, t);
+    if (!b || !b->queue.empty()) co_return std::nullopt;
+    if (!impl_->shared || b->fallback) {
+      if (b->tb.tokens(t) < b->tb.spec().grant_floor() + 1 || !b->tb.try_take(t)) co_return std::nullopt;
+      impl_->save(*b);
+      co_return Grant{t, 0, 0};
+    }
+    spec = impl_->limit_of(*b, 1.0);
+  }
+  auto taken = co_await impl_->shared->take_spare(account, group, spec);
+  if (!taken || !*taken) co_return std::nullopt;
+  co_return Grant{t, 0, 0};
+}
+
 double Throttler::now() const { return impl_->now(); }
 
 WaitLimitPtr Throttler::limit_for(std::chrono::milliseconds max_wait) const {

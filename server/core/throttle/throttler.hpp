@@ -99,6 +99,14 @@ class Throttler {
   boost::asio::awaitable<Expected<Grant>> acquire(std::string account, std::string operation,
                                                   std::chrono::milliseconds max_wait);
 
+  // [refresh] A token from spare quota, or nullopt at once: granted only when
+  // no request waits on the bucket and its level stays at or above a grant's
+  // floor (1 + reserve_tokens + margin) after the take, so the next client is
+  // still served at once. Never queues: background refreshes must not take a
+  // place ahead of a client (the caller retries on a later tick).
+  // Shared buckets ([scale]): decided in Redis across replicas.
+  boost::asio::awaitable<std::optional<Grant>> try_take_spare(std::string account, std::string operation);
+
   // The throttler's clock (seconds) and a request's wait limit on it.
   double now() const;
   WaitLimitPtr limit_for(std::chrono::milliseconds max_wait) const;

@@ -1,6 +1,9 @@
 // The upstream call loop (see call.hpp).
 #include "core/upstream/call.hpp"
 
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <chrono>
 
 #include "core/errors.hpp"
@@ -14,6 +17,9 @@ namespace recgate::upstream {
 namespace net = boost::asio;
 
 namespace {
+
+constexpr int kSparePollMs = 100;  // spare quota comes back at the restore rate: a coarse poll suffices
+constexpr double kSparePoll_s = kSparePollMs / 1000.0;
 
 void count_call(const CallSite& site, const std::string& status, double seconds) {
   auto& m = Metrics::instance();
@@ -35,10 +41,24 @@ std::string status_of(const Result& r) {
   return r.ok() ? std::to_string(r.response.status) : std::string(to_string(r.error));
 }
 
+// Spare quota only: at once, or (with a limit: the later pages of a listing
+// under way) polled until the limit's deadline, never a queue place.
+net::awaitable<Expected<Grant>> take_spare(Throttler& throttler, const CallSite& site, const Quota& quota) {
+  for (;;) {
+    if (auto g = co_await throttler.try_take_spare(site.account, site.bucket)) co_return *g;
+    if (!quota.limit || throttler.now() + kSparePoll_s > quota.limit->deadline())
+      co_return make_problem(503, "no_spare_quota", "no spare quota for a refresh ahead of " + site.bucket);
+    net::steady_timer timer(co_await net::this_coro::executor, std::chrono::milliseconds(kSparePollMs));
+    co_await timer.async_wait(net::use_awaitable);
+  }
+}
+
 net::awaitable<Expected<Grant>> take_quota(Throttler& throttler, const CallSite& site, const Quota& quota) {
   switch (quota.mode) {
     case QuotaMode::client_wait:
       break;
+    case QuotaMode::spare:
+      co_return co_await take_spare(throttler, site, quota);
   }
   co_return co_await throttler.acquire(site.account, site.bucket, quota.limit, quota.client);
 }

@@ -28,8 +28,12 @@ class Upstream {
 
 // How a call takes quota. client_wait: queue in the client's FIFO until the
 // limit's deadline (Prefer: wait, or the coalesced flight's latest limit).
-// A call that may only use spare quota (refresh ahead) is a further mode.
-enum class QuotaMode { client_wait };
+// spare: a background refresh ahead (server/core/refresh/): a token only
+// from spare quota (Throttler::try_take_spare), never a queue place. None
+// spare: the problem no_spare_quota at once (the refresh stays pending), or,
+// with a limit (later pages of a listing under way, whose first tokens are
+// spent), once spare quota has not come back by the limit's deadline.
+enum class QuotaMode { client_wait, spare };
 
 struct Quota {
   QuotaMode mode = QuotaMode::client_wait;
