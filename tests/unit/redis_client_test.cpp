@@ -23,14 +23,6 @@ using Steady = std::chrono::steady_clock;
 
 namespace {
 
-redis::ClientOptions options(int port, std::chrono::milliseconds timeout = std::chrono::milliseconds(500)) {
-  redis::ClientOptions o;
-  o.url.host = "127.0.0.1";
-  o.url.port = static_cast<std::uint16_t>(port);
-  o.timeout = timeout;
-  return o;
-}
-
 ConfigEnv env_with(std::string name, std::string value) {
   ConfigEnv e;
   e.getenv = [name, value](const std::string& n) -> std::optional<std::string> {
@@ -45,7 +37,7 @@ ConfigEnv env_with(std::string name, std::string value) {
 
 TEST_CASE("redis client: a pipeline answers every command in order, error replies and binary values included") {
   test::RedisServer server;
-  redis::Client client(options(server.port()));
+  redis::Client client(test::loopback_client(server.port(), std::chrono::milliseconds(500)));
   const std::string binary("a\0b\r\nc", 6);
   auto replies = run_coro(client.pipeline(
       {{"SET", "k", binary}, {"GET", "k"}, {"INCR", "k"}, {"GET", "absent"}, {"RPUSH", "l", "x", "y"}, {"LRANGE", "l", "0", "-1"}}));
@@ -65,7 +57,7 @@ TEST_CASE("redis client: AUTH and SELECT come from the URL; a wrong password fai
   test::RedisServer server({"--requirepass", "s3cret-pw"});
   auto parsed = redis::parse_url("redis://:s3cret-pw@127.0.0.1:" + std::to_string(server.port()) + "/3");
   REQUIRE(parsed);
-  redis::ClientOptions o = options(server.port());
+  redis::ClientOptions o = test::loopback_client(server.port(), std::chrono::milliseconds(500));
   o.url = *parsed;
   redis::Client good(o);
   auto r = run_coro(good.pipeline({{"SET", "in3", "v"}, {"CLIENT", "INFO"}}));
@@ -89,7 +81,7 @@ TEST_CASE("redis client: a server that never answers costs redis.timeout_ms, the
   REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
   REQUIRE(::listen(fd, 8) == 0);
   REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0);
-  redis::ClientOptions o = options(ntohs(a.sin_port), std::chrono::milliseconds(150));
+  redis::ClientOptions o = test::loopback_client(ntohs(a.sin_port), std::chrono::milliseconds(150));
   o.backoff_min = std::chrono::seconds(30);  // far longer than this test: the second call is inside it
   redis::Client client(o);
 
@@ -109,7 +101,7 @@ TEST_CASE("redis client: a server that never answers costs redis.timeout_ms, the
 
 TEST_CASE("redis client: Redis killed -> calls fail and recgate_redis_up is 0; restarted -> the next call after the backoff succeeds") {
   test::RedisServer server;
-  redis::ClientOptions o = options(server.port());
+  redis::ClientOptions o = test::loopback_client(server.port(), std::chrono::milliseconds(500));
   o.backoff_min = std::chrono::milliseconds(50);
   o.backoff_max = std::chrono::milliseconds(50);
   redis::Client client(o);

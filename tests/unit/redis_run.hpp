@@ -7,15 +7,29 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
+#include <chrono>
+#include <cstdint>
 #include <exception>
 #include <optional>
 #include <utility>
+
+#include "core/redis/client.hpp"
 
 namespace recgate::test {
 
 inline boost::asio::io_context& test_io_context() {
   static boost::asio::io_context ioc;
   return ioc;
+}
+
+// Client options for a redis-server on 127.0.0.1:port.
+inline redis::ClientOptions loopback_client(int port,
+                                            std::chrono::milliseconds timeout = std::chrono::milliseconds(1000)) {
+  redis::ClientOptions o;
+  o.url.host = "127.0.0.1";
+  o.url.port = static_cast<std::uint16_t>(port);
+  o.timeout = timeout;
+  return o;
 }
 
 template <class T>

@@ -31,14 +31,6 @@ BucketSpec fast_spec() {
   return s;
 }
 
-redis::ClientOptions options(const test::RedisServer& server) {
-  redis::ClientOptions o;
-  o.url.host = "127.0.0.1";
-  o.url.port = static_cast<std::uint16_t>(server.port());
-  o.timeout = std::chrono::milliseconds(1000);
-  return o;
-}
-
 // Reserves through `buckets` and checks the answer against `local`, the
 // single-process bucket fed the same arrival time; returns the reservation.
 Reservation reserve_and_compare(SharedBuckets& buckets, TokenBucket& local, double max_wait_s) {
@@ -58,7 +50,7 @@ Reservation reserve_and_compare(SharedBuckets& buckets, TokenBucket& local, doub
 
 TEST_CASE("shared bucket: Lua reservations = single-process token bucket for the same arrivals (two replicas, one FIFO)") {
   test::RedisServer server;
-  redis::Client a(options(server)), b(options(server));
+  redis::Client a(test::loopback_client(server.port())), b(test::loopback_client(server.port()));
   SharedBuckets replica_a(a, "t:"), replica_b(b, "t:");
   // Redis's data began long ago: an absent bucket is full, as a fresh local one.
   REQUIRE(run_coro(a.command({"SET", "t:alive", "1"})).has_value());
@@ -87,7 +79,7 @@ TEST_CASE("shared bucket: Lua reservations = single-process token bucket for the
 
 TEST_CASE("shared bucket: an upstream throttle empties and holds the bucket for every replica") {
   test::RedisServer server;
-  redis::Client a(options(server)), b(options(server));
+  redis::Client a(test::loopback_client(server.port())), b(test::loopback_client(server.port()));
   SharedBuckets replica_a(a, "t:"), replica_b(b, "t:");
   REQUIRE(run_coro(a.command({"SET", "t:alive", "1"})).has_value());
   auto first = run_coro(replica_a.state("acct", "mws.ListRecommendations", fast_spec()));
@@ -104,7 +96,7 @@ TEST_CASE("shared bucket: an upstream throttle empties and holds the bucket for 
 
 TEST_CASE("shared bucket: the learnt (adaptive) rate lives in the shared bucket") {
   test::RedisServer server;
-  redis::Client a(options(server)), b(options(server));
+  redis::Client a(test::loopback_client(server.port())), b(test::loopback_client(server.port()));
   SharedBuckets replica_a(a, "t:"), replica_b(b, "t:");
   REQUIRE(run_coro(a.command({"SET", "t:alive", "1"})).has_value());
   auto first = run_coro(replica_a.state("acct", "mws.ListRecommendations", fast_spec()));
@@ -131,7 +123,7 @@ TEST_CASE("shared bucket: the learnt (adaptive) rate lives in the shared bucket"
 
 TEST_CASE("shared bucket: after Redis lost its data the buckets start empty; NOSCRIPT reloads the script") {
   test::RedisServer server;
-  redis::Client a(options(server));
+  redis::Client a(test::loopback_client(server.port()));
   SharedBuckets replica(a, "t:");
   // No t:alive marker: this Redis's data begins now, so the bucket is empty.
   auto r = run_coro(replica.reserve("acct", "mws.ListRecommendations", fast_spec(), 10));

@@ -23,14 +23,6 @@ namespace net = boost::asio;
 
 namespace {
 
-redis::ClientOptions options(const test::RedisServer& server) {
-  redis::ClientOptions o;
-  o.url.host = "127.0.0.1";
-  o.url.port = static_cast<std::uint16_t>(server.port());
-  o.timeout = std::chrono::milliseconds(1000);
-  return o;
-}
-
 std::shared_ptr<cache::Entry> sample_entry() {
   auto e = std::make_shared<cache::Entry>();
   e->validator = "2026-11-22T06:00:01Z";
@@ -61,7 +53,7 @@ TEST_CASE("redis shared cache: an entry round-trips (validator absent or set, bi
 
 TEST_CASE("redis shared cache: put stores under key_prefix with a TTL, get reads it back; Redis down is a miss") {
   test::RedisServer server;
-  redis::Client client(options(server));
+  redis::Client client(test::loopback_client(server.port()));
   redis::SharedCache shared(client, "rgtest:");
   const std::string kind = "mws.list";
   const std::string key = "3:acc2:mp";
@@ -82,7 +74,7 @@ TEST_CASE("redis shared cache: put stores under key_prefix with a TTL, get reads
 
 TEST_CASE("redis lease: NX gives one holder; only the holder's token releases it (compare-and-delete)") {
   test::RedisServer server;
-  redis::Client client(options(server));
+  redis::Client client(test::loopback_client(server.port()));
   redis::Lease lease(client, "rgtest:");
   auto a = run_coro(lease.try_acquire("mws.list:k"));
   CHECK(a.status == redis::Lease::Status::acquired);
@@ -101,7 +93,7 @@ TEST_CASE("redis lease: NX gives one holder; only the holder's token releases it
 
 TEST_CASE("redis lease: an expired lease can be taken again, and its old holder cannot delete the new one") {
   test::RedisServer server;
-  redis::Client client(options(server));
+  redis::Client client(test::loopback_client(server.port()));
   redis::Lease lease(client, "rgtest:", redis::LeaseOptions{std::chrono::milliseconds(150), std::chrono::milliseconds(10)});
   auto a = run_coro(lease.try_acquire("x"));
   REQUIRE(a.status == redis::Lease::Status::acquired);
@@ -184,7 +176,7 @@ net::awaitable<int> two_replicas(Replicas* r, redis::Lease* lease, std::optional
 
 TEST_CASE("svc::in_flight with a lease: a second replica waits for the leader's shared result (one upstream call)") {
   test::RedisServer server;
-  redis::Client client(options(server));
+  redis::Client client(test::loopback_client(server.port()));
   redis::Lease lease(client, "rgtest:", redis::LeaseOptions{std::chrono::milliseconds(5000), std::chrono::milliseconds(10)});
   Replicas r(client, test::test_io_context().get_executor());
   std::optional<Result> a, b;
@@ -200,7 +192,7 @@ TEST_CASE("svc::in_flight with a lease: a second replica waits for the leader's 
 
 TEST_CASE("svc::in_flight without a lease (Redis unconfigured): each replica calls upstream, as before") {
   test::RedisServer server;
-  redis::Client client(options(server));
+  redis::Client client(test::loopback_client(server.port()));
   Replicas r(client, test::test_io_context().get_executor());
   std::optional<Result> a, b;
   CHECK(run_coro(two_replicas(&r, nullptr, &a, &b)) == 2);
