@@ -474,6 +474,7 @@ int run_app(const Config& cfg) {
     log_error("cannot start", {{"error", e.what()}});
     return 1;
   }
+  store->check_in_background();  // a large file: checked now the port is open, not before
   log_info("recgate started", {{"version", RECGATE_VERSION}, {"threads", opts.threads},
                                {"database", cfg.database}, {"clients", cfg.clients.size()}});
   server.run();

@@ -185,7 +185,7 @@ std::int64_t file_bytes(sqlite3* db) {
 // program, a full disk) throws: moving the file aside would not cure it.
 // quick_check reads every page (2.5 s for a 780 MB file): it runs here only
 // for files up to Store::kSyncCheckBytes; for larger ones `deferred` is set
-// and the caller checks in the background (Store::start_deferred_check).
+// and the owner checks later (Store::check_in_background).
 std::unique_ptr<Db> open_checked(const std::string& path, std::string& corrupt, bool& deferred) {
   sqlite3* raw = nullptr;
   int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
@@ -276,7 +276,11 @@ void Store::open_on_thread() {
   db_->exec(
       "INSERT INTO run_state (id, clean_shutdown) VALUES (1, 0) "
       "ON CONFLICT (id) DO UPDATE SET clean_shutdown = 0");
-  if (deferred) start_deferred_check();
+  check_pending_ = deferred;
+}
+
+void Store::check_in_background() {
+  if (std::exchange(check_pending_, false)) start_deferred_check();
 }
 
 std::unique_ptr<Db> Store::fresh_after_corrupt(const std::string& corrupt) {

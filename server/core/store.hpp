@@ -97,9 +97,10 @@ class Store {
   // moved aside as PATH.corrupt-YYYYMMDDTHHMMSSZ (with its -wal and -shm),
   // logged as an error, and a fresh database created: everything in it is a
   // cache or can start over (previous_run_clean() is then false). Files
-  // larger than kSyncCheckBytes are checked after open returns, in the
-  // background (start-up must not read a whole large file); a corrupt one
-  // is then replaced the same way while serving.
+  // larger than kSyncCheckBytes are checked only when check_in_background()
+  // is called (run_app calls it once the port is open: start-up must not
+  // read a whole large file); a corrupt one is then replaced the same way
+  // while serving.
   static constexpr std::int64_t kSyncCheckBytes = 16 * 1024 * 1024;
   static std::unique_ptr<Store> open(const std::string& path);
   ~Store();
@@ -152,6 +153,10 @@ class Store {
   bool previous_run_clean() const { return previous_run_clean_; }
   // Records a clean stop; call after the bucket levels are saved. Throws.
   void mark_clean_shutdown();
+  // Starts the integrity check that open() left for later (a file larger than
+  // kSyncCheckBytes), on a thread of its own at the lowest CPU priority.
+  // Does nothing when open() checked the file already or on a second call.
+  void check_in_background();
 
  private:
   Store() = default;
@@ -166,6 +171,7 @@ class Store {
   int schema_version_ = 0;
   bool previous_run_clean_ = false;
   int lock_fd_ = -1;
+  bool check_pending_ = false;  // open() left the integrity check for check_in_background()
   std::thread checker_;
   std::mutex check_mu_;
   sqlite3* check_db_ = nullptr;  // the deferred check's connection while it runs
