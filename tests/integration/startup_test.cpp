@@ -6,10 +6,12 @@
 #include <doctest/doctest.h>
 #include <signal.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
 
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -146,4 +148,23 @@ TEST_CASE("startup: a large database found corrupt by the background check is mo
   CHECK(http_get(rg.port, "/readyz").status == 200);
   rg.proc.signal(SIGTERM);
   CHECK(rg.proc.wait_exit() == 0);
+}
+
+// The system CA bundle is read on the first TLS connection, not at start
+// (~140 certificates, 50-150 ms of start-up). SSL_CERT_FILE naming a FIFO
+// with no writer makes any read of it block for ever: recgate must still
+// come up, and serve a plain-http upstream, without touching it.
+TEST_CASE("startup: the system CA bundle is not read before listening, nor for a plain-http upstream") {
+  Sandbox sb;
+  TempDir dir;
+  const std::string fifo = dir.file("ca-bundle.fifo");
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  std::unique_ptr<Recgate> rg;
+  REQUIRE_NOTHROW(rg = std::make_unique<Recgate>(dir, test_config(dir, sb.port),
+                                                 std::vector<std::pair<std::string, std::string>>{
+                                                     {"SSL_CERT_FILE", fifo}, {"SSL_CERT_DIR", dir.file("none")}}));
+  CHECK(http_get(rg->port, "/healthz").status == 200);
+  auto r = http_get(rg->port, "/v1/mws/main/recommendations?marketplace=ATVPDKIKX0DER&category=Inventory");
+  CHECK(r.status == 200);
+  CHECK(r.header("cache-status") == "recgate; fwd=miss; stored");
 }

@@ -242,10 +242,8 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
     opts_.max_connections_per_origin = std::max(1, opts_.max_connections_per_origin);
     SSL_CTX_set_min_proto_version(tls_.native_handle(), TLS1_2_VERSION);
     tls_.set_verify_mode(ssl::verify_peer);
-    boost::system::error_code ec;
-    tls_.set_default_verify_paths(ec);
-    if (ec) log_warn("upstream: system CA paths not usable", {{"error", ec.message()}});
-    if (!opts_.ca_file.empty()) {
+    if (!opts_.ca_file.empty()) {  // the operator's own file: a bad one stops start-up
+      boost::system::error_code ec;
       tls_.load_verify_file(opts_.ca_file, ec);
       if (ec) throw std::runtime_error("upstream.ca_file: cannot load " + opts_.ca_file + ": " + ec.message());
     }
@@ -254,7 +252,10 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   const ClientOptions& options() const { return opts_; }
   const net::any_io_executor& executor() const { return ex_; }
 
-  ConnectionPtr make_connection(bool tls) { return std::make_shared<Connection>(ex_, tls ? &tls_ : nullptr); }
+  ConnectionPtr make_connection(bool tls) {
+    if (tls) std::call_once(system_trust_loaded_, [this] { load_system_trust(); });
+    return std::make_shared<Connection>(ex_, tls ? &tls_ : nullptr);
+  }
 
   // A slot at once (an idle connection or permission to open one), or a
   // waiter to await. fresh_only skips and closes the origin's idle connections.
@@ -413,9 +414,19 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
     conn->tcp().close();
   }
 
+  // The system CA bundle (~140 certificates, 50-150 ms to parse) is read
+  // on the first TLS connection, not at start: start-up must not wait for
+  // it ([perf] item 4), and a gateway on plain-http upstreams never needs it.
+  void load_system_trust() {
+    boost::system::error_code ec;
+    tls_.set_default_verify_paths(ec);
+    if (ec) log_warn("upstream: system CA paths not usable", {{"error", ec.message()}});
+  }
+
   net::any_io_executor ex_;
   ClientOptions opts_;
   ssl::context tls_;
+  std::once_flag system_trust_loaded_;
   net::steady_timer reaper_timer_;  // on its own strand
   std::mutex mutex_;
   std::unordered_map<std::string, Origin> origins_;
