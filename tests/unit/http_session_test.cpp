@@ -9,7 +9,6 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/_experimental/test/stream.hpp>
-#include <memory>
 #include <stdexcept>
 
 #include "core/http/session.hpp"
@@ -22,18 +21,6 @@ namespace {
 
 net::awaitable<Response> echo(Context& c) {
   co_return text_response(200, "echo " + c.path + " " + std::to_string(c.req.body().size()), "text/plain");
-}
-
-// A body of its own with two shared pieces spliced in: "[" "one" "," "two" "]".
-net::awaitable<Response> spliced(Context&) {
-  static const auto one = std::make_shared<const std::string>("{\"one\":1}");
-  auto two = std::make_shared<std::string>(std::string(70000, 'x'));  // more than one write's worth
-  Response res = json_response(200, "[");
-  res.append_shared(one, *one);
-  res.body() += ',';
-  res.append_shared(two, *two);
-  res.body() += ']';
-  co_return res;
 }
 
 net::awaitable<Response> fails(Context&) {
@@ -66,7 +53,6 @@ struct Rig {
   Router router{{{Verb::get, "/echo", "echo", echo},
                  {Verb::post, "/echo", "echo", echo},
                  {Verb::get, "/fails", "fails", fails},
-                 {Verb::get, "/spliced", "spliced", spliced},
                  {Verb::get, "/slow", "slow", slow, true}}};
   Drain drain;
   std::shared_ptr<ConnectionTable> table = std::make_shared<ConnectionTable>(0);
@@ -147,20 +133,6 @@ TEST_CASE("session: HEAD gets the GET answer's headers and Content-Length withou
   CHECK(got.find("HTTP/1.1 200 OK\r\n") == 0);
   CHECK(got.find("Content-Length: 12\r\n") != std::string::npos);
   CHECK(got.substr(got.size() - 4) == "\r\n\r\n");
-}
-
-TEST_CASE("session: shared body pieces go on the wire in place, counted in Content-Length; HEAD sends none") {
-  Rig rig;
-  const std::string expected = "[{\"one\":1}," + std::string(70000, 'x') + "]";
-  const std::string got = rig.exchange("GET /spliced HTTP/1.1\r\nHost: x\r\n\r\nHEAD /spliced HTTP/1.1\r\nHost: x\r\n\r\n");
-  const auto end_of_head = got.find("\r\n\r\n");
-  REQUIRE(end_of_head != std::string::npos);
-  CHECK(got.find("Content-Length: " + std::to_string(expected.size()) + "\r\n") < end_of_head);
-  CHECK(got.compare(end_of_head + 4, expected.size(), expected) == 0);
-  const std::string head_answer = got.substr(end_of_head + 4 + expected.size());
-  CHECK(head_answer.find("HTTP/1.1 200 OK\r\n") == 0);
-  CHECK(head_answer.find("Content-Length: " + std::to_string(expected.size()) + "\r\n") != std::string::npos);
-  CHECK(head_answer.substr(head_answer.size() - 4) == "\r\n\r\n");
 }
 
 TEST_CASE("session: requests that could smuggle another are refused and the connection closed") {

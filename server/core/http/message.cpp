@@ -16,29 +16,6 @@ std::string_view Context::header(std::string_view name) const {
   return it == req.end() ? std::string_view{} : std::string_view(it->value().data(), it->value().size());
 }
 
-void Response::append_shared(std::shared_ptr<const void> owner, std::string_view bytes) {
-  shared.push_back(SharedBytes{std::move(owner), bytes, body().size()});
-}
-
-std::size_t Response::payload_size() const {
-  std::size_t n = body().size();
-  for (const auto& piece : shared) n += piece.bytes.size();
-  return n;
-}
-
-std::string Response::payload() const {
-  std::string out;
-  out.reserve(payload_size());
-  std::size_t from = 0;
-  for (const auto& piece : shared) {
-    out.append(body(), from, piece.at - from);
-    out += piece.bytes;
-    from = piece.at;
-  }
-  out.append(body(), from);
-  return out;
-}
-
 Response json_response(int status, std::string body) {
   return text_response(status, std::move(body), "application/json");
 }

@@ -10,7 +10,6 @@
 #include <boost/beast/http/verb.hpp>
 #include <chrono>
 #include <functional>
-#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -23,33 +22,8 @@
 namespace recgate::http {
 
 using Request = boost::beast::http::request<boost::beast::http::string_body>;
+using Response = boost::beast::http::response<boost::beast::http::string_body>;
 using Verb = boost::beast::http::verb;
-
-// Bytes an answer sends without holding a copy of them: a cached body that
-// every hit on it shares ([perf]: a 64 KB body copied into each answer cost
-// a memmove and a malloc per hit). They go on the wire after the first `at`
-// bytes of the response's own body.
-struct SharedBytes {
-  std::shared_ptr<const void> owner;  // keeps `bytes` alive until they are written
-  std::string_view bytes;
-  std::size_t at = 0;  // offset into Response::body(); pieces in ascending order
-};
-
-// A Beast response whose payload is its own body with shared pieces spliced
-// in. Content-Length counts both (Session::send sets it).
-struct Response : boost::beast::http::response<boost::beast::http::string_body> {
-  using Base = boost::beast::http::response<boost::beast::http::string_body>;
-  using Base::Base;
-  Response() = default;
-  Response(Base&& b) : Base(std::move(b)) {}  // NOLINT: a plain Beast response is one without shared pieces
-  std::vector<SharedBytes> shared;
-  // Appends `bytes` (kept alive by `owner`) at the current end of body().
-  void append_shared(std::shared_ptr<const void> owner, std::string_view bytes);
-  // Bytes on the wire after the header: body() plus every shared piece.
-  std::size_t payload_size() const;
-  // The payload as one string (tests, logs; the session writes the pieces).
-  std::string payload() const;
-};
 
 struct Context {
   const Request& req;

@@ -27,7 +27,6 @@
 #include <optional>
 #include <string>
 #include <type_traits>
-#include <vector>
 
 #include "core/http/connections.hpp"
 #include "core/http/io_threads.hpp"
@@ -268,7 +267,6 @@ class Session {
     const bool keep = req.keep_alive() && !env_.drain->draining() && !peer.ended;
     res.keep_alive(keep);
     res.prepare_payload();  // Content-Length of the body, also for HEAD (the body is not sent)
-    if (!res.shared.empty()) res.content_length(res.payload_size());
     const bool written = co_await write(res, req.method() != boost::beast::http::verb::head);
     co_return written && keep;
   }
@@ -279,11 +277,12 @@ class Session {
   boost::asio::awaitable<bool> write(const Response& res, bool send_body) {
     using namespace session_detail;
     render_head(res, head_);
-    gather(res, send_body);
+    std::array<net::const_buffer, 2> wire{net::buffer(head_),
+                                          send_body ? net::buffer(res.body()) : net::const_buffer()};
     beast::error_code ec;
-    const std::size_t written = write_now(ec);
-    if (!ec && written < net::buffer_size(wire_)) {
-      beast::buffers_suffix<std::vector<net::const_buffer>> rest(wire_);
+    const std::size_t written = write_now(wire, ec);
+    if (!ec && written < wire[0].size() + wire[1].size()) {
+      beast::buffers_suffix<std::array<net::const_buffer, 2>> rest(wire);
       rest.consume(written);
       deadline_after(stream_, opts_.read_timeout);
       auto [aec, an] = co_await net::async_write(stream_, rest, tuple_awaitable);
@@ -292,26 +291,10 @@ class Session {
     co_return !ec;
   }
 
-  // The buffers of one answer in wire order: header, then the body's own
-  // bytes with the shared pieces spliced in at their offsets (no copy).
-  void gather(const Response& res, bool send_body) {
-    wire_.clear();
-    wire_.push_back(boost::asio::buffer(head_));
-    if (!send_body) return;
-    const std::string& own = res.body();
-    std::size_t from = 0;
-    for (const auto& piece : res.shared) {
-      if (piece.at > from) wire_.push_back(boost::asio::buffer(own.data() + from, piece.at - from));
-      wire_.push_back(boost::asio::buffer(piece.bytes.data(), piece.bytes.size()));
-      from = piece.at;
-    }
-    if (own.size() > from) wire_.push_back(boost::asio::buffer(own.data() + from, own.size() - from));
-  }
-
-  // What the socket takes now, without waiting: one writev of the answer.
-  std::size_t write_now(boost::beast::error_code& ec) {
+  // What the socket takes now, without waiting: one writev of header and body.
+  std::size_t write_now(const std::array<boost::asio::const_buffer, 2>& wire, boost::beast::error_code& ec) {
     if constexpr (session_detail::has_socket<Stream>) {
-      const std::size_t n = stream_.socket().write_some(wire_, ec);
+      const std::size_t n = stream_.socket().write_some(wire, ec);
       if (ec == boost::asio::error::would_block || ec == boost::asio::error::try_again) {
         ec = {};
         return 0;
@@ -356,7 +339,6 @@ class Session {
   const session_detail::Clock::time_point first_deadline_;
   boost::beast::flat_buffer buffer_;
   std::string head_;  // the serialized response header, reused across the connection's requests
-  std::vector<boost::asio::const_buffer> wire_;  // one answer's buffers, reused likewise
   std::string peer_;  // the client's address (Context::client until a key names it)
   bool first_request_ = true;
   bool linger_ = false;  // answered an error found while reading: linger, then close

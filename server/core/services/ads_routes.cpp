@@ -18,11 +18,8 @@ Problem unsupported_media_type(const std::string& got) {
                         (got.empty() ? std::string("none") : "\"" + got + "\""));
 }
 
-// The cached body is sent from the entry itself, not copied (SharedBytes).
 http::Response render(http::Context& ctx, const AdsAnswer& a) {
-  http::Response ok = http::json_response(200, "");
-  ok.append_shared(a.entry, a.entry->body);
-  return svc::cached_response(ctx, std::move(ok), a.cache, svc::etag_of_hash(a.entry->hash));
+  return svc::cached_response(ctx, a.entry->body, a.cache, svc::etag_of_hash(a.entry->hash));
 }
 
 }  // namespace

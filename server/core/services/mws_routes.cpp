@@ -28,12 +28,13 @@ std::string etag_of(const MwsAnswer& a) {
   return svc::etag_of_hash(h);
 }
 
-// The wrapper is built once with its size reserved; each list is sent
-// straight from its cached entry, not copied (SharedBytes).
+// The body is built once with its size reserved; each list is appended
+// straight from its cached entry.
 http::Response render_recommendations(http::Context& ctx, const MwsAnswer& a) {
-  http::Response ok = http::json_response(200, "");
-  std::string& body = ok.body();
-  body.reserve(64 + 160 * a.categories.size());
+  std::size_t size = 64;
+  for (const auto& c : a.categories) size += c.entry->body.size() + 160;
+  std::string body;
+  body.reserve(size);
   body += "{\"account\":";
   json_string(body, a.account);
   body += ",\"marketplaceId\":";
@@ -51,12 +52,12 @@ http::Response render_recommendations(http::Context& ctx, const MwsAnswer& a) {
     body += ",\"cache\":\"";
     body += cache::outcome_name(c.outcome);
     body += "\",\"recommendations\":";
-    ok.append_shared(c.entry, c.entry->body);
+    body += c.entry->body;
     body += '}';
   }
   body += "]}";
   const std::string etag = etag_of(a);
-  return svc::cached_response(ctx, std::move(ok), a.cache, etag);
+  return svc::cached_response(ctx, std::move(body), a.cache, etag);
 }
 
 http::Response render_last_updated(http::Context& ctx, const MwsLastUpdatedAnswer& a) {
@@ -75,7 +76,7 @@ http::Response render_last_updated(http::Context& ctx, const MwsLastUpdatedAnswe
   body += '}';
   // The ETag covers the times only: a re-check that changes none keeps it.
   const std::string etag = svc::etag_of_hash(cache::fnv1a64(std::string_view(body).substr(times_at)));
-  return svc::cached_response(ctx, http::json_response(200, std::move(body)), a.cache, etag);
+  return svc::cached_response(ctx, std::move(body), a.cache, etag);
 }
 
 }  // namespace

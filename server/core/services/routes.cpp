@@ -16,9 +16,10 @@ RequestOptions request_options(const http::Context& ctx) {
   return o;
 }
 
-http::Response cached_response(http::Context& ctx, http::Response ok, const CacheFacts& cache, const std::string& etag) {
+http::Response cached_response(http::Context& ctx, std::string body, const CacheFacts& cache, const std::string& etag) {
   const bool not_modified = !etag.empty() && cache::if_none_match(std::string(ctx.header("If-None-Match")), etag);
-  http::Response res = not_modified ? http::text_response(304, "", "application/json") : std::move(ok);
+  http::Response res = not_modified ? http::text_response(304, "", "application/json")
+                                    : http::json_response(200, std::move(body));
   if (not_modified) res.erase(boost::beast::http::field::content_type);
   res.set("Cache-Status", cache.status);
   res.set("Age", std::to_string(cache.age_s));

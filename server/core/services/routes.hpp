@@ -16,9 +16,8 @@ namespace recgate::svc {
 // Cache-Control, Prefer: wait (capped at 3600 s), the client and request id.
 RequestOptions request_options(const http::Context& ctx);
 
-// `ok` (a 200 JSON answer) with the cache headers, or a 304 without a body
-// when If-None-Match matches `etag`.
-http::Response cached_response(http::Context& ctx, http::Response ok, const CacheFacts& cache, const std::string& etag);
+// A 200 with the cache headers, or a 304 when If-None-Match matches `etag`.
+http::Response cached_response(http::Context& ctx, std::string body, const CacheFacts& cache, const std::string& etag);
 
 // `"<16 hex digits>"`: a strong ETag from a 64-bit hash of the validators.
 std::string etag_of_hash(std::uint64_t h);
