@@ -43,6 +43,14 @@ for set in empty full; do
   START[$set]=$RG_START_S
   # one request of each kind the bench makes, so both processes have touched the same code paths
   curl -fsS -o /dev/null "http://127.0.0.1:${PORT[$set]}/metrics"
+  # The in-memory tier is filled in the background after /healthz answers:
+  # measure once it holds every entry (bounded: 10 min).
+  want=0; [ "$set" = full ] && want=$ENTRIES
+  for _ in $(seq 1 3000); do
+    [ "$(metric "${PORT[$set]}" 'recgate_cache_entries\{api="mws"\}')" -ge "$want" ] && break
+    sleep 0.2
+  done
+  [ "$(metric "${PORT[$set]}" 'recgate_cache_entries\{api="mws"\}')" -ge "$want" ] || die "$set: the fill did not reach $want entries"
   sleep 2
   RSS[$set]=$(rss_mib "$RG_PID")
   HWM[$set]=$(hwm_mib "$RG_PID")
