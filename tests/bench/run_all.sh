@@ -19,7 +19,7 @@ export NO_BUILD=1
   echo "machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')), $(free -m | awk '/^Mem:/ {print $2 " MiB RAM"}'), load avg $(cut -d' ' -f1-3 /proc/loadavg)"
 } | tee "$OUT"
 failed=()
-for s in cache_hit_vs_nginx hit_latency_entries startup_time rss_100k throttle_sustained ads_adaptive; do
+for s in cache_hit_vs_nginx gzip_vs_nginx hit_latency_entries startup_time rss_100k throttle_sustained ads_adaptive; do
   echo | tee -a "$OUT"
   echo "######## $s" | tee -a "$OUT"
   # wrk's raw output and progress go to stderr (kept in $OUT.log); figures to stdout

@@ -113,7 +113,7 @@ TEST_CASE("ads service: a 401 refreshes the LWA token once and retries with the 
   rig.up.ads = {answer(401, R"({"code":"UNAUTHORIZED"})"), answer(200, R"({"recommendations":[]})")};
   auto res = rig.one(kBody);
   REQUIRE(res);
-  CHECK(res->entry->body == R"({"recommendations":[]})");
+  CHECK(res->entry->body() == R"({"recommendations":[]})");
   REQUIRE(rig.up.ads_sent.size() == 2);
   CHECK(header_of(rig.up.ads_sent[0], "Authorization") == "Bearer Atza|one");
   CHECK(header_of(rig.up.ads_sent[1], "Authorization") == "Bearer Atza|two");
@@ -148,7 +148,7 @@ TEST_CASE("ads service: an upstream failure serves the stored answer, marked sta
   // no-cache forces the upstream call; its failure falls back to the stored answer.
   auto stale = rig.one(kBody, "no-cache");
   REQUIRE(stale);
-  CHECK(stale->entry->body == R"({"first":true})");
+  CHECK(stale->entry->body() == R"({"first":true})");
   CHECK(has(stale->cache.status, "stale"));
   CHECK(rig.up.ads_sent.size() == 2);
 }
@@ -186,7 +186,7 @@ TEST_CASE("ads service: identical concurrent requests make one upstream call") {
   CHECK(rig.up.lwa_sent.size() == 1);
   for (Result* x : {&a, &b, &c}) {
     REQUIRE(**x);
-    CHECK((**x)->entry->body == R"({"shared":true})");
+    CHECK((**x)->entry->body() == R"({"shared":true})");
   }
 }
 
@@ -207,7 +207,7 @@ TEST_CASE("ads service: a 429 holds the bucket for Retry-After; the retry goes o
   rig.advance(2'500ms);
   rig.run_until([&] { return r.has_value(); });
   REQUIRE(*r);
-  CHECK((*r)->entry->body == R"({"after":"backoff"})");
+  CHECK((*r)->entry->body() == R"({"after":"backoff"})");
   CHECK(rig.up.ads_sent.size() == 2);
 }
 
@@ -251,7 +251,7 @@ TEST_CASE("ads service: a request that missed just as the flight it would have j
   }
   REQUIRE(late);
   REQUIRE(*late);
-  CHECK((*late)->entry->body == R"({"leader":true})");
+  CHECK((*late)->entry->body() == R"({"leader":true})");
   CHECK(rig.up.ads_sent.size() == 1);
 }
 
@@ -276,6 +276,6 @@ TEST_CASE("ads service: a joiner with a shorter wait gets its own 429 while the 
   rig.advance(6'000ms);  // the next token
   rig.run_until([&] { return leader.has_value(); });
   REQUIRE(*leader);
-  CHECK((*leader)->entry->body == R"({"leader":true})");
+  CHECK((*leader)->entry->body() == R"({"leader":true})");
   CHECK(rig.up.ads_sent.size() == 2);
 }

@@ -12,6 +12,11 @@ namespace {
 const PolicyConfig kCfg{60, 3600, 86400};
 constexpr std::int64_t kNow = 1'800'000'000'000;
 std::optional<std::string> ts(const char* s) { return std::string(s); }
+EntryData body_of(std::string body) {
+  EntryData d;
+  d.body = std::move(body);
+  return d;
+}
 }  // namespace
 
 TEST_CASE("cache policy: classify by timestamp, TTL for ListingQuality and null timestamps") {
@@ -97,11 +102,7 @@ TEST_CASE("cache policy: request header parsing") {
 
 TEST_CASE("cache index: bounded by entries and bytes, least recently used evicted first") {
   Index idx(100, 1 << 30);
-  auto make = [](std::string body) {
-    auto e = std::make_shared<Entry>();
-    e->body = std::move(body);
-    return e;
-  };
+  auto make = [](std::string body) { return make_entry(body_of(std::move(body))); };
   for (int i = 0; i < 100; ++i) idx.put("k" + std::to_string(i), make("v"));
   CHECK(idx.size() == 100);
   for (int i = 50; i < 100; ++i) REQUIRE(idx.find("k" + std::to_string(i)));  // touch the newer half
@@ -123,34 +124,32 @@ TEST_CASE("cache index: bounded by entries and bytes, least recently used evicte
 
 TEST_CASE("cache index: replace keeps byte accounting right") {
   Index idx(10, 1 << 20);
-  auto e1 = std::make_shared<Entry>();
-  e1->body = std::string(1000, 'a');
-  auto e2 = std::make_shared<Entry>();
-  e2->body = std::string(10, 'b');
+  auto e1 = make_entry(body_of(std::string(1000, 'a')));
+  auto e2 = make_entry(body_of(std::string(10, 'b')));
   idx.put("k", e1);
   const auto b1 = idx.bytes();
   idx.put("k", e2);
   CHECK(idx.bytes() < b1);
-  CHECK(idx.find("k")->body == e2->body);
+  CHECK(idx.find("k")->body() == e2->body());
   CHECK(idx.erase("k"));
   CHECK(idx.bytes() == 0);
 }
 
 TEST_CASE("cache index: put_if_absent never replaces what a fetch stored (a disk read-back loses to it)") {
   Index idx(10, 1 << 20);
-  auto fetched = std::make_shared<Entry>();
-  fetched->body = "new";
-  auto from_disk = std::make_shared<Entry>();
-  from_disk->body = "old, read back from SQLite";
+  // Built under the key they are held by: the index keeps them as they are (no re-keyed copy).
+  auto fetched = make_entry(body_of("new"), "k");
+  auto from_disk = make_entry(body_of("old, read back from SQLite"), "k");
   idx.put("k", fetched);
   const auto bytes = idx.bytes();
   CHECK(idx.put_if_absent("k", from_disk) == fetched);
   CHECK(idx.find("k") == fetched);
   CHECK(idx.bytes() == bytes);
   // Absent: inserted and counted.
-  CHECK(idx.put_if_absent("other", from_disk) == from_disk);
-  CHECK(idx.find("other") == from_disk);
-  CHECK(idx.bytes() == bytes + from_disk->bytes());
+  auto other = make_entry(body_of("old, read back from SQLite"), "other");
+  CHECK(idx.put_if_absent("other", other) == other);
+  CHECK(idx.find("other") == other);
+  CHECK(idx.bytes() == bytes + other->bytes());
   // A zero-sized index holds nothing and hands the entry back.
   Index none(0, 0);
   CHECK(none.put_if_absent("k", from_disk) == from_disk);

@@ -97,7 +97,7 @@ TEST_CASE("mws service: NextTokenCorrupted restarts the listing once from ListRe
                                                    "ListRecommendationsByNextToken", "ListRecommendations",
                                                    "ListRecommendationsByNextToken"});
   // The restarted listing reached its last page (the ByNextToken fixture's member).
-  CHECK(res->categories[0].entry->body.find("\"Bolt <M6> & nut\"") != std::string::npos);
+  CHECK(res->categories[0].entry->body().find("\"Bolt <M6> & nut\"") != std::string::npos);
 }
 
 TEST_CASE("mws service: a second NextTokenCorrupted is the client's 502") {

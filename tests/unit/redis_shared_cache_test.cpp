@@ -23,30 +23,33 @@ namespace net = boost::asio;
 
 namespace {
 
-std::shared_ptr<cache::Entry> sample_entry() {
-  auto e = std::make_shared<cache::Entry>();
-  e->validator = "2026-11-22T06:00:01Z";
-  e->fetched_at_ms = 1764000000123;
-  e->expires_at_ms = 1764003600123;
-  e->body = std::string("[{\"a\":\"12:34\"}]\0x", 18);
-  return e;
+cache::EntryData sample_data() {
+  cache::EntryData d;
+  d.validator = "2026-11-22T06:00:01Z";
+  d.fetched_at_ms = 1764000000123;
+  d.expires_at_ms = 1764003600123;
+  d.body = std::string("[{\"a\":\"12:34\"}]\0x", 18);
+  return d;
 }
+cache::EntryPtr sample_entry() { return cache::make_entry(sample_data()); }
 
 }  // namespace
 
 TEST_CASE("redis shared cache: an entry round-trips (validator absent or set, binary body); garbage decodes to nothing") {
-  auto e = sample_entry();
+  auto d = sample_data();
+  auto e = cache::make_entry(d);
   auto back = redis::decode_entry(redis::encode_entry(*e));
   REQUIRE(back);
-  CHECK(back->validator == e->validator);
+  CHECK(back->validator() == d.validator);
   CHECK(back->fetched_at_ms == e->fetched_at_ms);
   CHECK(back->expires_at_ms == e->expires_at_ms);
-  CHECK(back->body == e->body);
-  CHECK(back->hash == cache::fnv1a64(e->body));
-  e->validator.reset();
+  CHECK(back->body() == d.body);
+  CHECK(back->hash == cache::fnv1a64(d.body));
+  d.validator.reset();
+  e = cache::make_entry(d);
   back = redis::decode_entry(redis::encode_entry(*e));
   REQUIRE(back);
-  CHECK_FALSE(back->validator.has_value());
+  CHECK_FALSE(back->validator().has_value());
   CHECK_FALSE(redis::decode_entry("not ours"));
   CHECK_FALSE(redis::decode_entry(redis::encode_entry(*e).substr(0, 20)));
 }
@@ -61,7 +64,7 @@ TEST_CASE("redis shared cache: put stores under key_prefix with a TTL, get reads
   CHECK(run_coro(shared.put(kind, key, sample_entry(), std::chrono::seconds(60))));
   auto got = run_coro(shared.get(kind, key));
   REQUIRE(got);
-  CHECK(got->body == sample_entry()->body);
+  CHECK(got->body() == sample_entry()->body());
   CHECK(shared.redis_key(kind, key).rfind("rgtest:", 0) == 0);
   auto ttl = run_coro(client.command({"PTTL", shared.redis_key(kind, key)}));
   REQUIRE(ttl);
@@ -126,14 +129,15 @@ struct Replicas {
 net::awaitable<Result> replica_work(Replicas* r) {
   const std::string kind = "t";
   const std::string key = "item";
-  if (auto e = co_await r->shared.get(kind, key)) co_return std::stoi(e->body);
+  if (auto e = co_await r->shared.get(kind, key)) co_return std::stoi(e->body());
   const int call = ++r->upstream_calls;
   if (call == 1) {
     boost::system::error_code ec;
     co_await r->gate.async_wait(net::redirect_error(net::use_awaitable, ec));
   }
-  auto e = std::make_shared<cache::Entry>();
-  e->body = std::to_string(40 + call);
+  cache::EntryData d;
+  d.body = std::to_string(40 + call);
+  const cache::EntryPtr e = cache::make_entry(d);
   co_await r->shared.put(kind, key, e, std::chrono::seconds(60));
   co_return 40 + call;
 }

@@ -7,12 +7,11 @@ cache::EntryPtr find_answer(Db& db, const std::string& account, const std::strin
   auto st = db.prepare("SELECT fetched_at, expires_at, body FROM ads_answers WHERE account=? AND request_key=?");
   st.bind(1, account).bind(2, request_key);
   if (!st.step()) return nullptr;
-  auto e = std::make_shared<cache::Entry>();
-  e->fetched_at_ms = st.int64(0);
-  e->expires_at_ms = st.int64(1);
-  e->body = st.text(2);
-  e->hash = cache::fnv1a64(e->body);
-  return e;
+  cache::EntryData d;
+  d.fetched_at_ms = st.int64(0);
+  d.expires_at_ms = st.int64(1);
+  d.body = st.text(2);
+  return cache::make_entry(d);
 }
 
 void save_answer(Db& db, const std::string& account, const std::string& request_key, const cache::Entry& e) {
@@ -25,7 +24,7 @@ void save_answer(Db& db, const std::string& account, const std::string& request_
       .bind(3, e.fetched_at_ms)
       .bind(4, e.expires_at_ms)
       .bind(5, "application/json")  // answers are JSON documents (checked before they are kept)
-      .bind(6, e.body)
+      .bind(6, e.body())
       .step();
 }
 
@@ -60,11 +59,11 @@ const char* const kWarmSql =
     "WHERE (fetched_at, rowid) < (?1, ?2) ORDER BY fetched_at DESC, rowid DESC LIMIT ?3";
 
 WarmRow warm_row(Stmt& r) {
-  auto e = std::make_shared<cache::Entry>();
-  e->fetched_at_ms = r.int64(1);
-  e->expires_at_ms = r.int64(5);
-  e->body = r.text(6);
-  e->hash = cache::fnv1a64(e->body);
+  cache::EntryData d;
+  d.fetched_at_ms = r.int64(1);
+  d.expires_at_ms = r.int64(5);
+  d.body = r.text(6);
+  auto e = cache::make_entry(d);
   return WarmRow{r.text(3), r.text(4), std::move(e)};
 }
 

@@ -1,43 +1,22 @@
 // The in-memory index in front of SQLite: immutable cached bodies by key,
 // read under a shared lock (the hit path touches no disk and no exclusive
 // lock), bounded by entry count and bytes with approximate-LRU eviction.
-// Used by the MWS and Ads caches; persistence is theirs.
+// An open-addressing table of entry pointers: an entry's key lives in the
+// entry itself (entry.hpp), so holding one costs a single allocation plus
+// about 10 bytes of table. Used by the MWS and Ads caches; persistence is theirs.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
-#include <memory>
 #include <mutex>
-#include <optional>
 #include <shared_mutex>
 #include <string>
-#include <unordered_map>
+#include <string_view>
 #include <vector>
 
+#include "core/cache/entry.hpp"
+
 namespace recgate::cache {
-
-struct Entry {
-  std::optional<std::string> validator;  // MWS: the category lastUpdated it was fetched under
-  std::int64_t fetched_at_ms = 0;
-  std::int64_t expires_at_ms = 0;  // Ads: TTL; 0: none
-  std::string body;  // a JSON document (every cached answer is one)
-  std::uint64_t hash = 0;  // of body (strong validator material)
-  // False when committing it to SQLite failed: the answer then does not say
-  // "stored" (Cache-Status), since a restart would lose it.
-  bool stored = true;
-  // [refresh] Fetched by a background refresh ahead, not for a client: hits
-  // on it say so (Cache-Status detail=refreshed).
-  bool refreshed = false;
-  mutable std::atomic<std::uint64_t> last_access{0};
-
-  Entry() = default;
-  Entry(const Entry& o)
-      : validator(o.validator), fetched_at_ms(o.fetched_at_ms), expires_at_ms(o.expires_at_ms),
-        body(o.body), hash(o.hash), stored(o.stored), refreshed(o.refreshed), last_access(o.last_access.load()) {}
-  std::size_t bytes() const { return body.size() + 128; }
-};
-
-using EntryPtr = std::shared_ptr<const Entry>;
 
 std::uint64_t fnv1a64(std::string_view s, std::uint64_t seed = 1469598103934665603ull);
 
@@ -61,41 +40,47 @@ class LoadBudget {
 class Index {
  public:
   Index(std::size_t max_entries, std::size_t max_bytes) : max_entries_(max_entries), max_bytes_(max_bytes) {}
+  ~Index();
+  Index(const Index&) = delete;
+  Index& operator=(const Index&) = delete;
 
-  EntryPtr find(const std::string& key) const;
-  void put(const std::string& key, EntryPtr e);
+  EntryPtr find(std::string_view key) const;
+  // Holds e under key (an entry built under another key is re-keyed: a copy).
+  void put(std::string_view key, EntryPtr e);
   // Inserts e unless key is already present; returns the entry now held for
   // key (e, or the one already there). For copies read back from disk: a
   // disk read can finish after a fetch stored a newer entry, and must not
   // replace it. With a zero-sized index nothing is held and e is returned.
-  EntryPtr put_if_absent(const std::string& key, EntryPtr e);
-  bool erase(const std::string& key);
+  EntryPtr put_if_absent(std::string_view key, EntryPtr e);
+  bool erase(std::string_view key);
   // Erases every key starting with prefix; returns how many.
-  std::size_t erase_prefix(const std::string& prefix);
-  // Erases keys for which pred(key) is true.
+  std::size_t erase_prefix(std::string_view prefix);
+  // Erases keys for which pred(key) is true (key as a std::string).
   template <class P>
   std::size_t erase_if(P pred) {
     std::unique_lock lk(mu_);
-    std::size_t n = 0;
-    for (auto it = map_.begin(); it != map_.end();) {
-      if (pred(it->first)) {
-        bytes_ -= it->second->bytes();
-        it = map_.erase(it);
-        ++n;
-      } else {
-        ++it;
-      }
-    }
-    return n;
+    std::vector<std::string> victims;
+    for (const Entry* e : slots_)
+      if (e && pred(std::string(e->key()))) victims.emplace_back(e->key());
+    for (const auto& k : victims) erase_locked(k);
+    return victims.size();
   }
   std::size_t size() const;
   std::size_t bytes() const;
   std::uint64_t evictions() const { return evictions_.load(); }
 
  private:
+  static constexpr std::size_t npos = static_cast<std::size_t>(-1);
+  std::size_t home(std::string_view key) const;
+  std::size_t slot_of(std::string_view key) const;  // npos: absent
+  EntryPtr keyed(std::string_view key, EntryPtr e) const;
+  void insert_locked(EntryPtr e);  // key absent
+  bool erase_locked(std::string_view key);
+  void grow_locked();
   void evict_locked();
   mutable std::shared_mutex mu_;
-  std::unordered_map<std::string, EntryPtr> map_;
+  std::vector<const Entry*> slots_;  // each non-null slot holds one reference
+  std::size_t count_ = 0;
   std::size_t bytes_ = 0;
   std::size_t max_entries_;
   std::size_t max_bytes_;

@@ -30,12 +30,11 @@ cache::EntryPtr find_list(Db& db, const ListKey& k) {
       "WHERE account=? AND marketplace=? AND category=? AND filters=?");
   st.bind(1, k.account).bind(2, k.marketplace).bind(3, k.category).bind(4, k.filters);
   if (!st.step()) return nullptr;
-  auto entry = std::make_shared<cache::Entry>();
-  entry->validator = st.opt_text(0);
-  entry->fetched_at_ms = st.int64(1);
-  entry->body = st.text(2);
-  entry->hash = cache::fnv1a64(entry->body);
-  return entry;
+  cache::EntryData d;
+  d.validator = st.opt_text(0);
+  d.fetched_at_ms = st.int64(1);
+  d.body = st.text(2);
+  return cache::make_entry(d);
 }
 
 void save_list(Db& db, const ListKey& k, const cache::Entry& e) {
@@ -47,9 +46,9 @@ void save_list(Db& db, const ListKey& k, const cache::Entry& e) {
       .bind(2, k.marketplace)
       .bind(3, k.category)
       .bind(4, k.filters)
-      .bind(5, e.validator)
+      .bind(5, e.validator())
       .bind(6, e.fetched_at_ms)
-      .bind(7, e.body)
+      .bind(7, e.body())
       .step();
 }
 
@@ -75,11 +74,11 @@ const char* const kWarmSql =
     "ORDER BY fetched_at DESC, rowid DESC LIMIT ?3";
 
 WarmRow warm_row(Stmt& r) {
-  auto e = std::make_shared<cache::Entry>();
-  e->validator = r.opt_text(7);
-  e->body = r.text(8);
-  e->fetched_at_ms = r.int64(1);
-  e->hash = cache::fnv1a64(e->body);
+  cache::EntryData d;
+  d.validator = r.opt_text(7);
+  d.fetched_at_ms = r.int64(1);
+  d.body = r.text(8);
+  auto e = cache::make_entry(d);
   return WarmRow{ListKey{r.text(3), r.text(4), r.text(5), r.text(6)}, std::move(e)};
 }
 

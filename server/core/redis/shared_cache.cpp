@@ -47,36 +47,36 @@ std::optional<std::int64_t> to_int(std::string_view s) {
 
 std::string encode_entry(const cache::Entry& e) {
   std::string out;
-  out.reserve(e.body.size() + 96);
+  const std::string body = e.body();
+  out.reserve(body.size() + 96);
   append_field(out, kVersion);
-  append_field(out, e.validator ? "1" : "0");
-  append_field(out, e.validator.value_or(""));
+  append_field(out, e.has_validator() ? "1" : "0");
+  append_field(out, e.validator_view());
   append_field(out, std::to_string(e.fetched_at_ms));
   append_field(out, std::to_string(e.expires_at_ms));
-  append_field(out, e.body);
+  append_field(out, body);
   return out;
 }
 
-std::shared_ptr<cache::Entry> decode_entry(const std::string& value) {
+cache::MutableEntryPtr decode_entry(const std::string& value) {
   auto f = split_fields(value);
   if (!f || f->size() != 6 || (*f)[0] != kVersion) return nullptr;
   auto fetched = to_int((*f)[3]);
   auto expires = to_int((*f)[4]);
   if (!fetched || !expires) return nullptr;
-  auto e = std::make_shared<cache::Entry>();
-  if ((*f)[1] == "1") e->validator = std::string((*f)[2]);
-  e->fetched_at_ms = *fetched;
-  e->expires_at_ms = *expires;
-  e->body = std::string((*f)[5]);
-  e->hash = cache::fnv1a64(e->body);
-  return e;
+  cache::EntryData d;
+  if ((*f)[1] == "1") d.validator = std::string((*f)[2]);
+  d.fetched_at_ms = *fetched;
+  d.expires_at_ms = *expires;
+  d.body = std::string((*f)[5]);
+  return cache::make_entry(d);
 }
 
 std::string SharedCache::redis_key(const std::string& kind, const std::string& key) const {
   return prefix_ + "cache:" + kind + ":" + key;
 }
 
-boost::asio::awaitable<std::shared_ptr<cache::Entry>> SharedCache::get(const std::string& kind, const std::string& key) {
+boost::asio::awaitable<cache::MutableEntryPtr> SharedCache::get(const std::string& kind, const std::string& key) {
   Command cmd{"GET", redis_key(kind, key)};
   auto r = co_await client_.command(std::move(cmd));
   if (!r || r->type != Reply::Type::string) co_return nullptr;

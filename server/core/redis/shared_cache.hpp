@@ -17,7 +17,7 @@ class Client;
 // One value as stored in Redis: a version tag and length-prefixed fields, so
 // no body byte can be taken for a field boundary. Exposed for the unit tests.
 std::string encode_entry(const cache::Entry& e);
-std::shared_ptr<cache::Entry> decode_entry(const std::string& value);  // nullptr: not one of ours
+cache::MutableEntryPtr decode_entry(const std::string& value);  // nullptr: not one of ours
 
 class SharedCache {
  public:
@@ -25,7 +25,7 @@ class SharedCache {
 
   // The entry stored under (kind, key), or nullptr (absent, undecodable, or
   // Redis down/slow/backing off).
-  boost::asio::awaitable<std::shared_ptr<cache::Entry>> get(const std::string& kind, const std::string& key);
+  boost::asio::awaitable<cache::MutableEntryPtr> get(const std::string& kind, const std::string& key);
   // Stores it with a TTL (at least 1 s); false when Redis did not take it.
   boost::asio::awaitable<bool> put(const std::string& kind, const std::string& key, cache::EntryPtr e,
                                    std::chrono::seconds ttl);

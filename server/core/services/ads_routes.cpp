@@ -19,7 +19,9 @@ Problem unsupported_media_type(const std::string& got) {
 }
 
 http::Response render(http::Context& ctx, const AdsAnswer& a) {
-  return svc::cached_response(ctx, a.entry->body, a.cache, svc::etag_of_hash(a.entry->hash));
+  cache::BodyParts body;
+  body.entry(a.entry);
+  return svc::cached_response(ctx, body, a.cache, a.entry->hash);
 }
 
 }  // namespace

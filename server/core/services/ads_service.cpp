@@ -392,13 +392,12 @@ awaitable<Expected<std::string>> call_ads(Impl* s, std::string account, RequestP
 
 // ---- answers and the cache -------------------------------------------------
 
-std::shared_ptr<cache::Entry> make_entry(std::string body, std::int64_t now, std::int64_t ttl_s) {
-  auto e = std::make_shared<cache::Entry>();
-  e->fetched_at_ms = now;
-  e->expires_at_ms = e->fetched_at_ms + ttl_s * 1000;
-  e->body = std::move(body);
-  e->hash = cache::fnv1a64(e->body);
-  return e;
+cache::MutableEntryPtr make_entry(std::string body, std::int64_t now, std::int64_t ttl_s, const std::string& key) {
+  cache::EntryData d;
+  d.fetched_at_ms = now;
+  d.expires_at_ms = now + ttl_s * 1000;
+  d.body = std::move(body);
+  return cache::make_entry(d, key);
 }
 
 // Commits the answer before it is sent (an answer that says "stored" must
@@ -413,7 +412,7 @@ awaitable<bool> commit_answer(Impl* s, std::string account, std::string request_
 }
 
 // [scale] The shared tier: the answer another replica stored, or nullptr.
-awaitable<std::shared_ptr<cache::Entry>> shared_answer(Impl* s, std::string key) {
+awaitable<cache::MutableEntryPtr> shared_answer(Impl* s, std::string key) {
   if (!s->shared) co_return nullptr;
   const std::string kind = "ads.answer";
   co_return co_await s->shared->get(kind, key);
@@ -423,7 +422,7 @@ awaitable<std::shared_ptr<cache::Entry>> shared_answer(Impl* s, std::string key)
 // memory. After a local miss (`replace` false) a fetch may have stored a newer
 // one meanwhile: that one is kept. In a flight it replaces the expired one.
 awaitable<cache::EntryPtr> adopt_answer(Impl* s, std::string key, std::string account, std::string request_key,
-                                        std::shared_ptr<cache::Entry> e, bool replace) {
+                                        cache::MutableEntryPtr e, bool replace) {
   const cache::EntryPtr written = e;
   e->stored = co_await commit_answer(s, account, request_key, written);
   if (!replace) co_return s->index.put_if_absent(key, e);
@@ -454,7 +453,7 @@ awaitable<Expected<cache::EntryPtr>> fetch_answer(Impl* s, std::string key, std:
       co_return co_await adopt_answer(s, key, account, request_key, e, true);
   auto r = co_await call_ads(s, account, pr, std::move(wait), rid);
   if (!r) co_return r.error();
-  std::shared_ptr<cache::Entry> e = make_entry(std::move(*r), s->clock.now_ms(), s->cfg.ads.cache_ttl_s);
+  cache::MutableEntryPtr e = make_entry(std::move(*r), s->clock.now_ms(), s->cfg.ads.cache_ttl_s, key);
   if (!key.empty()) {
     const cache::EntryPtr written = e;  // a named local: g++ 12 and co_await temporaries
     e->stored = co_await commit_answer(s, account, request_key, written);

@@ -16,25 +16,24 @@ using svc::json_string;
 
 // Strong validator over what the body shows: account, marketplace and, per
 // category, its lastUpdated, fetch time and list hash.
-std::string etag_of(const MwsAnswer& a) {
+std::uint64_t etag_of(const MwsAnswer& a) {
   std::uint64_t h = cache::fnv1a64(a.account);
   h = cache::fnv1a64(a.marketplace_id, h);
   for (const auto& c : a.categories) {
     h = cache::fnv1a64(c.category, h);
-    h = cache::fnv1a64(c.entry->validator.value_or("-"), h);
+    h = cache::fnv1a64(c.entry->has_validator() ? c.entry->validator_view() : std::string_view("-"), h);
     h = cache::fnv1a64(std::to_string(c.entry->fetched_at_ms), h);
     h = cache::fnv1a64(svc::hex64(c.entry->hash), h);
   }
-  return svc::etag_of_hash(h);
+  return h;
 }
 
-// The body is built once with its size reserved; each list is appended
-// straight from its cached entry.
+// The wrapper text is built once with its size reserved; each list is a part
+// taken from its cached entry as it is stored (cache::BodyParts).
 http::Response render_recommendations(http::Context& ctx, const MwsAnswer& a) {
-  std::size_t size = 64;
-  for (const auto& c : a.categories) size += c.entry->body.size() + 160;
-  std::string body;
-  body.reserve(size);
+  cache::BodyParts parts;
+  std::string& body = parts.text();
+  body.reserve(64 + 160 * a.categories.size());
   body += "{\"account\":";
   json_string(body, a.account);
   body += ",\"marketplaceId\":";
@@ -46,22 +45,24 @@ http::Response render_recommendations(http::Context& ctx, const MwsAnswer& a) {
     body += "{\"category\":";
     json_string(body, c.category);
     body += ",\"lastUpdated\":";
-    json_opt_string(body, c.entry->validator);
+    if (c.entry->has_validator()) json_string(body, c.entry->validator_view());
+    else body += "null";
     body += ",\"fetchedAt\":";
     json_string(body, svc::iso_seconds(c.entry->fetched_at_ms));
     body += ",\"cache\":\"";
     body += cache::outcome_name(c.outcome);
     body += "\",\"recommendations\":";
-    body += c.entry->body;
+    parts.entry(c.entry);
     body += '}';
   }
   body += "]}";
-  const std::string etag = etag_of(a);
-  return svc::cached_response(ctx, std::move(body), a.cache, etag);
+  return svc::cached_response(ctx, parts, a.cache, etag_of(a));
 }
 
 http::Response render_last_updated(http::Context& ctx, const MwsLastUpdatedAnswer& a) {
-  std::string body = "{\"account\":";
+  cache::BodyParts parts;
+  std::string& body = parts.text();
+  body = "{\"account\":";
   json_string(body, a.account);
   body += ",\"marketplaceId\":";
   json_string(body, a.marketplace_id);
@@ -75,8 +76,7 @@ http::Response render_last_updated(http::Context& ctx, const MwsLastUpdatedAnswe
   svc::json_named_times(body, a.last_updated);
   body += '}';
   // The ETag covers the times only: a re-check that changes none keeps it.
-  const std::string etag = svc::etag_of_hash(cache::fnv1a64(std::string_view(body).substr(times_at)));
-  return svc::cached_response(ctx, std::move(body), a.cache, etag);
+  return svc::cached_response(ctx, parts, a.cache, cache::fnv1a64(std::string_view(body).substr(times_at)));
 }
 
 }  // namespace

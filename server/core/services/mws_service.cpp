@@ -236,7 +236,7 @@ awaitable<bool> commit_snapshot(Impl* s, std::string account, std::string mpid, 
   co_return co_await svc::commit_before_answer(s->store, write, "mws last-updated");
 }
 
-awaitable<bool> commit_list(Impl* s, mws::repo::ListKey row, std::shared_ptr<const cache::Entry> entry) {
+awaitable<bool> commit_list(Impl* s, mws::repo::ListKey row, cache::EntryPtr entry) {
   const std::uint64_t max_db_bytes = s->cfg.cache.max_db_bytes;
   auto write = [&](Db& db) {
     mws::repo::save_list(db, row, *entry);
@@ -252,9 +252,10 @@ awaitable<bool> commit_list(Impl* s, mws::repo::ListKey row, std::shared_ptr<con
 // flight ends, so it is in Redis before the lease is released.
 awaitable<void> share_snapshot(Impl* s, std::string key, std::string body, std::int64_t checked_at) {
   if (!s->shared) co_return;
-  auto e = std::make_shared<cache::Entry>();
-  e->body = std::move(body);
-  e->fetched_at_ms = checked_at;
+  cache::EntryData d;
+  d.fetched_at_ms = checked_at;
+  d.body = std::move(body);
+  const cache::EntryPtr e = cache::make_entry(d);
   const std::string kind = "mws.snapshot";
   co_await s->shared->put(kind, key, e, std::chrono::seconds(s->cfg.mws.max_stale_s));
 }
@@ -269,10 +270,11 @@ awaitable<SnapshotPtr> adopt_shared_snapshot(Impl* s, std::string account, std::
   if (!e || (seen && e->fetched_at_ms <= seen->checked_at_ms) ||
       cache::snapshot_due(e->fetched_at_ms, s->clock.now_ms(), false, s->policy))
     co_return nullptr;
-  auto parsed = snapshot_from_json(e->body, e->fetched_at_ms);
+  const std::string body = e->body();  // a named local: g++ 12 and co_await temporaries
+  auto parsed = snapshot_from_json(body, e->fetched_at_ms);
   if (!parsed) co_return nullptr;
   auto snap = std::make_shared<Snapshot>(*parsed);
-  snap->stored = co_await commit_snapshot(s, account, mpid, e->body, e->fetched_at_ms);
+  snap->stored = co_await commit_snapshot(s, account, mpid, body, e->fetched_at_ms);
   {
     std::lock_guard lk(s->snap_mu);
     s->snapshots[key] = snap;
@@ -354,7 +356,7 @@ awaitable<SnapState> get_snapshot(Impl* s, std::string account, mws::Marketplace
 // ---- recommendation lists ------------------------------------------------
 
 // [scale] The shared tier: the list another replica stored, or nullptr.
-awaitable<std::shared_ptr<cache::Entry>> shared_list(Impl* s, std::string key) {
+awaitable<cache::MutableEntryPtr> shared_list(Impl* s, std::string key) {
   if (!s->shared) co_return nullptr;
   const std::string kind = "mws.list";
   co_return co_await s->shared->get(kind, key);
@@ -364,8 +366,8 @@ awaitable<std::shared_ptr<cache::Entry>> shared_list(Impl* s, std::string key) {
 // After a local miss (`replace` false) a fetch may have stored a newer one
 // meanwhile: that one is kept. In a flight it replaces the outdated one.
 awaitable<cache::EntryPtr> adopt_list(Impl* s, std::string key, mws::repo::ListKey row,
-                                      std::shared_ptr<cache::Entry> e, bool replace) {
-  const std::shared_ptr<const cache::Entry> written = e;
+                                      cache::MutableEntryPtr e, bool replace) {
+  const cache::EntryPtr written = e;
   e->stored = co_await commit_list(s, std::move(row), written);
   if (!replace) co_return s->index.put_if_absent(key, e);
   s->index.put(key, e);
@@ -405,10 +407,10 @@ awaitable<Expected<cache::EntryPtr>> fetch_list(Impl* s, std::string key, std::s
   // it instead of calling upstream again.
   if (auto e = s->index.find(key);
       e && e != seen &&
-      cache::classify(category, {e->validator, e->fetched_at_ms}, view, s->clock.now_ms(), s->policy) == cache::Verdict::fresh)
+      cache::classify(category, {e->validator(), e->fetched_at_ms}, view, s->clock.now_ms(), s->policy) == cache::Verdict::fresh)
     co_return e;
   if (auto e = co_await shared_list(s, key);  // [scale] the cross-replica leader's answer
-      e && cache::classify(category, {e->validator, e->fetched_at_ms}, view, s->clock.now_ms(), s->policy) ==
+      e && cache::classify(category, {e->validator(), e->fetched_at_ms}, view, s->clock.now_ms(), s->policy) ==
                cache::Verdict::fresh) {
     mws::repo::ListKey row{account, mp.id, category, join_filters(filters)};
     co_return co_await adopt_list(s, key, std::move(row), e, true);
@@ -450,19 +452,19 @@ awaitable<Expected<cache::EntryPtr>> fetch_list(Impl* s, std::string key, std::s
     params.clear();
     params.emplace_back("NextToken", *page->next_token);
   }
-  auto entry = std::make_shared<cache::Entry>();
-  entry->validator = validator;
-  entry->fetched_at_ms = s->clock.now_ms();
-  entry->refreshed = wait.mode == upstream::QuotaMode::spare;  // [refresh] fetched ahead of any client
-  entry->body = "[";
+  cache::EntryData data;
+  data.validator = validator;
+  data.fetched_at_ms = s->clock.now_ms();
+  data.refreshed = wait.mode == upstream::QuotaMode::spare;  // [refresh] fetched ahead of any client
+  data.body = "[";
   for (std::size_t i = 0; i < members.size(); ++i) {
-    if (i) entry->body += ',';
-    entry->body += members[i];
+    if (i) data.body += ',';
+    data.body += members[i];
   }
-  entry->body += "]";
-  entry->hash = cache::fnv1a64(entry->body);
+  data.body += "]";
+  cache::MutableEntryPtr entry = cache::make_entry(data, key);
   mws::repo::ListKey row{account, mp.id, category, join_filters(filters)};  // named locals: g++ 12 and co_await temporaries
-  const std::shared_ptr<const cache::Entry> written = entry;
+  const cache::EntryPtr written = entry;
   entry->stored = co_await commit_list(s, std::move(row), written);
   s->index.put(key, entry);
   co_await share_list(s, key, written);  // [scale]
@@ -487,7 +489,7 @@ awaitable<Expected<CategoryAnswer>> answer_category(Impl* s, std::string account
   cache::SnapshotView view{snap.snap != nullptr, snap.stale,
                            snap.snap ? snap.snap->of(category) : std::optional<std::string>{}};
   if (entry) {
-    cache::StoredMeta meta{entry->validator, entry->fetched_at_ms};
+    cache::StoredMeta meta{entry->validator(), entry->fetched_at_ms};
     const bool fresh = cache::classify(category, meta, view, now, s->policy) == cache::Verdict::fresh;
     if (fresh && !snap.stale) co_return CategoryAnswer{category, entry, cache::Outcome::hit};
     // Fresh under a snapshot whose re-check failed, or the client accepts only
@@ -509,7 +511,7 @@ awaitable<Expected<CategoryAnswer>> answer_category(Impl* s, std::string account
   };
   auto res = co_await svc::in_flight(s->list_flights, key, work, opts.wait.limit, "mws.list", s->lease);
   if (res) co_return CategoryAnswer{category, *res, cache::Outcome::miss};
-  if (entry && cache::stale_allowed({entry->validator, entry->fetched_at_ms}, s->clock.now_ms(), s->policy)) {
+  if (entry && cache::stale_allowed({entry->validator(), entry->fetched_at_ms}, s->clock.now_ms(), s->policy)) {
     log_warn("serving stale", {{"request_id", opts.request_id}, {"account", account}, {"category", category},
                                {"reason", res.error().code}});
     co_return CategoryAnswer{category, entry, cache::Outcome::stale};
@@ -554,7 +556,7 @@ std::optional<MwsAnswer> try_hit(const Impl* s, std::string account, const mws::
     auto entry = s->index.find(key);
     if (!entry) return std::nullopt;
     cache::SnapshotView view{true, false, snap->of(category)};
-    if (cache::classify(category, {entry->validator, entry->fetched_at_ms}, view, now, s->policy) !=
+    if (cache::classify(category, {entry->validator(), entry->fetched_at_ms}, view, now, s->policy) !=
         cache::Verdict::fresh)
       return std::nullopt;
     s->record_asked(key);  // [refresh]
@@ -719,7 +721,7 @@ class MwsRefresh final : public refresh::Source {
     cache::EntryPtr e = s_->index.find(key);
     if (!e) return true;  // not in memory: nothing a client would hit; leave it to the client path
     const cache::SnapshotView view{true, false, snap.of(category)};
-    return cache::classify(category, {e->validator, e->fetched_at_ms}, view, s_->clock.now_ms(), s_->policy) ==
+    return cache::classify(category, {e->validator(), e->fetched_at_ms}, view, s_->clock.now_ms(), s_->policy) ==
            cache::Verdict::fresh;
   }
 

@@ -1,12 +1,14 @@
 // What the MWS and Ads route adapters share: reading RequestOptions from the
-// headers, and rendering an answer (200 with Cache-Status, Age, ETag, or a
-// 304) or a problem. The only place the services meet HTTP.
+// headers, and rendering an answer (200 with Cache-Status, Age, ETag, Vary,
+// identity or gzip as Accept-Encoding allows, or a 304) or a problem. The
+// only place the services meet HTTP.
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <string_view>
 
+#include "core/cache/body_parts.hpp"
 #include "core/errors.hpp"
 #include "core/http/server.hpp"
 #include "core/services/common.hpp"
@@ -16,11 +18,18 @@ namespace recgate::svc {
 // Cache-Control, Prefer: wait (capped at 3600 s), the client and request id.
 RequestOptions request_options(const http::Context& ctx);
 
-// A 200 with the cache headers, or a 304 when If-None-Match matches `etag`.
-http::Response cached_response(http::Context& ctx, std::string body, const CacheFacts& cache, const std::string& etag);
+// A 200 with the cache headers, or a 304 when If-None-Match matches the ETag
+// of the representation chosen. Accept-Encoding allowing gzip
+// (http::accepts_gzip) selects the gzip one: Content-Encoding: gzip, the
+// entries' stored deflate streams as they are, ETag etag_of_hash(h, true).
+// Both carry Vary: Accept-Encoding.
+http::Response cached_response(http::Context& ctx, const cache::BodyParts& body, const CacheFacts& cache,
+                               std::uint64_t etag_hash);
 
-// `"<16 hex digits>"`: a strong ETag from a 64-bit hash of the validators.
-std::string etag_of_hash(std::uint64_t h);
+// A strong ETag from a 64-bit hash of the validators: `"<16 hex digits>"`
+// for identity, `"<16 hex digits>-gz"` for gzip (each representation its own,
+// RFC 9110 §8.8.3).
+std::string etag_of_hash(std::uint64_t h, bool gzip = false);
 
 // The answer rendered by `render`, or its problem.
 template <class T, class Render>

@@ -1,0 +1,236 @@
+#!/usr/bin/env bash
+# recgate gzip and identity cache hits vs nginx gzip_static serving the same
+# precompressed file, on one machine.
+#
+# recgate (Release, "threads": RECGATE_THREADS) serves stored entries of about
+# 1 KB, 8 KB and 64 KB (populate_db.py; no upstream is asked). Its identity
+# answer and its gzip answer are written to disk as X.json and X.json.gz;
+# nginx serves them as static files with gzip_static on and gzip_vary on (a
+# client sending Accept-Encoding: gzip gets X.json.gz, the others X.json), so
+# both servers send the same bytes. nginx runs in several configurations at
+# once (one instance per variant, as many workers as recgate has threads,
+# keepalive_requests 1000000, access_log off):
+#   plain     sendfile off
+#   sf        sendfile on
+#   ofc       sendfile off, open_file_cache
+#   ofc_rp    sendfile off, open_file_cache, listen reuseport
+#   ofc_rp_sf sendfile on, open_file_cache, listen reuseport
+# For each point (body size x representation) a short screening run per
+# variant picks the fastest nginx; then recgate and that nginx run in
+# interleaved rounds (nginx, recgate, recgate, nginx, ...) and the medians are
+# compared: req/s ratio recgate/nginx and p99 on both sides.
+#
+# Fails (exit 1) on any non-2xx answer or socket error, when recgate's gzip
+# answer does not gunzip to its identity answer, when nginx does not send the
+# .gz file to a gzip client, or when recgate's hit lookups grew by less than
+# the requests wrk made against it (every request a hit, no miss or stale).
+#
+# Environment: CONNS (default 64), SIZES (default "1k 8k 64k"), PAIRS
+#   (interleaved pairs per point, default 2), DURATION (default 6s), SCREEN
+#   (default 2s), WARMUP (default 2s), VARIANTS (default: all five),
+#   RECGATE_THREADS (2), WRK_THREADS (2), QUICK=1 (PAIRS=1, DURATION=3s,
+#   SCREEN=1s, SIZES="8k"), plus lib.sh's BUILD_DIR, NO_BUILD, KEEP_TMP.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+if [ "${QUICK:-0}" = 1 ]; then
+  PAIRS=${PAIRS:-1}; DURATION=${DURATION:-3s}; SCREEN=${SCREEN:-1s}; SIZES=${SIZES:-8k}
+fi
+CONNS=${CONNS:-64}
+SIZES=${SIZES:-1k 8k 64k}
+PAIRS=${PAIRS:-2}
+DURATION=${DURATION:-6s}
+SCREEN=${SCREEN:-2s}
+WARMUP=${WARMUP:-2s}
+WRK_THREADS=${WRK_THREADS:-2}
+export RECGATE_THREADS=${RECGATE_THREADS:-2}
+VARIANTS=${VARIANTS:-plain sf ofc ofc_rp ofc_rp_sf}
+
+need_tools nginx
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+build_release
+bench_init
+
+declare -A BYTES=([1k]=1024 [8k]=8192 [64k]=65536)
+key_path() { echo "/v1/mws/main/recommendations?marketplace=$MP&category=Selection&filter=BrandName%3DG$1"; }
+filter_of() { echo "BrandName%3DG$1"; }  # the raw $arg_filter nginx maps to a file
+
+# --- recgate: one database with one entry per size, no upstream --------------
+DB=$BENCH_TMP/recgate.db
+migrate_db "$DB"
+for s in $SIZES; do
+  [ -n "${BYTES[$s]:-}" ] || die "unknown size '$s' (allowed: 1k 8k 64k)"
+  python3 "$BENCH_DIR/populate_db.py" --db "$DB" --entries 1 --prefix "G$s" --width 1 \
+    --body-min "${BYTES[$s]}" --body-max "${BYTES[$s]}" >/dev/null
+done
+RG_PORT=$(free_port)
+CFG=$(recgate_config recgate "$RG_PORT" "$DB" 1)
+start_recgate recgate "$CFG" "$RG_PORT"
+log "recgate :$RG_PORT (pid $RG_PID, up in ${RG_START_S}s)"
+
+# --- the files nginx serves: recgate's own identity and gzip answers ---------
+NG=$BENCH_TMP/nginx
+mkdir -p "$NG/www" "$NG/tmp" "$NG/logs"
+for s in $SIZES; do
+  url="http://127.0.0.1:$RG_PORT$(key_path "$s")0"
+  f="$NG/www/$(filter_of "${s}0").json"
+  curl -fsS -D "$BENCH_TMP/rg_id_$s.h" -o "$f" "$url"
+  curl -fsS -H 'Accept-Encoding: gzip' -D "$BENCH_TMP/rg_gz_$s.h" -o "$f.gz" "$url"
+  grep -qi '^Cache-Status: recgate; hit' "$BENCH_TMP/rg_gz_$s.h" || die "$s: not a hit"
+  grep -qi '^Content-Encoding: gzip' "$BENCH_TMP/rg_gz_$s.h" || die "$s: recgate sent no gzip to a gzip client"
+  python3 -c 'import gzip, sys; sys.exit(gzip.decompress(open(sys.argv[2], "rb").read()) != open(sys.argv[1], "rb").read())' \
+    "$f" "$f.gz" || die "$s: recgate's gzip answer does not gunzip to its identity answer"
+done
+USER_LINE=""
+[ "$(id -u)" -eq 0 ] && USER_LINE="user root;"
+
+# nginx_conf VARIANT PORT
+nginx_conf() {
+  local v=$1 port=$2 sendfile=off ofc="" rp=""
+  case $v in
+    plain) ;;
+    sf) sendfile=on ;;
+    ofc) ofc="open_file_cache max=1000 inactive=60s; open_file_cache_valid 60s;" ;;
+    ofc_rp) ofc="open_file_cache max=1000 inactive=60s; open_file_cache_valid 60s;"; rp=" reuseport" ;;
+    ofc_rp_sf) sendfile=on; ofc="open_file_cache max=1000 inactive=60s; open_file_cache_valid 60s;"; rp=" reuseport" ;;
+    *) die "unknown nginx variant $v" ;;
+  esac
+  cat <<EOF
+$USER_LINE
+worker_processes $RECGATE_THREADS;
+daemon off;
+pid $NG/$v.pid;
+error_log $NG/logs/$v.error.log warn;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  sendfile $sendfile;
+  tcp_nodelay on;
+  keepalive_timeout 65;
+  keepalive_requests 1000000;
+  $ofc
+  client_body_temp_path $NG/tmp/$v.client;
+  proxy_temp_path $NG/tmp/$v.proxy;
+  fastcgi_temp_path $NG/tmp/$v.fastcgi;
+  uwsgi_temp_path $NG/tmp/$v.uwsgi;
+  scgi_temp_path $NG/tmp/$v.scgi;
+  gzip_static on;
+  gzip_vary on;
+  server {
+    listen 127.0.0.1:$port$rp;
+    location / {
+      default_type application/json;
+      root $NG/www;
+      try_files /\$arg_filter.json =404;
+    }
+  }
+}
+EOF
+}
+
+declare -A NG_PORT
+for v in $VARIANTS; do
+  port=$(free_port)
+  nginx_conf "$v" "$port" >"$NG/$v.conf"
+  "$NGINX" -p "$NG" -c "$NG/$v.conf" >"$NG/logs/$v.stdout.log" 2>&1 &
+  BENCH_PIDS+=("$!")
+  NG_PORT[$v]=$port
+done
+for v in $VARIANTS; do
+  for s in $SIZES; do
+    url="http://127.0.0.1:${NG_PORT[$v]}$(key_path "$s")0"
+    wait_http "$url" || { cat "$NG/logs/$v.error.log" >&2; die "nginx $v did not come up"; }
+    f="$NG/www/$(filter_of "${s}0").json"
+    curl -fsS -H 'Accept-Encoding: gzip' -D "$BENCH_TMP/ng_$v.h" -o "$BENCH_TMP/ng_body" "$url"
+    grep -qi '^Content-Encoding: gzip' "$BENCH_TMP/ng_$v.h" || die "nginx $v did not send the .gz file"
+    cmp -s "$f.gz" "$BENCH_TMP/ng_body" || die "nginx $v gzip body for $s differs from recgate's"
+    curl -fsS -o "$BENCH_TMP/ng_body" "$url"
+    cmp -s "$f" "$BENCH_TMP/ng_body" || die "nginx $v identity body for $s differs from recgate's"
+  done
+done
+log "nginx variants up: $(for v in $VARIANTS; do printf '%s:%s ' "$v" "${NG_PORT[$v]}"; done)"
+
+echo "== gzip_vs_nginx: recgate gzip and identity hits vs the fastest nginx gzip_static, same bytes =="
+echo "machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')), load avg: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "recgate threads=$RECGATE_THREADS; nginx worker_processes=$RECGATE_THREADS; wrk -t$WRK_THREADS -c$CONNS; runs: $DURATION, screening $SCREEN, pairs per point: $PAIRS"
+for s in $SIZES; do
+  f="$NG/www/$(filter_of "${s}0").json"
+  echo "body $s: identity $(stat -c %s "$f") B, gzip $(stat -c %s "$f.gz") B"
+done
+
+# wrk_run LABEL DURATION URL [wrk args...] -> one WRK line (fails on any error)
+wrk_run() {
+  local label=$1 d=$2 url=$3
+  shift 3
+  WRK_ARGS="-t$WRK_THREADS -c$CONNS -d$d" run_wrk "$label" "$url" "$@" 2>>"$BENCH_TMP/wrk.log" ||
+    { tail -25 "$BENCH_TMP/wrk.log" >&2; die "wrk run $label failed"; }
+}
+rps_of() { sed -n 's/.* rps=\([0-9]*\).*/\1/p' <<<"$1"; }
+enc_args() { [ "$1" = gzip ] && echo "-H Accept-Encoding:gzip" || true; }
+
+for s in $SIZES; do
+  for m in gzip identity; do
+    # shellcheck disable=SC2046
+    wrk_run "warmup-$s-$m" "$WARMUP" "http://127.0.0.1:$RG_PORT$(key_path "$s")0" $(enc_args "$m") >/dev/null
+  done
+done
+HITS0=$(metric "$RG_PORT" 'recgate_cache_lookups_total\{.*result="hit"')
+MISSES0=$(metric "$RG_PORT" 'recgate_cache_lookups_total\{.*result="(miss|stale)"')
+RESULTS=$BENCH_TMP/results.txt
+SCREENS=$BENCH_TMP/screens.txt
+: >"$RESULTS"; : >"$SCREENS"
+for s in $SIZES; do
+  path="$(key_path "$s")0"
+  for m in gzip identity; do
+    best=""; best_rps=0
+    for v in $VARIANTS; do
+      # shellcheck disable=SC2046
+      line=$(wrk_run "screen-$v-$s-$m" "$SCREEN" "http://127.0.0.1:${NG_PORT[$v]}$path" $(enc_args "$m"))
+      echo "$line" >>"$SCREENS"
+      r=$(rps_of "$line")
+      [ "$r" -gt "$best_rps" ] && { best=$v; best_rps=$r; }
+    done
+    log "$s $m: fastest nginx variant $best ($best_rps req/s in screening)"
+    for p in $(seq 1 "$PAIRS"); do
+      if [ $((p % 2)) = 1 ]; then order="nginx recgate"; else order="recgate nginx"; fi
+      for who in $order; do
+        if [ "$who" = nginx ]; then url="http://127.0.0.1:${NG_PORT[$best]}$path"; else url="http://127.0.0.1:$RG_PORT$path"; fi
+        # shellcheck disable=SC2046
+        line=$(wrk_run "$who#$p" "$DURATION" "$url" $(enc_args "$m"))
+        echo "$line size=$s mode=$m variant=$best" | tee -a "$RESULTS" >&2
+      done
+    done
+  done
+done
+MISSES_BEFORE=$MISSES0 require_hits "$RG_PORT" "$HITS0" "$(wrk_requests "$RESULTS" 'label=recgate#')" recgate
+echo "checks: every run 2xx without socket errors; recgate hit lookups grew by $(( $(metric "$RG_PORT" 'recgate_cache_lookups_total\{.*result="hit"') - HITS0 )) for $(wrk_requests "$RESULTS" 'label=recgate#') recgate requests, no miss or stale; both servers sent the same bytes"
+echo "recgate RSS: $(rss_mib "$RG_PID") MiB"
+python3 - "$RESULTS" "$SCREENS" "$VARIANTS" <<'PY'
+import sys, statistics as st
+def rows(path):
+    return [dict(kv.split("=", 1) for kv in line.split()[1:]) for line in open(path)]
+res, scr, variants = rows(sys.argv[1]), rows(sys.argv[2]), sys.argv[3].split()
+points = []
+for r in res:
+    p = (r["size"], r["mode"])
+    if p not in points: points.append(p)
+print("\nscreening (req/s per nginx variant):")
+print(f"{'point':<14}" + "".join(f"{v:>11}" for v in variants))
+for size, m in points:
+    got = {r["label"].split("-")[1]: int(r["rps"]) for r in scr if r["label"].endswith(f"-{size}-{m}")}
+    print(f"{size + ' ' + m:<14}" + "".join(f"{got.get(v, 0):>11}" for v in variants))
+print("\ngrid (medians of interleaved runs):")
+print(f"{'body':<6}{'mode':>9}{'nginx variant':>15}{'nginx req/s':>13}{'recgate req/s':>15}{'ratio':>7}"
+      f"{'nginx p99':>11}{'recgate p99':>13}")
+ratios = {}
+for size, m in points:
+    pr = [r for r in res if r["size"] == size and r["mode"] == m]
+    med = lambda who, k: st.median(float(r[k]) for r in pr if r["label"].startswith(who))
+    n_rps, g_rps = med("nginx", "rps"), med("recgate", "rps")
+    ratios[(size, m)] = g_rps / n_rps
+    print(f"{size:<6}{m:>9}{pr[0]['variant']:>15}{n_rps:>13.0f}{g_rps:>15.0f}{g_rps / n_rps:>7.2f}"
+          f"{med('nginx', 'p99_us') / 1000:>9.2f}ms{med('recgate', 'p99_us') / 1000:>11.2f}ms")
+for m in ("gzip", "identity"):
+    rs = [v for (s, mm), v in ratios.items() if mm == m]
+    if rs: print(f"RATIO {m}: worst recgate/nginx = {min(rs):.2f}")
+PY
