@@ -75,7 +75,7 @@ TEST_CASE("cache: first request is a stored miss, the second a hit with no upstr
 TEST_CASE("cache: a moved timestamp makes the next request a miss with the new data (check_interval_s 0)") {
   Sandbox sb;
   TempDir dir;
-  Recgate rg(dir, test_config(dir, sb.port, "", "\"check_interval_s\":0"));
+  Recgate rg(dir, test_config(dir, sb.port, kNoRefreshAhead, "\"check_interval_s\":0"));
   auto first = http_get(rg.port, kInventory);
   REQUIRE(first.status == 200);
   auto hit = http_get(rg.port, kInventory);
@@ -141,7 +141,7 @@ TEST_CASE("cache: 50 concurrent identical cold requests make exactly one upstrea
 TEST_CASE("cache: when upstream fails, the stored answer is served stale") {
   Sandbox sb;
   TempDir dir;
-  Recgate rg(dir, test_config(dir, sb.port, "", "\"check_interval_s\":0"));
+  Recgate rg(dir, test_config(dir, sb.port, kNoRefreshAhead, "\"check_interval_s\":0"));
   auto first = http_get(rg.port, kInventory);
   REQUIRE(first.status == 200);
   // The snapshot check fails: answers built on the last known snapshot are stale.
@@ -168,7 +168,7 @@ TEST_CASE("cache: when upstream fails, the stored answer is served stale") {
 TEST_CASE("cache: stale is not served beyond max_stale_s") {
   Sandbox sb;
   TempDir dir;
-  Recgate rg(dir, test_config(dir, sb.port, "", "\"check_interval_s\":0,\"max_stale_s\":0"));
+  Recgate rg(dir, test_config(dir, sb.port, kNoRefreshAhead, "\"check_interval_s\":0,\"max_stale_s\":0"));
   REQUIRE(http_get(rg.port, kInventory).status == 200);
   // Snapshot check and list call both fail; the stored answer is older than 0 s.
   REQUIRE(http_request(sb.port, "POST", "/admin/faults", R"({"status":500,"count":2})").status == 200);

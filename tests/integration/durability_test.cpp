@@ -318,7 +318,7 @@ TEST_CASE("durability: answers that can no longer be served are removed while ru
   Sandbox sb;
   TempDir dir;
   const std::string path = db_path(dir);
-  Recgate rg(dir, test_config(dir, sb.port, "\"cache\":{\"prune_interval_s\":1}",
+  Recgate rg(dir, test_config(dir, sb.port, "\"cache\":{\"prune_interval_s\":1,\"refresh_ahead\":false}",
                               "\"check_interval_s\":0,\"max_stale_s\":0", "\"cache_ttl_s\":0,\"max_stale_s\":0"));
   REQUIRE(ask_ads(rg.port, ads_body(3)).header("cache-status") == "recgate; fwd=miss; stored");
   REQUIRE(http_get(rg.port, kInventory).header("cache-status") == "recgate; fwd=miss; stored");

@@ -161,6 +161,12 @@ void record_answer(int port, const std::string& method, const std::string& targe
 // tests/bench/lib.sh fills too) with port 0, the database in `dir`, MWS and
 // Ads pointed at the sandbox on `sandbox_port` with the sandbox's credentials.
 // `extra` is spliced into the top-level object (e.g. "\"throttle\":{...}").
+// For tests of what a client's own request does after a change upstream
+// (touch, faults) with check_interval_s 0: refresh ahead, on by default,
+// re-checks hot pairs every second in the background and would race the
+// test's request to the change (or to a one-shot fault).
+inline constexpr const char* kNoRefreshAhead = "\"cache\":{\"refresh_ahead\":false}";
+
 std::string test_config(const TempDir& dir, int sandbox_port, const std::string& extra = "",
                         const std::string& mws_extra = "", const std::string& ads_extra = "");
 

@@ -335,7 +335,7 @@ TEST_CASE("mws: a stored answer is served stale when the refetch times out") {
   TempDir dir;
   const int timeout_ms = calibrated_timeout_ms(sb.port);
   INFO("request_timeout_ms " << timeout_ms);
-  Recgate rg(dir, test_config(dir, sb.port, "\"upstream\":{\"request_timeout_ms\":" + std::to_string(timeout_ms) + "}",
+  Recgate rg(dir, test_config(dir, sb.port, "\"upstream\":{\"request_timeout_ms\":" + std::to_string(timeout_ms) + "}," + kNoRefreshAhead,
                               "\"check_interval_s\":0"));
   const std::string inv = recs(std::string("marketplace=") + kUS + "&category=Inventory");
   auto first = http_get(rg.port, inv);
@@ -362,7 +362,7 @@ TEST_CASE("mws: a stored answer is served stale instead of a 429 - without one t
   // max_pages 1: a fetch needs exactly one token.
   Recgate rg(dir, test_config(dir, sb.port,
                               "\"throttle\":{\"buckets\":{\"mws.ListRecommendations\":{\"capacity\":1,"
-                              "\"restore_per_s\":0.01}}}",
+                              "\"restore_per_s\":0.01}}}," + std::string(kNoRefreshAhead),
                               "\"check_interval_s\":0,\"max_pages\":1"));
   const std::string sel = recs(std::string("marketplace=") + kUS + "&category=Selection");
   REQUIRE(http_get(rg.port, sel).header("cache-status") == "recgate; fwd=miss; stored");  // spends the token
