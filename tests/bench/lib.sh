@@ -106,8 +106,9 @@ wait_http() {
 }
 
 # start_sandbox: sets SANDBOX_PORT, SANDBOX_PID. Its log: $BENCH_TMP/sandbox.log
+# SANDBOX_CONFIG: another sandbox config (default config/sandbox.json).
 start_sandbox() {
-  "$SANDBOX" --config "$ROOT/config/sandbox.json" --listen 127.0.0.1:0 >"$BENCH_TMP/sandbox.log" 2>&1 &
+  "$SANDBOX" --config "${SANDBOX_CONFIG:-$ROOT/config/sandbox.json}" --listen 127.0.0.1:0 >"$BENCH_TMP/sandbox.log" 2>&1 &
   SANDBOX_PID=$!
   BENCH_PIDS+=("$SANDBOX_PID")
   SANDBOX_PORT=""
@@ -120,6 +121,25 @@ start_sandbox() {
   done
   [ -n "$SANDBOX_PORT" ] || die "sandbox did not report its port"
   wait_http "http://127.0.0.1:$SANDBOX_PORT/healthz" || die "sandbox not healthy"
+}
+
+# [scale] start_redis: Debian's redis-server on a free loopback port, without
+# persistence; sets REDIS_PORT and REDIS_PID (stopped by bench_cleanup).
+start_redis() {
+  command -v redis-server >/dev/null || die "redis-server is not installed (packages.txt lists it)"
+  REDIS_PORT=$(free_port)
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --loglevel warning \
+    >"$BENCH_TMP/redis.log" 2>&1 &
+  REDIS_PID=$!
+  BENCH_PIDS+=("$REDIS_PID")
+  for _ in $(seq 1 100); do redis-cli -p "$REDIS_PORT" PING >/dev/null 2>&1 && return 0; sleep 0.1; done
+  die "redis-server did not start (see $BENCH_TMP/redis.log)"
+}
+
+# redis_commands: commands Redis has run so far, its own INFO calls left out.
+redis_commands() {
+  redis-cli -p "$REDIS_PORT" INFO commandstats |
+    awk -F'[:=,]' '/^cmdstat_/ && $1 != "cmdstat_info" {s += $3} END {print s + 0}'
 }
 
 # recgate_config NAME PORT DB UPSTREAM_PORT EXTRA_JSON -> path of the config file.

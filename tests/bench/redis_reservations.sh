@@ -9,16 +9,12 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 N=${1:-200000}
-command -v redis-server >/dev/null || die "redis-server is not installed (packages.txt lists it)"
 bench_init
 
 script=$(sed -n '/R"LUA(/,/)LUA"/p' "$ROOT/server/core/throttle/shared_bucket.cpp" | sed '1d;$d')
 [ -n "$script" ] || die "cannot find the Lua script in shared_bucket.cpp"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --loglevel warning >"$BENCH_TMP/redis.log" 2>&1 &
-BENCH_PIDS+=($!)
-for _ in $(seq 1 100); do redis-cli -p "$port" PING >/dev/null 2>&1 && break; sleep 0.1; done
-redis-cli -p "$port" PING >/dev/null || die "redis-server did not start"
+start_redis
+port=$REDIS_PORT
 sha=$(redis-cli -p "$port" SCRIPT LOAD "$script")
 log "script $sha loaded; $N reservations from 50 connections"
 # ARGV as the throttler sends them for mws.ListRecommendations (8, 0.5/s,

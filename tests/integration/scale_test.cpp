@@ -185,7 +185,7 @@ TEST_CASE("scale: 30 s of over-quota demand over three replicas: no throttle, at
   for (std::size_t r = 0; r < kReplicas; ++r) CHECK(demand.ok(r) > 0);  // the quota is shared, not taken by one
 }
 
-TEST_CASE("scale: Redis killed under load: fallback to the 1/N share without throttles; restarted: shared again") {
+TEST_CASE("scale: Redis killed under load: fallback to the 1/N share without throttles, restarted: shared again") {
   Sandbox sb;
   RedisServer redis;
   age_redis(redis);

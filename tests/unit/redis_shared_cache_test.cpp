@@ -146,7 +146,9 @@ net::awaitable<void> replica_request(Replicas* r, Coalescer<Result>* flights, re
                                      std::optional<Result>* out) {
   const std::string key = "item";
   Coalescer<Result>::Work work = [r](WaitLimitPtr) { return replica_work(r); };
-  const WaitLimitPtr limit = wait_limit_for([] { return 0.0; }, 0);
+  // Long enough for the leader's answer: a request waits on another
+  // replica's lease only within its own limit (scale_service_test.cpp).
+  const WaitLimitPtr limit = wait_limit_for([] { return 0.0; }, 30);
   *out = co_await svc::in_flight(*flights, key, work, limit, "test", lease);
 }
 

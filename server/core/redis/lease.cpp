@@ -1,6 +1,7 @@
 // The cross-replica lease (see lease.hpp).
 #include "core/redis/lease.hpp"
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -63,7 +64,10 @@ boost::asio::awaitable<bool> Lease::wait_released(const std::string& item) {
     if (!r || r->type != Reply::Type::integer) co_return false;
     if (r->integer == 0) co_return true;
     timer.expires_after(opts_.poll);
-    co_await timer.async_wait(boost::asio::use_awaitable);
+    co_await timer.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
+    // Cancelled (every request waiting on it left at its own limit): stop polling.
+    boost::asio::cancellation_state cs = co_await boost::asio::this_coro::cancellation_state;
+    if (cs.cancelled() != boost::asio::cancellation_type::none) co_return false;
   }
   co_return false;
 }

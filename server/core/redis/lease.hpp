@@ -30,8 +30,10 @@ class Lease {
   boost::asio::awaitable<Attempt> try_acquire(const std::string& item);
   // Deletes the lease only if it still holds `token`; true when it did.
   boost::asio::awaitable<bool> release(const std::string& item, const std::string& token);
-  // Polls until the lease on `item` is gone (released or expired) or Redis
-  // fails; at most one lease TTL plus one poll. True when it was released/expired.
+  // Polls until the lease on `item` is gone (released or expired), Redis
+  // fails or the awaiting coroutine is cancelled; at most one lease TTL plus
+  // one poll. True when it was released/expired. The services bound it by
+  // each request's own wait limit (services/common.hpp, leased_work).
   boost::asio::awaitable<bool> wait_released(const std::string& item);
 
   // Redis answered the last call (Client::up): a lease is worth trying.

@@ -131,6 +131,27 @@ void register_cache_gauges(const std::string& api, std::function<std::pair<std::
   });
 }
 
+// The 429 of a request whose limit passed while another replica's identical
+// upstream call held the lease: that call's answer lands in the shared cache
+// when it ends (usually within a second), so the client may come back then.
+QueueReject lease_wait_reject() {
+  return [](double max_wait_s) {
+    char waited[32];
+    std::snprintf(waited, sizeof waited, "%.1f", max_wait_s);
+    Problem p = make_problem(429, "quota_wait_exceeded",
+                             std::string("an identical upstream call by another recgate replica was still running "
+                                         "after the ") +
+                                 waited + " s this request may wait (Prefer: wait); its answer will be in the "
+                                          "shared cache when it ends");
+    p.headers.emplace_back("Retry-After", "1");
+    return p;
+  };
+}
+
+Problem lease_wait_cancelled() {
+  return to_problem(Error::client_closed, "every request waiting on another replica's upstream call left");
+}
+
 Asked resolve(const Throttler& throttler, const RequestOptions& o, int default_wait_s) {
   Asked a;
   a.directives = o.directives;

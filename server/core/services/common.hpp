@@ -4,6 +4,10 @@
 // commit-before-answer. Transport-free: no HTTP type appears here.
 #pragma once
 
+#include <boost/asio/cancellation_state.hpp>
+#include <boost/asio/cancellation_type.hpp>
+#include <boost/asio/this_coro.hpp>
+
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -129,9 +133,26 @@ using upstream::transport_problem;
 // [scale] item 3: with `lease` (Redis configured and up), the local flight's
 // leader also leads across replicas: it takes the lease on (kind, key) and
 // releases it when its work is done; a replica that finds it taken waits until
-// it is released or expires (bounded by the lease TTL), then runs the work,
-// which first reads the shared cache the leader wrote. Without `lease`, the
-// work is run exactly as before.
+// it is released or expires, then runs the work, which first reads the shared
+// cache the leader wrote. Without `lease`, the work is run exactly as before.
+// Each request waits on another replica's lease only within its own limit
+// (Prefer: wait / throttle.max_wait_s): while the flight waits, it is marked
+// queued (WaitLimit::queued) with lease_wait_reject, so a rider whose limit
+// passes leaves with that 429 (or its stale answer), as a rider queued for
+// quota does; when the last rider has left, the flight is cancelled and
+// stops waiting.
+QueueReject lease_wait_reject();
+Problem lease_wait_cancelled();  // 499: the flight was cancelled while it waited
+
+// Marks a flight as waiting on another replica's lease for as long as it lives.
+struct LeaseWaitNotice {
+  WaitLimitPtr limit;
+  explicit LeaseWaitNotice(WaitLimitPtr l) : limit(std::move(l)) { limit->queued(lease_wait_reject()); }
+  ~LeaseWaitNotice() { limit->queued(QueueReject{}); }
+  LeaseWaitNotice(const LeaseWaitNotice&) = delete;
+  LeaseWaitNotice& operator=(const LeaseWaitNotice&) = delete;
+};
+
 template <class T>
 struct LeasedWork {
   std::string item;
@@ -145,7 +166,15 @@ boost::asio::awaitable<Expected<T>> leased_work(redis::Lease* lease, std::shared
   for (int round = 0; round < 3; ++round) {
     a = co_await lease->try_acquire(w->item);
     if (a.status != redis::Lease::Status::taken) break;
-    if (!co_await lease->wait_released(w->item)) break;
+    bool released = false;
+    {
+      LeaseWaitNotice notice(limit);
+      released = co_await lease->wait_released(w->item);
+    }
+    // Every rider left at its own limit: nobody is waiting for this work.
+    boost::asio::cancellation_state cs = co_await boost::asio::this_coro::cancellation_state;
+    if (cs.cancelled() != boost::asio::cancellation_type::none) co_return lease_wait_cancelled();
+    if (!released) break;
   }
   auto res = co_await w->inner(std::move(limit));
   if (a.status == redis::Lease::Status::acquired) co_await lease->release(w->item, a.token);

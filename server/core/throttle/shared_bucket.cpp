@@ -23,6 +23,8 @@ namespace {
 // expired after a long idle time (its TTL outlasts a full refill) is full.
 // ARGV: op, capacity, restore_per_s, rate_margin, margin_s, reserve_tokens,
 //       arg (reserve: max wait s; throttled, drain: hold s), learnt rate, learnt capacity.
+// reserve answers {granted, wait, now, level, at, hold}: the bucket after the
+// call, which the replica keeps for its RateLimit headers and /v1/status.
 // Numbers go back as strings: Redis would truncate a Lua number to an integer.
 constexpr const char* kScript = R"LUA(
 local t = redis.call('TIME')
@@ -52,6 +54,7 @@ local function advance(x)
   if x > at then level = tokens(x); at = x end
 end
 local function f(x) return string.format('%.17g', x) end
+local function state() return f(level), f(at), f(hold) end
 local function save()
   local idle = 60
   if eff > 0 then idle = idle + cap / eff end
@@ -64,15 +67,15 @@ if op == 'reserve' then
   local needed = floor - tokens(base)
   local grant = base
   if needed > eps then
-    if not (eff > 0) then return {0, 'inf', f(now)} end
+    if not (eff > 0) then return {0, 'inf', f(now), state()} end
     grant = base + needed / eff
   end
   local wait = grant - now
-  if wait > math.max(0, arg) + eps then return {0, f(wait), f(now)} end
+  if wait > math.max(0, arg) + eps then return {0, f(wait), f(now), state()} end
   advance(grant)
   level = math.max(0, level - 1)
   save()
-  return {1, f(wait), f(now)}
+  return {1, f(wait), f(now), state()}
 elseif op == 'spare' then
   if at > now + eps or hold > now + eps or tokens(now) < floor + 1 then return {0, '0', f(now)} end
   advance(now)
@@ -191,6 +194,8 @@ awaitable<std::optional<Reservation>> SharedBuckets::reserve(const std::string& 
   out.granted = r->elements[0].integer == 1;
   out.wait_s = num(r->elements[1]);
   out.redis_now = num(r->elements[2]);
+  if (r->elements.size() >= 6)
+    out.level = SharedLevel{num(r->elements[3]), num(r->elements[4]), num(r->elements[5])};
   co_return out;
 }
 

@@ -14,11 +14,21 @@
 
 namespace recgate {
 
+// The shared bucket's hash after a call, on Redis's clock: `level` tokens at
+// `at` (which lies ahead of now while reservations are pending), no grant
+// before `hold`. TokenBucket(spec, level, at) + hold_until(hold) is the same bucket.
+struct SharedLevel {
+  double level = 0;
+  double at = 0;
+  double hold = 0;
+};
+
 // The answer to a reservation, on Redis's clock.
 struct Reservation {
   bool granted = false;  // false: the slot would come after max_wait_s; nothing reserved
   double wait_s = 0;     // sleep this long, then call upstream (granted), or the wait that was refused
   double redis_now = 0;  // Redis TIME when the script ran (Unix epoch seconds)
+  std::optional<SharedLevel> level;  // the bucket after this reservation (or refusal)
 };
 
 // The shared state of one bucket (for /v1/status and the AIMD step).

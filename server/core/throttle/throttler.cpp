@@ -140,6 +140,12 @@ struct Bucket {
   double last_throttle_at = -std::numeric_limits<double>::infinity();
   std::optional<AdaptiveRate> adaptive;  // a learnt limit (throttle.adaptive)
   bool fallback = false;  // shared mode, Redis unreachable: tb is this replica's local share
+  // [scale] shared mode: the shared bucket as this replica's last reservation
+  // saw it (SharedLevel, moved onto this replica's clock) and refilling since;
+  // reservations of other replicas after it are not in it. What the RateLimit
+  // header and /v1/status show while the bucket is shared.
+  std::optional<TokenBucket> shared_view;
+  std::size_t sleeping = 0;  // this replica's requests sleeping on a reserved shared slot (guarded by mu)
   Counter* rejections;
   Counter* upstream_throttles;
   Histogram* wait_seconds;
@@ -226,8 +232,8 @@ struct Throttler::Impl : std::enable_shared_from_this<Throttler::Impl> {
 
   // Redis did not answer: this bucket continues on its local share, empty and
   // held for throttle.max_wait_s: slots every replica reserved before Redis
-  // went away are still being spent up to that far ahead (a request that
-  // asked for a longer Prefer: wait may have reserved further; not covered).
+  // went away are still being spent up to that far ahead (no reservation goes
+  // further: shared_acquire caps a longer Prefer: wait at it).
   void enter_fallback(Bucket& b, double t) {
     if (!redis_down)
       log_warn("redis unreachable: quota buckets fall back to this replica's local share",
@@ -250,6 +256,21 @@ struct Throttler::Impl : std::enable_shared_from_this<Throttler::Impl> {
     b.fallback = false;
     b.tb = TokenBucket(limit_of(b, 1.0), 0, t);
     wake_all(b);
+  }
+
+  // The bucket the figures describe: the shared one as last seen while the
+  // bucket is shared (once a reservation has seen it), else the local one.
+  const TokenBucket& view(const Bucket& b) const {
+    return shared && !b.fallback && b.shared_view ? *b.shared_view : b.tb;
+  }
+
+  // A reservation's answer: the shared level on this replica's clock (the
+  // offset from Redis TIME includes half a round trip, a few hundred µs).
+  void see_shared(Bucket& b, const Reservation& r, double t) {
+    if (!r.level) return;
+    const double offset = t - r.redis_now;
+    b.shared_view.emplace(limit_of(b, 1.0), r.level->level, r.level->at + offset);
+    b.shared_view->hold_until(r.level->hold + offset);
   }
 
   // Fire and forget: a shared-bucket write that must not delay the caller.
@@ -369,8 +390,8 @@ struct Throttler::Impl : std::enable_shared_from_this<Throttler::Impl> {
     }
     Problem p = make_problem(429, "quota_wait_exceeded", std::move(detail));
     p.headers.emplace_back("Retry-After", std::to_string(retry_after));
-    p.headers.emplace_back("RateLimit-Policy", ratelimit_policy_value(b.group, b.tb.spec()));
-    p.headers.emplace_back("RateLimit", ratelimit_value(b.group, b.tb, t));
+    p.headers.emplace_back("RateLimit-Policy", ratelimit_policy_value(b.group, view(b).spec()));
+    p.headers.emplace_back("RateLimit", ratelimit_value(b.group, view(b), t));
     b.rejections->inc();
     return p;
   }
@@ -379,12 +400,13 @@ struct Throttler::Impl : std::enable_shared_from_this<Throttler::Impl> {
     BucketStatus s;
     s.account = b.account;
     s.operation = b.group;
-    s.tokens = b.tb.tokens(t);
-    s.available = b.tb.available(t);
-    s.capacity = b.tb.spec().capacity;
-    s.restore_per_s = b.tb.spec().restore_per_s;
-    s.waiters = b.queue.size();
-    s.next_token_s = b.tb.wait_for(t, 1);
+    const TokenBucket& tb = view(b);
+    s.tokens = tb.tokens(t);
+    s.available = tb.available(t);
+    s.capacity = tb.spec().capacity;
+    s.restore_per_s = tb.spec().restore_per_s;
+    s.waiters = b.queue.size() + b.sleeping;
+    s.next_token_s = tb.wait_for(t, 1);
     if (b.adaptive) s.learnt_restore_per_s = b.adaptive->rate();
     if (std::isfinite(b.last_throttle_at)) s.last_throttle_at = b.last_throttle_at;
     return s;
@@ -399,6 +421,23 @@ struct Throttler::Impl : std::enable_shared_from_this<Throttler::Impl> {
     ~QueuedNotice() {
       if (limit) limit->queued(QueueReject{});
     }
+  };
+
+  // Counts a request sleeping on its shared slot as a waiter of its bucket
+  // (/v1/status, recgate_bucket_waiters) for as long as it sleeps.
+  struct SleepingCount {
+    std::shared_ptr<Impl> self;
+    Bucket* b;
+    SleepingCount(std::shared_ptr<Impl> s, Bucket* bucket) : self(std::move(s)), b(bucket) {
+      std::lock_guard lk(self->mu);
+      ++b->sleeping;
+    }
+    ~SleepingCount() {
+      std::lock_guard lk(self->mu);
+      --b->sleeping;
+    }
+    SleepingCount(const SleepingCount&) = delete;
+    SleepingCount& operator=(const SleepingCount&) = delete;
   };
 
   // A slot of the shared bucket, slept for locally. nullopt: Redis did not
@@ -419,7 +458,12 @@ struct Throttler::Impl : std::enable_shared_from_this<Throttler::Impl> {
       spec = self->limit_of(*b, 1.0);
       was_fallback = b->fallback;
     }
-    const double max_wait_s = std::max(0.0, limit->deadline() - start);
+    // No replica reserves further ahead than throttle.max_wait_s, whatever a
+    // request's Prefer: wait: a replica that loses Redis holds its local share
+    // that long (enter_fallback), and must find every slot reserved before
+    // the outage used up by then.
+    const double asked_s = std::max(0.0, limit->deadline() - start);
+    const double max_wait_s = std::min(asked_s, static_cast<double>(std::max(0, self->cfg.max_wait_s)));
     // Back from the local share: what it spent is not in the shared level, and
     // the other replicas may spend theirs until they too find Redis again
     // (within their client's backoff): the shared bucket is emptied and held.
@@ -434,7 +478,13 @@ struct Throttler::Impl : std::enable_shared_from_this<Throttler::Impl> {
         co_return std::nullopt;
       }
       self->leave_fallback(*b, t);
-      if (!r->granted) co_return Expected<Grant>(self->reject(*b, t, r->wait_s, max_wait_s, 1, false));
+      self->see_shared(*b, *r, t);
+      if (!r->granted) {
+        Problem p = self->reject(*b, t, r->wait_s, max_wait_s, 1, false);
+        if (asked_s > max_wait_s)
+          p.detail += " (capped at throttle.max_wait_s while the quota is shared across replicas)";
+        co_return Expected<Grant>(std::move(p));
+      }
     }
     if (r->wait_s > 0) {
       const double grant_at = start + r->wait_s;
@@ -446,6 +496,7 @@ struct Throttler::Impl : std::enable_shared_from_this<Throttler::Impl> {
         const double t = self->now();
         return self->reject(*b, t, grant_at - t, rider_max_wait_s, 1, false);
       });
+      SleepingCount counted(self, b);
       net::steady_timer timer(co_await net::this_coro::executor, timer_duration(r->wait_s));
       co_await timer.async_wait(net::as_tuple(net::use_awaitable));
       net::cancellation_state cs = co_await net::this_coro::cancellation_state;
@@ -681,6 +732,10 @@ void Throttler::on_upstream_throttled(const std::string& account, const std::str
     }
     b->tb.drain(t);
     b->tb.hold_until(t + hold);
+    if (b->shared_view) {  // what the throttled op does to the shared bucket
+      b->shared_view->drain(t);
+      b->shared_view->hold_until(t + hold);
+    }
     if (b->adaptive && b->adaptive->on_throttle(t)) {
       impl_->apply_learnt(*b, t);
       log_warn("upstream limit learnt lower",
