@@ -39,9 +39,10 @@ class FakeClock final : public recgate::svc::Clock {
 
   std::unique_ptr<recgate::svc::Alarm> after(boost::asio::any_io_executor ex, std::int64_t ms,
                                              std::function<void()> fire) const override {
-    alarms_.push_back(std::make_shared<Pending>(Pending{now + ms, std::move(ex), std::move(fire)}));
+    auto pending = std::make_shared<Pending>(Pending{now + ms, std::move(ex), std::move(fire)});
+    alarms_.push_back(pending);
     ring();  // ms <= 0: at once, as a real timer would
-    return std::make_unique<Handle>(alarms_.back());
+    return std::make_unique<Handle>(std::move(pending));
   }
   // Posts every due alarm to its executor.
   void ring() const {
@@ -74,6 +75,7 @@ class FakeClock final : public recgate::svc::Clock {
     void cancel() override { pending->fire = nullptr; }
     std::shared_ptr<Pending> pending;
   };
+  // mutable: Clock::after is const (setting an alarm does not move the time).
   mutable std::vector<std::shared_ptr<Pending>> alarms_;
 };
 
