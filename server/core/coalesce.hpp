@@ -6,6 +6,8 @@
 // for quota leaves with its own 429. A rider that leaves (client gone, limit
 // reached) does not end the flight for the others; when the last one leaves,
 // the work itself is cancelled, so a queued quota wait spends no token for nobody.
+// A rider's limit is timed on the services' injected clock (svc::Clock), so a
+// test steps it with a fake clock.
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
@@ -17,11 +19,9 @@
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <exception>
@@ -37,6 +37,7 @@
 #include <vector>
 
 #include "core/problem.hpp"
+#include "core/services/clock.hpp"
 #include "core/throttle/wait_limit.hpp"
 
 namespace recgate {
@@ -50,7 +51,8 @@ class Coalescer {
   // to any coalesced work it waits on in turn).
   using Work = std::function<boost::asio::awaitable<R>(WaitLimitPtr)>;
 
-  explicit Coalescer(boost::asio::any_io_executor ex) : ex_(std::move(ex)) {}
+  explicit Coalescer(boost::asio::any_io_executor ex, const svc::Clock& clock = svc::system_clock())
+      : ex_(std::move(ex)), clock_(clock) {}
 
   // Runs work() unless the same key is already in flight, then waits for the
   // shared result, or until `limit` passes while the flight is queued for
@@ -115,7 +117,7 @@ class Coalescer {
     std::optional<Problem> rejection;
     std::function<void()> complete;  // resumes the caller; set once it awaits
     bool expired = false;            // its own limit passed while the flight was not queued
-    std::unique_ptr<boost::asio::steady_timer> timer;  // its own limit; used on the flight's strand
+    std::unique_ptr<svc::Alarm> alarm;  // its own limit; used on the flight's strand
   };
 
   struct Flight final : WaitLimit, std::enable_shared_from_this<Flight> {
@@ -192,13 +194,11 @@ class Coalescer {
         {
           std::lock_guard lk(f->mu);
           if (rider->exit) return;
-          rider->timer = std::make_unique<boost::asio::steady_timer>(f->strand);
         }
-        const double us = std::ceil(std::clamp(remaining_s, 0.0, 86400.0) * 1e6);
-        rider->timer->expires_after(std::chrono::microseconds(static_cast<std::int64_t>(us)));
-        rider->timer->async_wait([f, rider](const boost::system::error_code& ec) {
-          if (!ec) f->limit_reached(rider);
-        });
+        // Rounded up: the rider never leaves before its limit.
+        const double ms = std::ceil(std::clamp(remaining_s, 0.0, 86400.0) * 1e3);
+        rider->alarm = f->owner->clock_.after(f->strand, static_cast<std::int64_t>(ms),
+                                              [f, rider] { f->limit_reached(rider); });
       });
     }
 
@@ -245,7 +245,7 @@ class Coalescer {
         last = riders.empty() && !done && !left;
         if (last) left = true;
       }
-      stop_timer(rider);
+      stop_alarm(rider);
       if (last) {
         owner->forget(key, this);
         boost::asio::post(strand, [f = this->shared_from_this()] { f->cancel.emit(boost::asio::cancellation_type::terminal); });
@@ -253,9 +253,9 @@ class Coalescer {
       if (complete) complete();
     }
 
-    void stop_timer(const std::shared_ptr<Rider>& rider) {
+    void stop_alarm(const std::shared_ptr<Rider>& rider) {
       boost::asio::post(strand, [rider] {
-        if (rider->timer) rider->timer->cancel();
+        if (rider->alarm) rider->alarm->cancel();
       });
     }
   };
@@ -335,6 +335,7 @@ class Coalescer {
   }
 
   boost::asio::any_io_executor ex_;
+  const svc::Clock& clock_;
   mutable std::mutex mu_;
   std::unordered_map<std::string, std::shared_ptr<Flight>> flights_;
 };

@@ -73,8 +73,7 @@ SHM=""
 mkdir -p "$NG/origin" "$NG/tmp" "$NG/logs"
 for s in $SIZES; do
   p=$(key_path "$s"); s0="${s}0"
-  curl -fsS -D "$BENCH_TMP/rg_$s.h" -o "$BENCH_TMP/body_$s" "http://127.0.0.1:$RG_PORT${p}0"
-  grep -qi '^Cache-Status: recgate; hit' "$BENCH_TMP/rg_$s.h" || { cat "$BENCH_TMP/rg_$s.h" >&2; die "$s: not a hit"; }
+  get_hit "http://127.0.0.1:$RG_PORT${p}0" "$BENCH_TMP/rg_$s.h" "$BENCH_TMP/body_$s"
   cp "$BENCH_TMP/body_$s" "$NG/origin/$(filter_of "$s0").json"
 done
 USER_LINE=""
@@ -166,13 +165,6 @@ for s in $SIZES; do
   echo "body $s: $(stat -c %s "$BENCH_TMP/body_$s") B; header block recgate $(hdr_bytes "$BENCH_TMP/rg_$s.h") B, nginx $(hdr_bytes "$BENCH_TMP/ng_$(set -- $VARIANTS; echo "$1")_$s.h") B"
 done
 
-# wrk_run LABEL CONNS DURATION URL -> one WRK line (lib.sh run_wrk; fails on any error)
-wrk_run() {
-  WRK_ARGS="-t$WRK_THREADS -c$2 -d$3" run_wrk "$1" "$4" 2>>"$BENCH_TMP/wrk.log" ||
-    { tail -25 "$BENCH_TMP/wrk.log" >&2; die "wrk run $1 failed"; }
-}
-rps_of() { sed -n 's/.* rps=\([0-9]*\).*/\1/p' <<<"$1"; }
-
 for s in $SIZES; do  # warm-up: sockets, allocator arenas, page cache
   wrk_run "warmup-recgate-$s" 64 "$WARMUP" "http://127.0.0.1:$RG_PORT$(key_path "$s")0" >/dev/null
 done
@@ -192,15 +184,8 @@ for s in $SIZES; do
       [ "$r" -gt "$best_rps" ] && { best=$v; best_rps=$r; }
     done
     log "$s c$c: fastest nginx variant $best ($best_rps req/s in screening)"
-    for p in $(seq 1 "$PAIRS"); do
-      # nginx, recgate, recgate, nginx, ...: neither side always runs first
-      if [ $((p % 2)) = 1 ]; then order="nginx recgate"; else order="recgate nginx"; fi
-      for who in $order; do
-        if [ "$who" = nginx ]; then url="http://127.0.0.1:${NG_PORT[$best]}$path"; else url="http://127.0.0.1:$RG_PORT$path"; fi
-        line=$(wrk_run "$who#$p" "$c" "$DURATION" "$url")
-        echo "$line size=$s conns=$c variant=$best" | tee -a "$RESULTS" >&2
-      done
-    done
+    wrk_pairs "$PAIRS" "$c" "$DURATION" "size=$s conns=$c variant=$best" \
+      nginx "http://127.0.0.1:${NG_PORT[$best]}$path" - recgate "http://127.0.0.1:$RG_PORT$path" "$RG_PID" >>"$RESULTS"
   done
 done
 MISSES_BEFORE=$MISSES0 require_hits "$RG_PORT" "$HITS0" \

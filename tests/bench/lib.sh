@@ -60,6 +60,7 @@ need_tools() {
   local missing=()
   command -v wrk >/dev/null || missing+=(wrk)
   if [ "${1:-}" = nginx ]; then command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx-light); fi
+  if [ "${1:-}" = valgrind ]; then command -v callgrind_control >/dev/null || missing+=(valgrind); fi
   command -v curl >/dev/null || missing+=(curl)
   command -v python3 >/dev/null || missing+=(python3)
   if [ ${#missing[@]} -gt 0 ]; then
@@ -285,3 +286,70 @@ populate() {
   migrate_db "$db"
   python3 "$BENCH_DIR/populate_db.py" --db "$db" --entries "$n" "$@"
 }
+
+# wrk_run LABEL CONNS DURATION URL: one run_wrk with WRK_THREADS (default 2)
+# threads; wrk's own output goes to $BENCH_TMP/wrk.log. Prints the WRK line;
+# ends the bench (with wrk's last lines) when the run had any error.
+wrk_run() {
+  WRK_ARGS="-t${WRK_THREADS:-2} -c$2 -d$3" run_wrk "$1" "$4" 2>>"$BENCH_TMP/wrk.log" ||
+    { tail -25 "$BENCH_TMP/wrk.log" >&2; die "wrk run $1 failed"; }
+}
+rps_of() { sed -n 's/.* rps=\([0-9]*\).*/\1/p' <<<"$1"; }
+
+# get_hit URL HEADERS BODY: fetches URL into the two files; ends the bench
+# unless recgate answered from its cache (Cache-Status: recgate; hit).
+get_hit() {
+  curl -fsS -D "$2" -o "$3" "$1" || die "GET $1 failed"
+  grep -qi '^Cache-Status: recgate; hit' "$2" || { cat "$2" >&2; die "not a cache hit: $1"; }
+}
+
+# cpu_ticks PID: user + system CPU time of a process (all its threads) so far,
+# in clock ticks (getconf CLK_TCK, 100 per second on Linux).
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# wrk_pairs PAIRS CONNS DURATION TAGS NAME_A URL_A PID_A NAME_B URL_B PID_B:
+# interleaved runs A, B, B, A, A, B, ... (PAIRS pairs), so neither side always
+# runs first or always runs on a machine that just got busier. Prints each
+# WRK line with label NAME#pair and TAGS appended, on stdout (and stderr, for
+# progress). With a PID (not "-"), the line also says cpu_ms=: the CPU time
+# that process spent during the run, which a busy machine disturbs far less
+# than req/s.
+wrk_pairs() {
+  local pairs=$1 conns=$2 dur=$3 tags=$4 p who order line t0
+  local -A url=([$5]=$6 [$8]=$9) pid=([$5]=$7 [$8]=${10})
+  for p in $(seq 1 "$pairs"); do
+    order="$5 $8"
+    [ $((p % 2)) = 1 ] || order="$8 $5"
+    for who in $order; do
+      [ "${pid[$who]}" = - ] || t0=$(cpu_ticks "${pid[$who]}")
+      line="$(wrk_run "$who#$p" "$conns" "$dur" "${url[$who]}") $tags" || exit 1
+      [ "${pid[$who]}" = - ] ||
+        line+=" cpu_ms=$(( ($(cpu_ticks "${pid[$who]}") - t0) * 1000 / $(getconf CLK_TCK) ))"
+      echo "$line" >&2
+      echo "$line"
+    done
+  done
+}
+
+# The answer start_filled stores: one MWS category, filled from the sandbox.
+FILLED_PATH="/v1/mws/main/recommendations?marketplace=$MP&category=Selection"
+
+# start_filled NAME BINARY: a recgate (BINARY, which may be an older build) on
+# its own empty database, with the sandbox (start_sandbox first) as upstream;
+# asks FILLED_PATH once (a miss, fetched and stored) and checks that the next
+# ask is a hit. Sets RG_PORT, RG_PID; the hit's headers and body are in
+# $BENCH_TMP/NAME.h and NAME.body.
+start_filled() {
+  local name=$1 bin=$2 cfg url
+  RG_PORT=$(free_port)
+  cfg=$(recgate_config "$name" "$RG_PORT" "$BENCH_TMP/$name.db" "$SANDBOX_PORT")
+  "$bin" --config "$cfg" --check-config >/dev/null 2>&1 || die "$name: $bin does not accept $cfg"
+  RECGATE=$bin start_recgate "$name" "$cfg" "$RG_PORT"
+  url="http://127.0.0.1:$RG_PORT$FILLED_PATH"
+  curl -fsS -o /dev/null "$url" || die "$name: the first ask (a miss, filled from the sandbox) failed"
+  get_hit "$url" "$BENCH_TMP/$name.h" "$BENCH_TMP/$name.body"
+}
+
+# same_answer BODY_A BODY_B: the same answer, byte for byte but for the time
+# each recgate fetched it.
+same_answer() { cmp -s <(sed 's/"fetchedAt":"[^"]*"//g' "$1") <(sed 's/"fetchedAt":"[^"]*"//g' "$2"); }

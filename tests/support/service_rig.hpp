@@ -9,13 +9,17 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "core/config.hpp"
 #include "core/services/common.hpp"
@@ -25,11 +29,54 @@
 namespace rgtest {
 
 // The services' clock (ms) and the throttler's (s), moved only by the test.
+// Its alarms (a coalesced rider's own wait limit) run when ring() finds them
+// due; ServiceRig::advance rings after each step.
 class FakeClock final : public recgate::svc::Clock {
  public:
   std::int64_t now = 1'800'000'000'000;  // 2027-01-15, ms since the epoch
   std::int64_t now_ms() const override { return now; }
   double seconds() const { return static_cast<double>(now) / 1000.0; }
+
+  std::unique_ptr<recgate::svc::Alarm> after(boost::asio::any_io_executor ex, std::int64_t ms,
+                                             std::function<void()> fire) const override {
+    auto pending = std::make_shared<Pending>(Pending{now + ms, std::move(ex), std::move(fire)});
+    alarms_.push_back(pending);
+    ring();  // ms <= 0: at once, as a real timer would
+    return std::make_unique<Handle>(std::move(pending));
+  }
+  // Posts every due alarm to its executor.
+  void ring() const {
+    std::erase_if(alarms_, [this](const std::shared_ptr<Pending>& p) {
+      if (p->fire && p->at <= now) boost::asio::post(p->ex, std::exchange(p->fire, nullptr));
+      return !p->fire;
+    });
+  }
+  // Alarms set that neither ran nor were cancelled.
+  std::size_t armed() const {
+    ring();
+    return alarms_.size();
+  }
+  // Drops what the alarms hold (a flight on the rig's io_context, and the rider
+  // whose alarm holds the closure in turn) before the io_context goes.
+  void clear() {
+    for (const auto& p : alarms_) p->fire = nullptr;
+    alarms_.clear();
+  }
+
+ private:
+  struct Pending {
+    std::int64_t at;
+    boost::asio::any_io_executor ex;
+    std::function<void()> fire;  // empty once posted or cancelled
+  };
+  struct Handle final : recgate::svc::Alarm {
+    explicit Handle(std::shared_ptr<Pending> p) : pending(std::move(p)) {}
+    ~Handle() override { cancel(); }
+    void cancel() override { pending->fire = nullptr; }
+    std::shared_ptr<Pending> pending;
+  };
+  // mutable: Clock::after is const (setting an alarm does not move the time).
+  mutable std::vector<std::shared_ptr<Pending>> alarms_;
 };
 
 // A directory removed with everything in it when the test ends.
@@ -68,6 +115,7 @@ struct ServiceRig {
 
   explicit ServiceRig(const std::string& prefix) : dir(prefix) {}
   ~ServiceRig() {
+    clock.clear();
     svc.reset();
     throttler.reset();
     store.reset();
@@ -101,10 +149,11 @@ struct ServiceRig {
     io.poll();
   }
 
-  // Moves the fake clock and lets the throttler act on it.
+  // Moves the fake clock and lets the throttler and the alarms act on it.
   void advance(std::chrono::milliseconds d) {
     clock.now += d.count();
     throttler->reevaluate();
+    clock.ring();
     poll();
   }
 };

@@ -255,7 +255,7 @@ TEST_CASE("ads service: a request that missed just as the flight it would have j
   CHECK(rig.up.ads_sent.size() == 1);
 }
 
-TEST_CASE("ads service: a joiner with a shorter wait gets its own 429 while the leader's flight goes on") {
+TEST_CASE("ads service: a joiner gets its own 429 at its own limit on the service clock while the leader's flight goes on") {
   Rig rig;
   rig.cfg.throttle.buckets["ads.ProductRecommendations"] = BucketConfig{1, 0.2};  // a token per 5 s
   rig.cfg.throttle.adaptive["ads.ProductRecommendations"].enabled = false;
@@ -263,17 +263,21 @@ TEST_CASE("ads service: a joiner with a shorter wait gets its own 429 while the 
   rig.up.lwa = {token("Atza|one")};
   rig.up.ads = {answer(200, R"({"other":true})"), answer(200, R"({"leader":true})")};
   REQUIRE(rig.one(kOtherBody));  // spends the bucket's one token
+  rig.run_until([&] { return rig.clock.armed() == 0; });  // that request's riders are gone
   Result leader, joiner;
   rig.ask(kBody, &leader);  // Prefer: wait defaults to throttle.max_wait_s (30 s)
-  rig.run_until([&] { return rig.svc->stats().in_flight > 0; });
-  rig.poll();
-  rig.ask(kBody, &joiner, "", 0);  // Prefer: wait=0, and the next token is 5 s away
-  rig.run_until([&] { return joiner.has_value(); });
+  rig.run_until([&] { return rig.svc->stats().in_flight > 0 && rig.clock.armed() == 1; });
+  rig.ask(kBody, &joiner, "", 2);  // Prefer: wait=2, and the next token is 5 s away
+  rig.run_until([&] { return rig.clock.armed() == 2; });  // the joiner rides, timed on the fake clock
+  rig.advance(1'999ms);
+  CHECK_FALSE(joiner);
+  rig.advance(1ms);  // the joiner's limit: it leaves, the flight stays queued for the leader
+  REQUIRE(joiner);
   REQUIRE_FALSE(*joiner);
   CHECK(joiner->error().status == 429);
   CHECK_FALSE(leader);
   CHECK(rig.up.ads_sent.size() == 1);
-  rig.advance(6'000ms);  // the next token
+  rig.advance(4'000ms);  // the next token
   rig.run_until([&] { return leader.has_value(); });
   REQUIRE(*leader);
   CHECK((*leader)->entry->body() == R"({"leader":true})");

@@ -145,7 +145,7 @@ struct AdsService::Impl {
        const svc::Clock& k)
       : cfg(c), store(st), client(cl), throttler(th), ex(e), clock(k),
         policy{c.mws.check_interval_s, c.mws.listing_quality_ttl_s, c.ads.max_stale_s},
-        index(c.cache.memory_entries, c.cache.memory_bytes), answer_flights(e), token_flights(e) {}
+        index(c.cache.memory_entries, c.cache.memory_bytes), answer_flights(e, k), token_flights(e, k) {}
 
   // The account's token if it may still be handed out at now.
   TokenPtr usable_token(const std::string& account, std::int64_t now) const {

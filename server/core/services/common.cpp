@@ -16,19 +16,6 @@
 
 namespace recgate::svc {
 
-std::int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-const Clock& system_clock() {
-  struct Wall final : Clock {
-    std::int64_t now_ms() const override { return svc::now_ms(); }
-  };
-  static const Wall wall;
-  return wall;
-}
-
 std::string iso_seconds(std::int64_t ms) {
   std::time_t t = static_cast<std::time_t>(ms / 1000);
   std::tm tm{};

@@ -1,4 +1,4 @@
-// Helpers shared by the MWS and Ads services: the injected clock and
+// Helpers shared by the MWS and Ads services: the injected clock (clock.hpp),
 // formatting, cache keys, the metrics both count, what a request asks
 // (RequestOptions, plain data), the cache facts of an answer, coalescing and
 // commit-before-answer. Transport-free: no HTTP type appears here.
@@ -20,6 +20,7 @@
 #include "core/errors.hpp"
 #include "core/problem.hpp"
 #include "core/redis/lease.hpp"
+#include "core/services/clock.hpp"
 #include "core/store.hpp"
 #include "core/throttle/wait_limit.hpp"
 #include "core/upstream/call.hpp"
@@ -31,17 +32,6 @@ class Throttler;
 
 namespace recgate::svc {
 
-std::int64_t now_ms();                   // wall clock, ms since the epoch
-
-// The time the services see. Injected, so tests drive freshness, stale
-// windows and snapshot re-checks with a fake clock instead of sleeping.
-class Clock {
- public:
-  virtual ~Clock() = default;
-  virtual std::int64_t now_ms() const = 0;  // ms since the epoch
-};
-// The wall clock (svc::now_ms); what the server runs on.
-const Clock& system_clock();
 std::string iso_seconds(std::int64_t ms);  // "2026-11-22T06:00:01Z"
 std::string hex64(std::uint64_t v);
 // A JSON string literal (escaped), appended to `out`; `null` for nullopt.

@@ -130,7 +130,7 @@ struct MwsService::Impl {
        const svc::Clock& k)
       : cfg(c), store(st), client(cl), throttler(th), ex(e), clock(k),
         policy{c.mws.check_interval_s, c.mws.listing_quality_ttl_s, c.mws.max_stale_s},
-        index(c.cache.memory_entries, c.cache.memory_bytes), snapshot_flights(e), list_flights(e),
+        index(c.cache.memory_entries, c.cache.memory_bytes), snapshot_flights(e, k), list_flights(e, k),
         user_agent(upstream::mws_user_agent("recgate", RECGATE_VERSION)),
         hot(c.cache.memory_entries, std::int64_t{c.cache.refresh_hot_s} * 1000) {}
 
