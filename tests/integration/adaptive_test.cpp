@@ -20,7 +20,7 @@ namespace {
 
 }  // namespace
 
-TEST_CASE("sandbox: PUT /admin/ads/limit changes the Ads limit at run time; recgate sees Amazon's 429 form") {
+TEST_CASE("sandbox: PUT /admin/ads/limit changes the Ads limit at run time, recgate sees Amazon's 429 form") {
   Sandbox sb;
   auto before = parse(http_get(sb.port, "/admin/ads/limit").body);
   CHECK(before["burst"].GetInt() >= 1);
@@ -34,7 +34,8 @@ TEST_CASE("sandbox: PUT /admin/ads/limit changes the Ads limit at run time; recg
   TempDir dir;
   Recgate rg(dir, test_config(dir, sb.port));
   const std::string path = "/v1/ads/main/product-recommendations";
-  auto first = http_request(rg.port, "POST", path, R"({"adAsins":["B09LJWZT6G"],"count":1})");
+  auto first = http_request(rg.port, "POST", path, R"({"adAsins":["B09LJWZT6G"],"count":1})",
+                            {{"Content-Type", "application/json"}});
   CHECK(first.status == 200);  // the sandbox's one token
   // recgate's own bucket (10, 2 per s) allows the next call; the sandbox does not.
   auto second = http_request(rg.port, "POST", path, R"({"adAsins":["B09LJWZT6G"],"count":2})",

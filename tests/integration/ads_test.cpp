@@ -89,7 +89,7 @@ std::string replace_all(std::string s, const std::string& from, const std::strin
 
 }  // namespace
 
-TEST_CASE("ads: asin and theme answers are upstream's bodies byte for byte; the second request is a hit") {
+TEST_CASE("ads: asin and theme answers are upstream's bodies byte for byte, the second request is a hit") {
   Sandbox sb;
   TempDir dir;
   Recgate rg(dir, test_config(dir, sb.port));
@@ -381,7 +381,7 @@ TEST_CASE("ads: a 401 from the Ads API triggers one refresh and one retry") {
   check_no_secrets(rg.proc);
 }
 
-TEST_CASE("ads: cursor requests are never cached; only-if-cached and no-cache") {
+TEST_CASE("ads: cursor requests are never cached, only-if-cached and no-cache") {
   Sandbox sb;
   TempDir dir;
   Recgate rg(dir, test_config(dir, sb.port));
@@ -419,7 +419,7 @@ TEST_CASE("ads: cursor requests are never cached; only-if-cached and no-cache") 
   check_no_secrets(rg.proc);
 }
 
-TEST_CASE("ads: upstream failures serve a stored answer as stale, else 502; timeouts are 504") {
+TEST_CASE("ads: upstream failures serve a stored answer as stale, else 502, timeouts are 504") {
   Sandbox sb;
   TempDir dir;
   // TTL 0: every stored answer is expired at once but may be served stale (ads.max_stale_s).
@@ -471,7 +471,7 @@ TEST_CASE("ads: tokens and answers survive a restart") {
   check_no_secrets(rg.proc);
 }
 
-TEST_CASE("ads: DELETE /v1/cache purges the account's answers; /v1/status shows expiry, never the token") {
+TEST_CASE("ads: DELETE /v1/cache purges the account's answers, /v1/status shows expiry, never the token") {
   Sandbox sb;
   TempDir dir;
   Recgate rg(dir, test_config(dir, sb.port));

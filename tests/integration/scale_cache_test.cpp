@@ -40,7 +40,7 @@ std::vector<HttpResponse> spread(const std::array<int, 3>& ports, int n) {
 
 }  // namespace
 
-TEST_CASE("scale: 30 cold requests over three replicas make one ListRecommendations; a moved timestamp one refetch") {
+TEST_CASE("scale: 30 cold requests over three replicas make one ListRecommendations, a moved timestamp one refetch") {
   Sandbox sb;
   recgate::test::RedisServer redis;
   SandboxAdmin admin(sb.port);

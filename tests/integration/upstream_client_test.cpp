@@ -655,7 +655,7 @@ TEST_CASE("upstream HTTP: a body over max_response_bytes is too_large") {
   }
 }
 
-TEST_CASE("upstream HTTP: interim 1xx answers are skipped; each request gets its own final answer") {
+TEST_CASE("upstream HTTP: interim 1xx answers are skipped, each request gets its own final answer") {
   TestServer server(Behaviour::interim_first);
   const auto results =
       fetch_in_sequence(quick_options(), {get(server.url("127.0.0.1", "/a")), get(server.url("127.0.0.1", "/b"))});

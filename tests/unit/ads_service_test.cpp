@@ -190,7 +190,7 @@ TEST_CASE("ads service: identical concurrent requests make one upstream call") {
   }
 }
 
-TEST_CASE("ads service: a 429 holds the bucket for Retry-After; the retry goes out only after it") {
+TEST_CASE("ads service: a 429 holds the bucket for Retry-After, the retry goes out only after it") {
   Rig rig;
   rig.start();
   rig.up.lwa = {token("Atza|one")};

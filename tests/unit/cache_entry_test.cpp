@@ -63,7 +63,7 @@ std::string gunzip(const std::string& in) {
 
 }  // namespace
 
-TEST_CASE("cache entry: key, validator and body round-trip; a body that compresses is held deflated") {
+TEST_CASE("cache entry: key, validator and body round-trip, a body that compresses is held deflated") {
   const std::string body = list_body(40);
   auto e = make_entry(data("2026-11-22T06:00:01Z", 7, 9, body),
                       "4:main9:Inventory");
@@ -81,7 +81,7 @@ TEST_CASE("cache entry: key, validator and body round-trip; a body that compress
   CHECK(e->bytes() == sizeof(Entry) + e->key().size() + 20 + e->stored_body().size());
 }
 
-TEST_CASE("cache entry: a body deflate would grow is held as it is; no validator is not an empty one") {
+TEST_CASE("cache entry: a body deflate would grow is held as it is, no validator is not an empty one") {
   auto tiny = make_entry(body_of("[]"));
   CHECK_FALSE(tiny->compressed());
   CHECK(tiny->stored_body() == "[]");
@@ -114,7 +114,7 @@ TEST_CASE("cache entry: rekey copies the stored body and every field under the n
   CHECK(k->fetched_at_ms == 5);
 }
 
-TEST_CASE("body parts: identity joins text and bodies; gzip gunzips to exactly the identity bytes") {
+TEST_CASE("body parts: identity joins text and bodies, gzip gunzips to exactly the identity bytes") {
   auto compressed = make_entry(body_of(list_body(30)));
   auto raw = make_entry(body_of("[]"));
   REQUIRE(compressed->compressed());

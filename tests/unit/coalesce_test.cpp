@@ -199,7 +199,7 @@ void spend_token(QuotaFixture& fx) {
 
 }  // namespace
 
-TEST_CASE("coalesce: a rider whose limit passes while the flight is queued gets its own 429; the leader is served later") {
+TEST_CASE("coalesce: a rider whose limit passes while the flight is queued gets its own 429, the leader is served later") {
   QuotaFixture fx;
   spend_token(fx);
   RiderResult leader, joiner;

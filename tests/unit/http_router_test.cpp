@@ -31,7 +31,7 @@ ClientKeys keys() { return ClientKeys({{"shop", "k-shop"}, {"ops", "k-ops"}}); }
 
 }  // namespace
 
-TEST_CASE("router: patterns bind {params}; empty segments are skipped; a trailing slash must match") {
+TEST_CASE("router: patterns bind {params}, empty segments are skipped, a trailing slash must match") {
   const Router router({{Verb::get, "/v1/mws/{account}/recommendations", "recs", never},
                        {Verb::get, "/dir/", "dir", never}});
   struct Row {
@@ -63,7 +63,7 @@ TEST_CASE("router: patterns bind {params}; empty segments are skipped; a trailin
   }
 }
 
-TEST_CASE("router: a known path with another method is 405 naming what is allowed; HEAD is served by GET") {
+TEST_CASE("router: a known path with another method is 405 naming what is allowed, HEAD is served by GET") {
   const Router router({{Verb::get, "/v1/cache", "get", never}, {Verb::delete_, "/v1/cache", "purge", never}});
   const Request post = request(Verb::post, "/v1/cache");
   Context ctx = context(post);
@@ -81,7 +81,7 @@ TEST_CASE("router: a known path with another method is 405 naming what is allowe
   CHECK(d.route->name == "get");
 }
 
-TEST_CASE("router: an auth route without a configured key is 401 before its fast path runs; a key names the client") {
+TEST_CASE("router: an auth route without a configured key is 401 before its fast path runs, a key names the client") {
   int fast_calls = 0;
   const Router router({{.method = Verb::get,
                         .pattern = "/hit",

@@ -114,7 +114,7 @@ TEST_CASE("session: Connection: close and HTTP/1.0 end the connection after one 
   CHECK(count(got, "HTTP/1.0 200") == 1);
 }
 
-TEST_CASE("session: a request id the client sends is kept; an unusable one is replaced") {
+TEST_CASE("session: a request id the client sends is kept, an unusable one is replaced") {
   Rig rig;
   std::string got = rig.exchange("GET /echo HTTP/1.1\r\nHost: x\r\nX-Request-Id: abc-123\r\n\r\n");
   CHECK(got.find("X-Request-Id: abc-123\r\n") != std::string::npos);
@@ -173,7 +173,7 @@ TEST_CASE("session: limits answer 431 and 413 with a problem naming the limit") 
   CHECK(got.find("HTTP/1.1 413") == 0);
 }
 
-TEST_CASE("session: malformed requests and targets are 400; a bad target keeps the connection") {
+TEST_CASE("session: malformed requests and targets are 400, a bad target keeps the connection") {
   Rig rig;
   std::string got = rig.exchange("GET /echo HTTP/9.9 nonsense\r\n\r\n");
   CHECK(got.find("HTTP/1.1 400") == 0);

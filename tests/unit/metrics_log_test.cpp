@@ -66,7 +66,7 @@ std::string parsed_msg(const std::string& line) {
 
 }  // namespace
 
-TEST_CASE("log: any bytes give a valid UTF-8 JSON line; ill-formed bytes become U+FFFD") {
+TEST_CASE("log: any bytes give a valid UTF-8 JSON line, ill-formed bytes become U+FFFD") {
   const std::string fffd = "\xEF\xBF\xBD";
   struct Row {
     std::string in, out;

@@ -53,7 +53,7 @@ TEST_CASE("redis client: a pipeline answers every command in order, error replie
   CHECK(client.up());
 }
 
-TEST_CASE("redis client: AUTH and SELECT come from the URL; a wrong password fails without leaking it") {
+TEST_CASE("redis client: AUTH and SELECT come from the URL, a wrong password fails without leaking it") {
   test::RedisServer server({"--requirepass", "s3cret-pw"});
   auto parsed = redis::parse_url("redis://:s3cret-pw@127.0.0.1:" + std::to_string(server.port()) + "/3");
   REQUIRE(parsed);
@@ -99,7 +99,7 @@ TEST_CASE("redis client: a server that never answers costs redis.timeout_ms, the
   ::close(fd);
 }
 
-TEST_CASE("redis client: Redis killed -> calls fail and recgate_redis_up is 0; restarted -> the next call after the backoff succeeds") {
+TEST_CASE("redis client: Redis killed -> calls fail and recgate_redis_up is 0, restarted -> the next call after the backoff succeeds") {
   test::RedisServer server;
   redis::ClientOptions o = test::loopback_client(server.port(), std::chrono::milliseconds(500));
   o.backoff_min = std::chrono::milliseconds(50);

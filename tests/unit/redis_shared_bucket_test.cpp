@@ -121,7 +121,7 @@ TEST_CASE("shared bucket: the learnt (adaptive) rate lives in the shared bucket"
   reserve_and_compare(replica_a, local, 10);
 }
 
-TEST_CASE("shared bucket: after Redis lost its data the buckets start empty; NOSCRIPT reloads the script") {
+TEST_CASE("shared bucket: after Redis lost its data the buckets start empty, NOSCRIPT reloads the script") {
   test::RedisServer server;
   redis::Client a(test::loopback_client(server.port()));
   SharedBuckets replica(a, "t:");

@@ -35,7 +35,7 @@ cache::EntryPtr sample_entry() { return cache::make_entry(sample_data()); }
 
 }  // namespace
 
-TEST_CASE("redis shared cache: an entry round-trips (validator absent or set, binary body); garbage decodes to nothing") {
+TEST_CASE("redis shared cache: an entry round-trips (validator absent or set, binary body), garbage decodes to nothing") {
   auto d = sample_data();
   auto e = cache::make_entry(d);
   auto back = redis::decode_entry(redis::encode_entry(*e));
@@ -54,7 +54,7 @@ TEST_CASE("redis shared cache: an entry round-trips (validator absent or set, bi
   CHECK_FALSE(redis::decode_entry(redis::encode_entry(*e).substr(0, 20)));
 }
 
-TEST_CASE("redis shared cache: put stores under key_prefix with a TTL, get reads it back; Redis down is a miss") {
+TEST_CASE("redis shared cache: put stores under key_prefix with a TTL, get reads it back, Redis down is a miss") {
   test::RedisServer server;
   redis::Client client(test::loopback_client(server.port()));
   redis::SharedCache shared(client, "rgtest:");
@@ -75,7 +75,7 @@ TEST_CASE("redis shared cache: put stores under key_prefix with a TTL, get reads
   CHECK_FALSE(run_coro(shared.put(kind, key, sample_entry(), std::chrono::seconds(60))));
 }
 
-TEST_CASE("redis lease: NX gives one holder; only the holder's token releases it (compare-and-delete)") {
+TEST_CASE("redis lease: NX gives one holder, only the holder's token releases it (compare-and-delete)") {
   test::RedisServer server;
   redis::Client client(test::loopback_client(server.port()));
   redis::Lease lease(client, "rgtest:");

@@ -91,7 +91,7 @@ TEST_CASE("sandbox wire: bad_chunk breaks the chunked framing after one good chu
   CHECK(r.ec == http::error::bad_chunk);
 }
 
-TEST_CASE("sandbox wire: endless_chunk_ext leaves a chunk header open; its lazy part never closes it") {
+TEST_CASE("sandbox wire: endless_chunk_ext leaves a chunk header open, its lazy part never closes it") {
   const WirePlan p = plan(WireMode::endless_chunk_ext, 3 * kWireBlock);
   CHECK(wire_is_lazy(p.mode));
   const std::string block = wire_block(p.mode, kWireBlock);
@@ -102,7 +102,7 @@ TEST_CASE("sandbox wire: endless_chunk_ext leaves a chunk header open; its lazy 
   CHECK(r.body == p.body.substr(0, p.body.size() / 2));
 }
 
-TEST_CASE("sandbox wire: huge announces its length; huge_chunked frames blocks as chunks and ends") {
+TEST_CASE("sandbox wire: huge announces its length, huge_chunked frames blocks as chunks and ends") {
   // (A parser reserves an announced length: 3 blocks, not the 1 GiB default.)
   const WirePlan huge = plan(WireMode::huge, 3 * kWireBlock);
   const Parsed h = parse(wire_prefix(huge) + wire_block(huge.mode, kWireBlock));

@@ -43,7 +43,7 @@ std::optional<BucketStatus> status_of(const Throttler& th, const std::string& op
 
 }  // namespace
 
-TEST_CASE("adaptive: a throttle halves rate and burst once per burst of answers; quiet periods add a step") {
+TEST_CASE("adaptive: a throttle halves rate and burst once per burst of answers, quiet periods add a step") {
   AdaptiveRate a(spec_2_per_s(), 2, kNever, 0);
   CHECK(a.capacity() == 10);
   CHECK(a.on_throttle(100));
@@ -87,7 +87,7 @@ TEST_CASE("adaptive: Retry-After as seconds or as an HTTP date") {
   CHECK_FALSE(parse_retry_after_header("Sunday, 06-Nov-94 08:49:37 GMT", now));
 }
 
-TEST_CASE("adaptive: Ads and LWA buckets learn by default, MWS keeps its published rate; config overrides") {
+TEST_CASE("adaptive: Ads and LWA buckets learn by default, MWS keeps its published rate, config overrides") {
   ThrottleConfig cfg;
   BucketSpec ads{10, 2};
   auto a = adaptive_spec_for(cfg, "ads.ProductRecommendations", ads);

@@ -569,7 +569,7 @@ TEST_CASE("throttler: one client holds at most max_queue_per_client places of a 
   CHECK(again->grant);
 }
 
-TEST_CASE("throttler: the default client share is a quarter of max_queue; requests without a client are not limited by it") {
+TEST_CASE("throttler: the default client share is a quarter of max_queue, requests without a client are not limited by it") {
   ThrottleConfig cfg;
   cfg.max_queue = 1000;
   CHECK(cfg.queue_share_per_client() == 250);
