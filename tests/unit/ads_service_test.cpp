@@ -377,3 +377,27 @@ TEST_CASE("ads service refresh: nothing is hot with cache.refresh_ahead off, nor
   cold.clock.now += 59'000;  // due by its TTL, but last asked 59 s ago
   CHECK(due_now(cold).empty());
 }
+
+TEST_CASE("ads service refresh: an access token to renew takes spare LWA quota first; refused, no Ads token is spent") {
+  Rig rig;
+  rig.cfg.ads.cache_ttl_s = 7200;  // outlives the 1-hour access token
+  rig.cfg.cache.refresh_hot_s = 86400;
+  rig.cfg.throttle.buckets["lwa.Token"] = BucketConfig{1, 0.001};  // never one above a grant's floor: no spare
+  rig.start();
+  rig.up.lwa = {token("Atza|one")};
+  rig.up.ads = {answer(200, R"({"first":true})")};
+  REQUIRE(rig.one(kBody));
+  rig.clock.now += 7200'000 - 2'000;  // due; the token (3600 s, renewed 300 s early) is not usable
+  auto ads_tokens = [&] {
+    for (const auto& b : rig.throttler->status())
+      if (b.operation == "ads.ProductRecommendations") return b.tokens;
+    return -1.0;
+  };
+  const double before = ads_tokens();
+  auto due = due_now(rig);
+  REQUIRE(due.size() == 1);
+  CHECK(refresh_now(rig, due[0]) == refresh::Outcome::no_spare);
+  CHECK(rig.up.lwa_sent.size() == 1);
+  CHECK(rig.up.ads_sent.size() == 1);
+  CHECK(ads_tokens() == doctest::Approx(before));
+}
