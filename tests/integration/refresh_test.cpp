@@ -11,6 +11,7 @@
 #include <regex>
 #include <thread>
 
+#include "../support/redis_server.hpp"
 #include "../support/sandbox_admin.hpp"
 #include "harness.hpp"
 
@@ -127,13 +128,12 @@ HttpResponse ads_post(int port) {
 // Ads answers the sandbox served (its /admin/stats ads.requests.total).
 int ads_requests(const SandboxAdmin& admin) { return admin.stats()["ads"]["requests"]["total"].GetInt(); }
 
-}  // namespace
-
-TEST_CASE("refresh: a hot Ads answer is refetched before its TTL ends - the next request is a hit, not a miss") {
+// `extra`: more top-level config (the Redis tier).
+void check_ads_refresh(const std::string& extra) {
   Sandbox sb;
   TempDir dir;
   constexpr int kTtlS = 4;  // due 2 s after it is fetched (two 1-second ticks, at most half the TTL)
-  Recgate rg(dir, test_config(dir, sb.port, "\"cache\":{\"refresh_ahead\":true,\"refresh_hot_s\":3600}",
+  Recgate rg(dir, test_config(dir, sb.port, "\"cache\":{\"refresh_ahead\":true,\"refresh_hot_s\":3600}" + extra,
                               "\"check_interval_s\":1", "\"cache_ttl_s\":" + std::to_string(kTtlS)));
   SandboxAdmin admin(sb.port);
   const auto fetched = std::chrono::steady_clock::now();
@@ -145,6 +145,9 @@ TEST_CASE("refresh: a hot Ads answer is refetched before its TTL ends - the next
   // No client request in between: the scheduler refetches it ahead of its TTL.
   REQUIRE(wait_until([&] { return ads_requests(admin) > answers; }, std::chrono::seconds(30)));
   REQUIRE(wait_until([&] { return refreshes(rg.port, "refreshed", "ads") >= 1; }, std::chrono::seconds(10)));
+  // Refetched at the first try: not skipped by adopting a copy of the old
+  // answer (the Redis tier), which would leave the refetch until it expired.
+  CHECK(refreshes(rg.port, "skipped", "ads") == 0);
 
   // Past the first answer's TTL (without the refresh this request would be a
   // miss): the time passing is what is tested, nothing is waited for.
@@ -155,4 +158,15 @@ TEST_CASE("refresh: a hot Ads answer is refetched before its TTL ends - the next
   CHECK(after.body == first.body);  // the sandbox answers the same request alike
   CHECK(refreshes(rg.port, "failed", "ads") == 0);
   CHECK(admin.ads_stat("rate_limited") == 0);
+}
+
+}  // namespace
+
+TEST_CASE("refresh: a hot Ads answer is refetched before its TTL ends - the next request is a hit, not a miss") {
+  check_ads_refresh("");
+}
+
+TEST_CASE("refresh: with the Redis tier, an Ads refresh does not adopt the shared copy of the answer it renews") {
+  recgate::test::RedisServer redis;
+  check_ads_refresh(",\"redis\":{\"url\":\"" + redis.url() + "\",\"key_prefix\":\"refresh:\"}");
 }
