@@ -459,6 +459,7 @@ int run_app(const Config& cfg) {
                                kRefreshPerTick, [&drain] { return drain.draining(); });
   if (cfg.cache.refresh_ahead) {
     refresher.add(services->mws->refresh_source());
+    refresher.add(services->ads->refresh_source());
     refresher.start();
   }
   const App app{cfg, drain, *store, *services->throttler, *services->mws, *services->ads,

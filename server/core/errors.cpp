@@ -9,7 +9,7 @@ namespace recgate {
 namespace {
 
 // Indexed by Error; the order is the enum's.
-constexpr std::array<ErrorInfo, 20> kErrors{{
+constexpr std::array<ErrorInfo, 21> kErrors{{
     {400, "invalid_parameter", "Bad Request"},
     {400, "unknown_parameter", "Bad Request"},
     {400, "missing_marketplace", "Bad Request"},
@@ -30,6 +30,7 @@ constexpr std::array<ErrorInfo, 20> kErrors{{
     {502, "upstream_error", "Bad Gateway"},
     {502, "lwa_error", "Bad Gateway"},
     {500, "bad_endpoint", "Internal Server Error"},
+    {503, "no_spare_quota", "Service Unavailable"},
 }};
 
 }  // namespace

@@ -33,6 +33,7 @@ enum class Error {
   upstream_error,          // 502: the upstream answered with an error
   lwa_error,               // 502: Login with Amazon refused an access token
   bad_endpoint,            // 500: the configured endpoint is not a usable URL
+  no_spare_quota,          // 503: a refresh ahead found no spare quota (never sent; refresh/ and metrics only)
 };
 
 struct ErrorInfo {

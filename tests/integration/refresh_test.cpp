@@ -1,13 +1,17 @@
 // [refresh] end to end with the real binaries: a category whose timestamp
 // moves is refetched in the background (spare quota, no client request in
-// between) and the next client gets a hit with the new data; refreshes never
-// go ahead of clients queued on the bucket; no run throttles the sandbox.
+// between) and the next client gets a hit with the new data; an Ads answer
+// asked for recently is refetched before its TTL ends and the next client
+// gets a hit, not a miss; refreshes never go ahead of clients queued on the
+// bucket; no run throttles the sandbox.
 #include <doctest/doctest.h>
 #include <rapidjson/document.h>
 
+#include <chrono>
 #include <regex>
 #include <thread>
 
+#include "../support/redis_server.hpp"
 #include "../support/sandbox_admin.hpp"
 #include "harness.hpp"
 
@@ -18,10 +22,10 @@ namespace {
 const std::string kInventory = "/v1/mws/main/recommendations?marketplace=ATVPDKIKX0DER&category=Inventory";
 const std::string kTouchInventory = "/admin/touch?seller=A1XEXAMPLEDF&marketplace=ATVPDKIKX0DER&category=Inventory";
 
-// recgate_refresh_total{api="mws",result=...} as scraped now (0: not yet counted).
-double refreshes(int port, const std::string& result) {
+// recgate_refresh_total{api=...,result=...} as scraped now (0: not yet counted).
+double refreshes(int port, const std::string& result, const std::string& api = "mws") {
   const std::string metrics = http_get(port, "/metrics").body;
-  const std::regex re("recgate_refresh_total\\{api=\"mws\",result=\"" + result + "\"\\} ([0-9.e+]+)");
+  const std::regex re("recgate_refresh_total\\{api=\"" + api + "\",result=\"" + result + "\"\\} ([0-9.e+]+)");
   std::smatch m;
   return std::regex_search(metrics, m, re) ? std::stod(m[1].str()) : 0;
 }
@@ -110,4 +114,59 @@ TEST_CASE("refresh: with clients queued on the bucket, no refresh is sent before
   REQUIRE(first_refresh > 0);
   CHECK(last_client < first_refresh);
   CHECK(admin.mws_throttled() == 0);
+}
+
+namespace {
+
+const std::string kAdsPath = "/v1/ads/main/product-recommendations";
+const std::string kAdsBody = R"({"adAsins":["B09LJWZT6G"],"count":3})";
+
+HttpResponse ads_post(int port) {
+  return http_request(port, "POST", kAdsPath, kAdsBody, {{"Content-Type", "application/json"}});
+}
+
+// Ads answers the sandbox served (its /admin/stats ads.requests.total).
+int ads_requests(const SandboxAdmin& admin) { return admin.stats()["ads"]["requests"]["total"].GetInt(); }
+
+// `extra`: more top-level config (the Redis tier).
+void check_ads_refresh(const std::string& extra) {
+  Sandbox sb;
+  TempDir dir;
+  constexpr int kTtlS = 4;  // due 2 s after it is fetched (two 1-second ticks, at most half the TTL)
+  Recgate rg(dir, test_config(dir, sb.port, "\"cache\":{\"refresh_ahead\":true,\"refresh_hot_s\":3600}" + extra,
+                              "\"check_interval_s\":1", "\"cache_ttl_s\":" + std::to_string(kTtlS)));
+  SandboxAdmin admin(sb.port);
+  const auto fetched = std::chrono::steady_clock::now();
+  auto first = ads_post(rg.port);
+  REQUIRE(first.status == 200);
+  CHECK(first.header("cache-status") == "recgate; fwd=miss; stored");
+  const int answers = ads_requests(admin);
+
+  // No client request in between: the scheduler refetches it ahead of its TTL.
+  REQUIRE(wait_until([&] { return ads_requests(admin) > answers; }, std::chrono::seconds(30)));
+  REQUIRE(wait_until([&] { return refreshes(rg.port, "refreshed", "ads") >= 1; }, std::chrono::seconds(10)));
+  // Refetched at the first try: not skipped by adopting a copy of the old
+  // answer (the Redis tier), which would leave the refetch until it expired.
+  CHECK(refreshes(rg.port, "skipped", "ads") == 0);
+
+  // Past the first answer's TTL (without the refresh this request would be a
+  // miss): the time passing is what is tested, nothing is waited for.
+  std::this_thread::sleep_until(fetched + std::chrono::seconds(kTtlS) + std::chrono::milliseconds(200));
+  auto after = ads_post(rg.port);
+  REQUIRE(after.status == 200);
+  CHECK(after.header("cache-status") == "recgate; hit; detail=refreshed");
+  CHECK(after.body == first.body);  // the sandbox answers the same request alike
+  CHECK(refreshes(rg.port, "failed", "ads") == 0);
+  CHECK(admin.ads_stat("rate_limited") == 0);
+}
+
+}  // namespace
+
+TEST_CASE("refresh: a hot Ads answer is refetched before its TTL ends - the next request is a hit, not a miss") {
+  check_ads_refresh("");
+}
+
+TEST_CASE("refresh: with the Redis tier, an Ads refresh does not adopt the shared copy of the answer it renews") {
+  recgate::test::RedisServer redis;
+  check_ads_refresh(",\"redis\":{\"url\":\"" + redis.url() + "\",\"key_prefix\":\"refresh:\"}");
 }

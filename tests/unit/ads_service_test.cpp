@@ -13,6 +13,7 @@
 
 #include "../support/service_rig.hpp"
 #include "core/ads/request.hpp"
+#include "core/refresh/scheduler.hpp"
 #include "core/services/ads_service.hpp"
 #include "core/upstream/call.hpp"
 
@@ -282,4 +283,125 @@ TEST_CASE("ads service: a joiner gets its own 429 at its own limit on the servic
   REQUIRE(*leader);
   CHECK((*leader)->entry->body() == R"({"leader":true})");
   CHECK(rig.up.ads_sent.size() == 2);
+}
+
+// ---- [refresh] the Ads refresh source ----------------------------------------
+
+namespace {
+
+net::awaitable<void> due_into(refresh::Source* src, refresh::Tick t, std::optional<std::vector<refresh::Pending>>* out) {
+  out->emplace(co_await src->due(t));
+}
+
+net::awaitable<void> refresh_into(refresh::Source* src, refresh::Pending p, std::optional<refresh::Outcome>* out) {
+  out->emplace(co_await src->refresh(std::move(p)));
+}
+
+std::vector<refresh::Pending> due_now(Rig& rig, std::int64_t tick_ms = 1000) {
+  std::optional<std::vector<refresh::Pending>> out;
+  rig.spawn(due_into(&rig.svc->refresh_source(), refresh::Tick{rig.clock.now, tick_ms, 10}, &out));
+  rig.run_until([&] { return out.has_value(); });
+  return std::move(*out);
+}
+
+refresh::Outcome refresh_now(Rig& rig, refresh::Pending p) {
+  std::optional<refresh::Outcome> out;
+  rig.spawn(refresh_into(&rig.svc->refresh_source(), std::move(p), &out));
+  rig.run_until([&] { return out.has_value(); });
+  return *out;
+}
+
+}  // namespace
+
+TEST_CASE("ads service refresh: a hot answer is due two ticks before its TTL ends, refetched with spare quota, then a refreshed hit") {
+  Rig rig;
+  rig.cfg.ads.cache_ttl_s = 60;
+  rig.start();
+  CHECK(std::string(rig.svc->refresh_source().api()) == "ads");
+  rig.up.lwa = {token("Atza|one")};
+  rig.up.ads = {answer(200, R"({"first":true})"), answer(200, R"({"second":true})")};
+  REQUIRE(rig.one(kBody));
+  rig.clock.now += 57'999;
+  CHECK(due_now(rig).empty());  // 2 s (two 1-second ticks) before expires_at: not yet
+  rig.clock.now += 1;
+  auto due = due_now(rig);
+  REQUIRE(due.size() == 1);
+  CHECK(due[0].account == "main");
+  CHECK(due[0].bucket == "ads.ProductRecommendations");
+  CHECK(due[0].asks == 1);
+  CHECK(refresh_now(rig, due[0]) == refresh::Outcome::refreshed);
+  REQUIRE(rig.up.ads_sent.size() == 2);
+  CHECK(rig.up.ads_sent[1].body == rig.up.ads_sent[0].body);  // the same request, rebuilt from its cache key
+  CHECK(rig.up.lwa_sent.size() == 1);                          // the token was still good
+  CHECK(due_now(rig).empty());  // fresh again
+
+  rig.clock.now += 3'000;  // past the first answer's TTL: a hit on the refreshed one, not a miss
+  auto hit = rig.one(kBody);
+  REQUIRE(hit);
+  CHECK(hit->cache.status == "recgate; hit; detail=refreshed");
+  CHECK(hit->entry->body == R"({"second":true})");
+  CHECK(rig.up.ads_sent.size() == 2);
+}
+
+TEST_CASE("ads service refresh: no spare quota - refused before any call, the answer stays due") {
+  Rig rig;
+  rig.cfg.ads.cache_ttl_s = 60;
+  rig.cfg.throttle.buckets["ads.ProductRecommendations"] = BucketConfig{2, 0.001};
+  rig.start();
+  rig.up.lwa = {token("Atza|one")};
+  rig.up.ads = {answer(200, R"({"first":true})"), answer(200, R"({"other":true})")};
+  REQUIRE(rig.one(kBody));
+  REQUIRE(rig.one(kOtherBody));  // the bucket is now below a grant's floor + 1
+  rig.clock.now += 58'000;
+  auto due = due_now(rig);
+  REQUIRE(due.size() == 2);
+  CHECK(refresh_now(rig, due[0]) == refresh::Outcome::no_spare);
+  CHECK(rig.up.ads_sent.size() == 2);
+  CHECK(due_now(rig).size() == 2);
+}
+
+TEST_CASE("ads service refresh: nothing is hot with cache.refresh_ahead off, nor once refresh_hot_s has passed") {
+  Rig off;
+  off.cfg.cache.refresh_ahead = false;
+  off.cfg.ads.cache_ttl_s = 60;
+  off.start();
+  off.up.lwa = {token("Atza|one")};
+  off.up.ads = {answer(200, "{}")};
+  REQUIRE(off.one(kBody));
+  off.clock.now += 59'000;
+  CHECK(due_now(off).empty());
+
+  Rig cold;
+  cold.cfg.cache.refresh_hot_s = 30;
+  cold.cfg.ads.cache_ttl_s = 60;
+  cold.start();
+  cold.up.lwa = {token("Atza|one")};
+  cold.up.ads = {answer(200, "{}")};
+  REQUIRE(cold.one(kBody));
+  cold.clock.now += 59'000;  // due by its TTL, but last asked 59 s ago
+  CHECK(due_now(cold).empty());
+}
+
+TEST_CASE("ads service refresh: an access token to renew takes spare LWA quota first; refused, no Ads token is spent") {
+  Rig rig;
+  rig.cfg.ads.cache_ttl_s = 7200;  // outlives the 1-hour access token
+  rig.cfg.cache.refresh_hot_s = 86400;
+  rig.cfg.throttle.buckets["lwa.Token"] = BucketConfig{1, 0.001};  // never one above a grant's floor: no spare
+  rig.start();
+  rig.up.lwa = {token("Atza|one")};
+  rig.up.ads = {answer(200, R"({"first":true})")};
+  REQUIRE(rig.one(kBody));
+  rig.clock.now += 7200'000 - 2'000;  // due; the token (3600 s, renewed 300 s early) is not usable
+  auto ads_tokens = [&] {
+    for (const auto& b : rig.throttler->status())
+      if (b.operation == "ads.ProductRecommendations") return b.tokens;
+    return -1.0;
+  };
+  const double before = ads_tokens();
+  auto due = due_now(rig);
+  REQUIRE(due.size() == 1);
+  CHECK(refresh_now(rig, due[0]) == refresh::Outcome::no_spare);
+  CHECK(rig.up.lwa_sent.size() == 1);
+  CHECK(rig.up.ads_sent.size() == 1);
+  CHECK(ads_tokens() == doctest::Approx(before));
 }

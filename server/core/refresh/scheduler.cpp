@@ -84,7 +84,8 @@ void publish_backlog(State& st) {
 
 net::awaitable<void> collect(State& st) {
   for (auto* src : st.sources) {
-    auto due = co_await src->due(wall_ms(), st.max_per_tick);
+    const Tick t{wall_ms(), static_cast<std::int64_t>(st.every.count()), st.max_per_tick};
+    auto due = co_await src->due(t);
     std::lock_guard lk(st.mu);
     for (auto& p : due) {
       std::string k = std::string(src->api()) + '\n' + p.key;

@@ -32,13 +32,20 @@ enum class Outcome {
 };
 const char* outcome_name(Outcome o);
 
+// What a source is told each tick.
+struct Tick {
+  std::int64_t now_ms = 0;      // wall clock, ms since the epoch
+  std::int64_t every_ms = 0;    // the time to the next tick (an answer due later may wait for it)
+  std::size_t max_checks = 0;   // background checks it may make now
+};
+
 class Source {
  public:
   virtual ~Source() = default;
   virtual const char* api() const = 0;
   // The hot answers that are due for a refresh now, most asked first; may make
-  // background checks with spare quota (bounded by max_checks).
-  virtual boost::asio::awaitable<std::vector<Pending>> due(std::int64_t now_ms, std::size_t max_checks) = 0;
+  // background checks with spare quota (bounded by t.max_checks).
+  virtual boost::asio::awaitable<std::vector<Pending>> due(Tick t) = 0;
   // Refetches one answer with spare quota only.
   virtual boost::asio::awaitable<Outcome> refresh(Pending p) = 0;
 };

@@ -30,6 +30,8 @@
 #include "core/metrics.hpp"
 #include "core/redis/lease.hpp"
 #include "core/redis/shared_cache.hpp"
+#include "core/refresh/scheduler.hpp"
+#include "core/refresh/source_kit.hpp"
 #include "core/services/common.hpp"
 #include "core/store.hpp"
 #include "core/throttle/throttler.hpp"
@@ -140,12 +142,17 @@ struct AdsService::Impl {
   // [scale] set by share_through when redis.url is configured; null: single process.
   redis::SharedCache* shared = nullptr;
   redis::Lease* lease = nullptr;
+  // [refresh] answers asked for within cache.refresh_hot_s, and the source
+  // the scheduler asks (see the end of this file).
+  refresh::Asks asks;
+  std::unique_ptr<refresh::Source> refresher;
 
   Impl(const Config& c, Store& st, upstream::Upstream& cl, Throttler& th, net::any_io_executor e,
        const svc::Clock& k)
       : cfg(c), store(st), client(cl), throttler(th), ex(e), clock(k),
         policy{c.mws.check_interval_s, c.mws.listing_quality_ttl_s, c.ads.max_stale_s},
-        index(c.cache.memory_entries, c.cache.memory_bytes), answer_flights(e, k), token_flights(e, k) {}
+        index(c.cache.memory_entries, c.cache.memory_bytes), answer_flights(e, k), token_flights(e, k),
+        asks(c.cache.refresh_ahead, c.cache.memory_entries, std::int64_t{c.cache.refresh_hot_s} * 1000) {}
 
   // The account's token if it may still be handed out at now.
   TokenPtr usable_token(const std::string& account, std::int64_t now) const {
@@ -260,7 +267,8 @@ class LwaExchange final : public upstream::Exchange {
   }
 
   Problem quota_refused(Problem p, bool) override {
-    count_refresh(account_, "throttled");
+    // [refresh] A refresh ahead finding no spare quota is not a throttle.
+    if (refresh::outcome_of(p) != refresh::Outcome::no_spare) count_refresh(account_, "throttled");
     return p;
   }
 
@@ -296,6 +304,10 @@ awaitable<Expected<TokenPtr>> refresh_token(Impl* s, std::string account, QuotaW
 // `wait` is the answer flight's: its riders' limits bound the token's quota wait too.
 awaitable<Expected<TokenPtr>> get_token(Impl* s, std::string account, QuotaWait wait, std::string rid) {
   if (auto t = s->usable_token(account, s->clock.now_ms())) co_return t;
+  // [refresh] A refresh ahead never leads a flight clients could join: its
+  // spare-quota call may be refused, and no client may ride on that.
+  if (wait.mode == upstream::QuotaMode::spare)
+    co_return co_await refresh_token(s, std::move(account), std::move(wait), std::move(rid));
   Coalescer<Expected<TokenPtr>>::Work work = [s, account, leader = svc::leader_of(wait), rid](WaitLimitPtr flight) {
     return refresh_token(s, account, svc::flight_quota(leader, std::move(flight)), rid);
   };
@@ -448,12 +460,17 @@ awaitable<Expected<cache::EntryPtr>> fetch_answer(Impl* s, std::string key, std:
   // is held, so its address is not reused): use it, do not call again.
   if (!key.empty())
     if (auto e = s->index.find(key); e && e != seen && s->clock.now_ms() < e->expires_at_ms) co_return e;
-  if (!key.empty())  // [scale] the cross-replica leader's answer
-    if (auto e = co_await shared_answer(s, key); e && s->clock.now_ms() < e->expires_at_ms)
+  // [scale] The cross-replica leader's answer: unexpired, and newer than the
+  // one seen ([refresh] a refresh ahead must not adopt the answer it renews).
+  if (!key.empty())
+    if (auto e = co_await shared_answer(s, key);
+        e && s->clock.now_ms() < e->expires_at_ms && (!seen || e->fetched_at_ms > seen->fetched_at_ms))
       co_return co_await adopt_answer(s, key, account, request_key, e, true);
+  const bool ahead = wait.mode == upstream::QuotaMode::spare;  // [refresh] fetched ahead of any client
   auto r = co_await call_ads(s, account, pr, std::move(wait), rid);
   if (!r) co_return r.error();
   cache::MutableEntryPtr e = make_entry(std::move(*r), s->clock.now_ms(), s->cfg.ads.cache_ttl_s, key);
+  e->refreshed = ahead;
   if (!key.empty()) {
     const cache::EntryPtr written = e;  // a named local: g++ 12 and co_await temporaries
     e->stored = co_await commit_answer(s, account, request_key, written);
@@ -481,7 +498,8 @@ bool stale_ok(const Impl& s, const cache::Entry& e) {
 }
 
 // Cache-Status values (RFC 9211), built outside the coroutines.
-std::string hit_status() { return cache::cache_status({cache::Outcome::hit}); }
+// [refresh] A hit on an answer refreshed ahead says detail=refreshed.
+std::string hit_status(bool refreshed) { return cache::cache_status({cache::Outcome::hit}, true, refreshed); }
 // A miss says "stored" only once the answer is committed (Entry::stored).
 std::string miss_status(bool requested, bool stored) {
   if (requested) return stored ? "recgate; fwd=request; stored" : "recgate; fwd=request";
@@ -522,9 +540,10 @@ awaitable<Expected<AdsAnswer>> answer_product_recommendations(Impl* s, std::stri
 
   const std::string request_key = ads::canonical_key(*pr);
   const std::string key = svc::key_join(account, request_key);
+  s->asks.record(key, s->clock.now_ms());  // [refresh]
   const cache::EntryPtr entry = co_await find_entry(s, key, account, request_key);
   if (entry && !opts.directives.no_cache && s->clock.now_ms() < entry->expires_at_ms)
-    co_return served(*s, entry, cache::Outcome::hit, hit_status());
+    co_return served(*s, entry, cache::Outcome::hit, hit_status(entry->refreshed));
   if (opts.directives.only_if_cached) {
     if (entry && stale_ok(*s, *entry)) co_return served(*s, entry, cache::Outcome::stale, stale_status());
     co_return not_cached(false);
@@ -587,6 +606,61 @@ void warm_entries(const std::shared_ptr<Impl>& s) {
                     std::move(spec));
 }
 
+// ---- [refresh] refresh ahead (server/core/refresh/) -------------------------
+
+// The Ads source of refreshes: a hot answer is due once it is within
+// refresh::ttl_lead_ms of its expires_at. It is refetched through fetch_answer
+// with spare quota only - of lwa.Token first when the access token must be
+// renewed (a refused token then costs no Ads token), then of
+// ads.ProductRecommendations, adaptive or not - never in a client's flight,
+// and stored so the next client's hit says detail=refreshed.
+class AdsRefresh final : public refresh::Source {
+ public:
+  explicit AdsRefresh(Impl* s) : s_(s) {}
+  const char* api() const override { return "ads"; }
+
+  awaitable<std::vector<refresh::Pending>> due(refresh::Tick t) override {
+    every_ms_ = t.every_ms;
+    std::vector<refresh::Pending> out;
+    const std::vector<refresh::HotSet::Hot> hot = s_->asks.take_hot(t.now_ms);
+    for (const auto& h : hot) {
+      const auto parts = svc::key_split(h.key);  // account, request key
+      if (parts.size() == 2 && is_due(h.key)) out.push_back(refresh::Pending{parts[0], kAdsBucket, h.key, h.asks});
+    }
+    co_return out;
+  }
+
+  awaitable<refresh::Outcome> refresh(refresh::Pending p) override {
+    const auto parts = svc::key_split(p.key);
+    if (parts.size() != 2 || !s_->cfg.ads.accounts.count(parts[0]) || !is_due(p.key))
+      co_return refresh::Outcome::skipped;
+    // The request key is the canonical request body: it validates back into the request.
+    auto parsed = ads::validate_request(parts[1], s_->cfg.ads.max_asins);
+    if (!parsed) co_return refresh::Outcome::skipped;
+    // Named locals, not temporaries in co_await expressions (g++ 12).
+    const RequestPtr req = std::make_shared<const ads::ProductRequest>(std::move(*parsed));
+    const cache::EntryPtr seen = s_->index.find(p.key);
+    QuotaWait token_quota = refresh::spare_quota();
+    std::string rid = "refresh";
+    auto token = co_await get_token(s_, parts[0], std::move(token_quota), rid);
+    if (!token) co_return refresh::outcome_of(token.error());
+    QuotaWait quota = refresh::spare_quota();
+    auto res = co_await fetch_answer(s_, p.key, parts[0], parts[1], req, seen, std::move(quota), rid);
+    if (res) co_return (*res)->refreshed ? refresh::Outcome::refreshed : refresh::Outcome::skipped;
+    co_return refresh::outcome_of(res.error());
+  }
+
+ private:
+  // In memory (what a client would hit) and near the end of its TTL.
+  bool is_due(const std::string& key) const {
+    const cache::EntryPtr e = s_->index.find(key);
+    return e && refresh::ttl_due(e->fetched_at_ms, e->expires_at_ms, s_->clock.now_ms(), every_ms_);
+  }
+
+  Impl* s_;
+  std::int64_t every_ms_ = 0;  // the scheduler's tick, as told by the last due()
+};
+
 }  // namespace
 
 AdsService::AdsService(const Config& cfg, Store& store, upstream::Upstream& client, Throttler& throttler,
@@ -594,6 +668,7 @@ AdsService::AdsService(const Config& cfg, Store& store, upstream::Upstream& clie
     : impl_(std::make_shared<Impl>(cfg, store, client, throttler, ex, clock)) {
   load_tokens(*impl_);
   warm_entries(impl_);
+  impl_->refresher = std::make_unique<AdsRefresh>(impl_.get());  // [refresh]
   auto weak = std::weak_ptr<Impl>(impl_);
   svc::register_cache_gauges("ads", [weak]() -> std::pair<std::size_t, std::size_t> {
     auto s = weak.lock();
@@ -625,6 +700,8 @@ awaitable<Expected<AdsAnswer>> AdsService::product_recommendations(const std::st
 awaitable<std::size_t> AdsService::purge(std::optional<std::string> account) {
   return do_purge(impl_.get(), std::move(account));
 }
+
+refresh::Source& AdsService::refresh_source() { return *impl_->refresher; }  // [refresh]
 
 AdsService::Stats AdsService::stats() const {
   Stats st;

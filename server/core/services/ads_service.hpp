@@ -32,6 +32,9 @@ namespace redis {
 class SharedCache;
 class Lease;
 }
+namespace refresh {
+class Source;
+}
 
 // The answer: upstream's JSON body in the cached entry (rendered straight
 // from it, never copied) and how it was served.
@@ -69,6 +72,11 @@ class AdsService {
   // DELETE /v1/cache: removes the stored answers of `account` (all accounts
   // when nullopt); returns how many.
   boost::asio::awaitable<std::size_t> purge(std::optional<std::string> account);
+
+  // [refresh] What the refresh-ahead scheduler asks of this service (hot
+  // answers near the end of their TTL, and their refetch with spare quota);
+  // lives as long as it.
+  refresh::Source& refresh_source();
 
   struct TokenInfo {
     std::string account;

@@ -30,8 +30,8 @@
 #include "core/mws/sigv2.hpp"
 #include "core/redis/lease.hpp"
 #include "core/redis/shared_cache.hpp"
-#include "core/refresh/hot_set.hpp"
 #include "core/refresh/scheduler.hpp"
+#include "core/refresh/source_kit.hpp"
 #include "core/services/common.hpp"
 #include "core/store.hpp"
 #include "core/throttle/throttler.hpp"
@@ -107,15 +107,12 @@ struct MwsService::Impl {
   // [scale] set by share_through when redis.url is configured; null: single process.
   redis::SharedCache* shared = nullptr;
   redis::Lease* lease = nullptr;
-  // [refresh] answers asked for within cache.refresh_hot_s; mutable: the
-  // const hit path records asks (the set is internally synchronised).
-  mutable refresh::HotSet hot;
+  // [refresh] answers asked for within cache.refresh_hot_s (the const hit path records asks).
+  refresh::Asks asks;
   std::unique_ptr<refresh::Source> refresher;  // [refresh] see the end of this file
 
   // [refresh] One client ask for the answer under `key` (the hit path too).
-  void record_asked(const std::string& key) const {
-    if (cfg.cache.refresh_ahead) hot.record(key, clock.now_ms());
-  }
+  void record_asked(const std::string& key) const { asks.record(key, clock.now_ms()); }
 
   void record_failure(const Problem& p) {
     std::string what = p.code;
@@ -132,7 +129,7 @@ struct MwsService::Impl {
         policy{c.mws.check_interval_s, c.mws.listing_quality_ttl_s, c.mws.max_stale_s},
         index(c.cache.memory_entries, c.cache.memory_bytes), snapshot_flights(e, k), list_flights(e, k),
         user_agent(upstream::mws_user_agent("recgate", RECGATE_VERSION)),
-        hot(c.cache.memory_entries, std::int64_t{c.cache.refresh_hot_s} * 1000) {}
+        asks(c.cache.refresh_ahead, c.cache.memory_entries, std::int64_t{c.cache.refresh_hot_s} * 1000) {}
 
   SnapshotPtr snapshot(const std::string& key) const {
     std::shared_lock lk(snap_mu);
@@ -674,10 +671,11 @@ class MwsRefresh final : public refresh::Source {
   explicit MwsRefresh(Impl* s) : s_(s) {}
   const char* api() const override { return "mws"; }
 
-  awaitable<std::vector<refresh::Pending>> due(std::int64_t now, std::size_t max_checks) override {
+  awaitable<std::vector<refresh::Pending>> due(refresh::Tick t) override {
+    const std::int64_t now = t.now_ms;
     std::vector<refresh::Pending> out;
     std::vector<std::string> checked;  // pairs looked at this tick
-    const std::vector<refresh::HotSet::Hot> hot = s_->hot.take_hot(now);
+    const std::vector<refresh::HotSet::Hot> hot = s_->asks.take_hot(now);
     for (const auto& h : hot) {
       const auto parts = svc::key_split(h.key);  // account, marketplace, category, filters
       if (parts.size() != 4) continue;
@@ -685,7 +683,7 @@ class MwsRefresh final : public refresh::Source {
       SnapshotPtr snap = s_->snapshot(pair);
       if (std::find(checked.begin(), checked.end(), pair) == checked.end()) {
         checked.push_back(pair);
-        if (checked.size() <= max_checks && (!snap || cache::snapshot_due(snap->checked_at_ms, now, false, s_->policy)))
+        if (checked.size() <= t.max_checks && (!snap || cache::snapshot_due(snap->checked_at_ms, now, false, s_->policy)))
           snap = co_await check_pair(parts[0], parts[1], snap);
       }
       if (!snap || fresh(h.key, parts[2], *snap)) continue;
@@ -706,16 +704,15 @@ class MwsRefresh final : public refresh::Source {
         parts[2] == "ListingQuality" ? std::optional<std::string>{} : view.last_updated;
     // Named locals, not temporaries in the co_await expression (g++ 12).
     std::vector<std::string> filters = svc::key_split(parts[3]);
-    svc::QuotaWait quota = spare();
+    svc::QuotaWait quota = refresh::spare_quota();
     std::string rid = "refresh";
     auto res = co_await fetch_list(s_, p.key, parts[0], *mp, parts[2], std::move(filters), validator, view, seen,
                                    std::move(quota), std::move(rid));
     if (res) co_return (*res)->refreshed ? refresh::Outcome::refreshed : refresh::Outcome::skipped;
-    co_return res.error().code == "no_spare_quota" ? refresh::Outcome::no_spare : refresh::Outcome::failed;
+    co_return refresh::outcome_of(res.error());
   }
 
  private:
-  static svc::QuotaWait spare() { return svc::QuotaWait{upstream::QuotaMode::spare, nullptr, ""}; }
 
   bool fresh(const std::string& key, const std::string& category, const Snapshot& snap) const {
     cache::EntryPtr e = s_->index.find(key);
@@ -730,7 +727,7 @@ class MwsRefresh final : public refresh::Source {
   awaitable<SnapshotPtr> check_pair(std::string account, std::string mpid, SnapshotPtr old) {
     const mws::Marketplace* mp = mws::find_marketplace(mpid);
     if (!mp || !s_->cfg.mws.accounts.count(account)) co_return old;
-    svc::QuotaWait quota = spare();
+    svc::QuotaWait quota = refresh::spare_quota();
     std::string rid = "refresh";
     auto r = co_await fetch_snapshot(s_, account, *mp, std::move(quota), std::move(rid));
     co_return r ? *r : old;

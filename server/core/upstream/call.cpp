@@ -47,7 +47,7 @@ net::awaitable<Expected<Grant>> take_spare(Throttler& throttler, const CallSite&
   for (;;) {
     if (auto g = co_await throttler.try_take_spare(site.account, site.bucket)) co_return *g;
     if (!quota.limit || throttler.now() + kSparePoll_s > quota.limit->deadline())
-      co_return make_problem(503, "no_spare_quota", "no spare quota for a refresh ahead of " + site.bucket);
+      co_return to_problem(Error::no_spare_quota, "no spare quota for a refresh ahead of " + site.bucket);
     net::steady_timer timer(co_await net::this_coro::executor, std::chrono::milliseconds(kSparePollMs));
     co_await timer.async_wait(net::use_awaitable);
   }
