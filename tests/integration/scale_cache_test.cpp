@@ -45,13 +45,16 @@ TEST_CASE("scale: 30 cold requests over three replicas make one ListRecommendati
   recgate::test::RedisServer redis;
   SandboxAdmin admin(sb.port);
   // check_interval_s 3: long enough that the polling below ends within one interval.
+  // Refresh ahead off: this is the client path's cross-replica coalescing. A
+  // background re-check (refresh ahead) is not coalesced with a client's
+  // re-check on the same replica, so with it on this test sees 2 checks.
   const std::string shared = "\"redis\":{\"url\":\"" + redis.url() + "\",\"key_prefix\":\"scale3:\"}";
   std::array<std::unique_ptr<TempDir>, 3> dirs;
   std::array<std::unique_ptr<Recgate>, 3> rg;
   std::array<int, 3> ports{};
   for (std::size_t i = 0; i < 3; ++i) {
     dirs[i] = std::make_unique<TempDir>();
-    rg[i] = std::make_unique<Recgate>(*dirs[i], test_config(*dirs[i], sb.port, shared, "\"check_interval_s\":3"));
+    rg[i] = std::make_unique<Recgate>(*dirs[i], test_config(*dirs[i], sb.port, shared + "," + kNoRefreshAhead, "\"check_interval_s\":3"));
     ports[i] = rg[i]->port;
   }
 

@@ -339,7 +339,7 @@ TEST_CASE("ads service refresh: a hot answer is due two ticks before its TTL end
   auto hit = rig.one(kBody);
   REQUIRE(hit);
   CHECK(hit->cache.status == "recgate; hit; detail=refreshed");
-  CHECK(hit->entry->body == R"({"second":true})");
+  CHECK(hit->entry->body() == R"({"second":true})");
   CHECK(rig.up.ads_sent.size() == 2);
 }
 

@@ -723,10 +723,13 @@ class MwsRefresh final : public refresh::Source {
   }
 
   // The pair's last-updated times re-checked now (spare quota); the old
-  // snapshot when that cannot be done.
+  // snapshot when that cannot be done. [scale] One replica checks for the
+  // group: a snapshot another replica checked within check_interval_s is
+  // adopted instead.
   awaitable<SnapshotPtr> check_pair(std::string account, std::string mpid, SnapshotPtr old) {
     const mws::Marketplace* mp = mws::find_marketplace(mpid);
     if (!mp || !s_->cfg.mws.accounts.count(account)) co_return old;
+    if (auto adopted = co_await adopt_shared_snapshot(s_, account, mpid, old)) co_return adopted;
     svc::QuotaWait quota = refresh::spare_quota();
     std::string rid = "refresh";
     auto r = co_await fetch_snapshot(s_, account, *mp, std::move(quota), std::move(rid));
