@@ -382,7 +382,7 @@ TEST_CASE("ads service refresh: nothing is hot with cache.refresh_ahead off, nor
   CHECK(due_now(cold).empty());
 }
 
-TEST_CASE("ads service refresh: an access token to renew takes spare LWA quota first; refused, no Ads token is spent") {
+TEST_CASE("ads service refresh: an access token to renew takes spare LWA quota first, refused, no Ads token is spent") {
   Rig rig;
   rig.cfg.ads.cache_ttl_s = 7200;  // outlives the 1-hour access token
   rig.cfg.cache.refresh_hot_s = 86400;

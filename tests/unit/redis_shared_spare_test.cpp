@@ -63,7 +63,7 @@ struct Replica {
 
 }  // namespace
 
-TEST_CASE("shared spare: a token only while the level is at least reserve_tokens + 2; a client is then served at once") {
+TEST_CASE("shared spare: a token only while the level is at least reserve_tokens + 2, a client is then served at once") {
   test::RedisServer server;
   Replica a(server.port(), spare_config());
   REQUIRE(run_coro(a.client.command({"SET", "t:alive", "1"})).has_value());  // data began long ago: full

@@ -78,7 +78,7 @@ TEST_CASE("refresh hot set: a key is cold (dropped) once refresh_hot_s passed si
   CHECK(again[0].asks == 1);
 }
 
-TEST_CASE("refresh hot set: at most max_keys are tracked; pruning the cold makes room") {
+TEST_CASE("refresh hot set: at most max_keys are tracked, pruning the cold makes room") {
   HotSet hot(2, 1000);
   hot.record("a", 0);
   hot.record("b", 0);
@@ -191,7 +191,7 @@ std::size_t backlog_of(const Scheduler& s, const std::string& bucket) {
 
 }  // namespace
 
-TEST_CASE("refresh scheduler: at most max_per_tick refreshes a tick, the most asked first; the rest stay pending") {
+TEST_CASE("refresh scheduler: at most max_per_tick refreshes a tick, the most asked first, the rest stay pending") {
   net::io_context io;
   FakeSource src;
   for (int i = 1; i <= 10; ++i) src.pending.push_back(Pending{"main", "b", "k" + std::to_string(i), std::uint64_t(i)});
@@ -213,7 +213,7 @@ TEST_CASE("refresh scheduler: at most max_per_tick refreshes a tick, the most as
   io.run_for(std::chrono::seconds(1));
 }
 
-TEST_CASE("refresh scheduler: a bucket without spare quota yields for the tick; its answers stay pending") {
+TEST_CASE("refresh scheduler: a bucket without spare quota yields for the tick, its answers stay pending") {
   net::io_context io;
   FakeSource src;
   src.pending = {Pending{"main", "busy", "a1", 9}, Pending{"main", "busy", "a2", 8}, Pending{"main", "busy", "a3", 7},

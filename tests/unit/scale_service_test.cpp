@@ -113,9 +113,15 @@ TEST_CASE("scale: a request waits on another replica's lease only within its own
   rig.spawn(ask(rig.svc.get(), *q, 1, &r));
   // Bounded by the wall clock: without the bound on its own limit, the
   // request would wait for the lease (up to 3 x 10 s).
+  // The rider's own limit is timed on the rig's fake clock (svc::Clock),
+  // the lease polling on real timers: the fake clock follows real time.
+  const std::int64_t clock0 = rig.clock.now;
   while (!r && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(6)) {
     rig.io.restart();
     rig.io.run_one_for(std::chrono::milliseconds(5));
+    const std::int64_t real_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
+    if (clock0 + real_ms > rig.clock.now) rig.advance(std::chrono::milliseconds(clock0 + real_ms - rig.clock.now));
   }
   const auto waited = std::chrono::steady_clock::now() - t0;
   REQUIRE(r.has_value());
