@@ -50,22 +50,12 @@ NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 build_release
 bench_init
 
-declare -A BYTES=([1k]=1024 [8k]=8192 [64k]=65536)
 key_path() { echo "/v1/mws/main/recommendations?marketplace=$MP&category=Selection&filter=BrandName%3DS$1"; }
 filter_of() { echo "BrandName%3DS$1"; }  # the raw $arg_filter nginx's origin maps to a file
 
 # --- recgate: one database with the three entries, no upstream --------------
-DB=$BENCH_TMP/recgate.db
-migrate_db "$DB"
-for s in $SIZES; do
-  [ -n "${BYTES[$s]:-}" ] || die "unknown size '$s' (allowed: 1k 8k 64k)"
-  python3 "$BENCH_DIR/populate_db.py" --db "$DB" --entries 1 --prefix "S$s" --width 1 \
-    --body-min "${BYTES[$s]}" --body-max "${BYTES[$s]}" >/dev/null
-done
-RG_PORT=$(free_port)
-CFG=$(recgate_config recgate "$RG_PORT" "$DB" 1)
-start_recgate recgate "$CFG" "$RG_PORT"
-log "recgate :$RG_PORT (pid $RG_PID, up in ${RG_START_S}s)"
+# shellcheck disable=SC2086
+start_sized_recgate S $SIZES
 
 # --- nginx: one instance per variant, same origin files ----------------------
 NG=$BENCH_TMP/nginx

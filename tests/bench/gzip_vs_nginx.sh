@@ -51,22 +51,12 @@ NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 build_release
 bench_init
 
-declare -A BYTES=([1k]=1024 [8k]=8192 [64k]=65536)
 key_path() { echo "/v1/mws/main/recommendations?marketplace=$MP&category=Selection&filter=BrandName%3DG$1"; }
 filter_of() { echo "BrandName%3DG$1"; }  # the raw $arg_filter nginx maps to a file
 
 # --- recgate: one database with one entry per size, no upstream --------------
-DB=$BENCH_TMP/recgate.db
-migrate_db "$DB"
-for s in $SIZES; do
-  [ -n "${BYTES[$s]:-}" ] || die "unknown size '$s' (allowed: 1k 8k 64k)"
-  python3 "$BENCH_DIR/populate_db.py" --db "$DB" --entries 1 --prefix "G$s" --width 1 \
-    --body-min "${BYTES[$s]}" --body-max "${BYTES[$s]}" >/dev/null
-done
-RG_PORT=$(free_port)
-CFG=$(recgate_config recgate "$RG_PORT" "$DB" 1)
-start_recgate recgate "$CFG" "$RG_PORT"
-log "recgate :$RG_PORT (pid $RG_PID, up in ${RG_START_S}s)"
+# shellcheck disable=SC2086
+start_sized_recgate G $SIZES
 
 # --- the files nginx serves: recgate's own identity and gzip answers ---------
 NG=$BENCH_TMP/nginx
@@ -158,20 +148,12 @@ for s in $SIZES; do
   echo "body $s: identity $(stat -c %s "$f") B, gzip $(stat -c %s "$f.gz") B"
 done
 
-# wrk_run LABEL DURATION URL [wrk args...] -> one WRK line (fails on any error)
-wrk_run() {
-  local label=$1 d=$2 url=$3
-  shift 3
-  WRK_ARGS="-t$WRK_THREADS -c$CONNS -d$d" run_wrk "$label" "$url" "$@" 2>>"$BENCH_TMP/wrk.log" ||
-    { tail -25 "$BENCH_TMP/wrk.log" >&2; die "wrk run $label failed"; }
-}
-rps_of() { sed -n 's/.* rps=\([0-9]*\).*/\1/p' <<<"$1"; }
 enc_args() { [ "$1" = gzip ] && echo "-H Accept-Encoding:gzip" || true; }
 
 for s in $SIZES; do
   for m in gzip identity; do
     # shellcheck disable=SC2046
-    wrk_run "warmup-$s-$m" "$WARMUP" "http://127.0.0.1:$RG_PORT$(key_path "$s")0" $(enc_args "$m") >/dev/null
+    wrk_run "warmup-$s-$m" "$CONNS" "$WARMUP" "http://127.0.0.1:$RG_PORT$(key_path "$s")0" $(enc_args "$m") >/dev/null
   done
 done
 HITS0=$(metric "$RG_PORT" 'recgate_cache_lookups_total\{.*result="hit"')
@@ -185,7 +167,7 @@ for s in $SIZES; do
     best=""; best_rps=0
     for v in $VARIANTS; do
       # shellcheck disable=SC2046
-      line=$(wrk_run "screen-$v-$s-$m" "$SCREEN" "http://127.0.0.1:${NG_PORT[$v]}$path" $(enc_args "$m"))
+      line=$(wrk_run "screen-$v-$s-$m" "$CONNS" "$SCREEN" "http://127.0.0.1:${NG_PORT[$v]}$path" $(enc_args "$m"))
       echo "$line" >>"$SCREENS"
       r=$(rps_of "$line")
       [ "$r" -gt "$best_rps" ] && { best=$v; best_rps=$r; }
@@ -196,7 +178,7 @@ for s in $SIZES; do
       for who in $order; do
         if [ "$who" = nginx ]; then url="http://127.0.0.1:${NG_PORT[$best]}$path"; else url="http://127.0.0.1:$RG_PORT$path"; fi
         # shellcheck disable=SC2046
-        line=$(wrk_run "$who#$p" "$DURATION" "$url" $(enc_args "$m"))
+        line=$(wrk_run "$who#$p" "$CONNS" "$DURATION" "$url" $(enc_args "$m"))
         echo "$line size=$s mode=$m variant=$best" | tee -a "$RESULTS" >&2
       done
     done

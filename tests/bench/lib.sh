@@ -287,12 +287,14 @@ populate() {
   python3 "$BENCH_DIR/populate_db.py" --db "$db" --entries "$n" "$@"
 }
 
-# wrk_run LABEL CONNS DURATION URL: one run_wrk with WRK_THREADS (default 2)
+# wrk_run LABEL CONNS DURATION URL [wrk args...]: one run_wrk with WRK_THREADS (default 2)
 # threads; wrk's own output goes to $BENCH_TMP/wrk.log. Prints the WRK line;
 # ends the bench (with wrk's last lines) when the run had any error.
 wrk_run() {
-  WRK_ARGS="-t${WRK_THREADS:-2} -c$2 -d$3" run_wrk "$1" "$4" 2>>"$BENCH_TMP/wrk.log" ||
-    { tail -25 "$BENCH_TMP/wrk.log" >&2; die "wrk run $1 failed"; }
+  local label=$1 conns=$2 dur=$3 url=$4
+  shift 4
+  WRK_ARGS="-t${WRK_THREADS:-2} -c$conns -d$dur" run_wrk "$label" "$url" "$@" 2>>"$BENCH_TMP/wrk.log" ||
+    { tail -25 "$BENCH_TMP/wrk.log" >&2; die "wrk run $label failed"; }
 }
 rps_of() { sed -n 's/.* rps=\([0-9]*\).*/\1/p' <<<"$1"; }
 
@@ -353,3 +355,23 @@ start_filled() {
 # same_answer BODY_A BODY_B: the same answer, byte for byte but for the time
 # each recgate fetched it.
 same_answer() { cmp -s <(sed 's/"fetchedAt":"[^"]*"//g' "$1") <(sed 's/"fetchedAt":"[^"]*"//g' "$2"); }
+
+# start_sized_recgate PREFIX SIZES...: a database with one stored Selection
+# answer per size (1k, 8k, 64k: bodies of that many bytes, filter
+# BrandName=<PREFIX><size>0) and a recgate on it with no upstream. Sets
+# RG_PORT, RG_PID. BYTES maps the size names to byte counts.
+declare -A BYTES=([1k]=1024 [8k]=8192 [64k]=65536)
+start_sized_recgate() {
+  local prefix=$1 s db=$BENCH_TMP/recgate.db cfg
+  shift
+  migrate_db "$db"
+  for s in "$@"; do
+    [ -n "${BYTES[$s]:-}" ] || die "unknown size '$s' (allowed: 1k 8k 64k)"
+    python3 "$BENCH_DIR/populate_db.py" --db "$db" --entries 1 --prefix "$prefix$s" --width 1 \
+      --body-min "${BYTES[$s]}" --body-max "${BYTES[$s]}" >/dev/null
+  done
+  RG_PORT=$(free_port)
+  cfg=$(recgate_config recgate "$RG_PORT" "$db" 1)
+  start_recgate recgate "$cfg" "$RG_PORT"
+  log "recgate :$RG_PORT (pid $RG_PID, up in ${RG_START_S}s)"
+}
