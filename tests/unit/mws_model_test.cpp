@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "../support/mws_fixture.hpp"
 #include "core/mws/model.hpp"
 #include "core/mws/sigv2.hpp"
 
@@ -20,15 +21,6 @@ namespace {
 
 using Raw = std::vector<std::pair<std::string, std::string>>;
 using Strings = std::vector<std::string>;
-
-std::string fixture(const std::string& name) {
-  const std::string path = std::string(RECGATE_SOURCE_DIR) + "/tests/fixtures/mws/" + name;
-  std::ifstream in(path, std::ios::binary);
-  REQUIRE_MESSAGE(in.good(), "cannot open " << path);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 rapidjson::Document parse_json(const std::string& text) {
   rapidjson::Document d;
@@ -345,7 +337,7 @@ TEST_CASE("mws model: ListRecommendations parameters") {
 }
 
 TEST_CASE("mws model: ListRecommendations XML to JSON, every category") {
-  const std::string xml = fixture("list_recommendations.xml");
+  const std::string xml = rgtest::mws_fixture("list_recommendations.xml");
   struct Row {
     const char* category;
     std::size_t count;
@@ -486,7 +478,7 @@ TEST_CASE("mws model: ListRecommendations XML to JSON, every category") {
 
 TEST_CASE("mws model: ListRecommendationsByNextToken, namespaces and odd shapes") {
   SUBCASE("prefixed namespace, CDATA, last page") {
-    const auto page = parse_list_page(fixture("list_recommendations_by_next_token.xml"), "Inventory");
+    const auto page = parse_list_page(rgtest::mws_fixture("list_recommendations_by_next_token.xml"), "Inventory");
     REQUIRE(page.has_value());
     CHECK_FALSE(page->next_token.has_value());
     REQUIRE(page->members_json.size() == 1);
@@ -495,10 +487,10 @@ TEST_CASE("mws model: ListRecommendationsByNextToken, namespaces and odd shapes"
                                          {"ItemName", J::str, "Bolt <M6> & nut"},
                                          {"AvailableQuantity", J::integer, "0"},
                                          {"DaysOutOfStockLast30Days", J::integer, "30"}});
-    const auto selection = parse_list_page(fixture("list_recommendations_by_next_token.xml"), "Selection");
+    const auto selection = parse_list_page(rgtest::mws_fixture("list_recommendations_by_next_token.xml"), "Selection");
     REQUIRE(selection.has_value());
     CHECK(selection->members_json.empty());
-    const auto absent = parse_list_page(fixture("list_recommendations_by_next_token.xml"), "Pricing");
+    const auto absent = parse_list_page(rgtest::mws_fixture("list_recommendations_by_next_token.xml"), "Pricing");
     REQUIRE(absent.has_value());
     CHECK(absent->members_json.empty());
   }
@@ -566,12 +558,12 @@ TEST_CASE("mws model: list page problems") {
     const char* detail_mentions;
   };
   const std::vector<Row> rows = {
-      {"truncated fixture", fixture("malformed.xml"), "malformed XML"},
+      {"truncated fixture", rgtest::mws_fixture("malformed.xml"), "malformed XML"},
       {"empty body", "", "malformed XML"},
       {"not XML", "Service Unavailable", "malformed XML"},
       {"HTML error page", "<html><body>502</body></html>", "<html>"},
-      {"wrong operation", fixture("last_updated.xml"), "GetLastUpdatedTimeForRecommendationsResponse"},
-      {"error response", fixture("error_request_id.xml"), "ErrorResponse"},
+      {"wrong operation", rgtest::mws_fixture("last_updated.xml"), "GetLastUpdatedTimeForRecommendationsResponse"},
+      {"error response", rgtest::mws_fixture("error_request_id.xml"), "ErrorResponse"},
       {"missing Result", "<ListRecommendationsResponse><ResponseMetadata/></ListRecommendationsResponse>",
        "ListRecommendationsResult"},
       {"Result of the other operation",
@@ -600,7 +592,7 @@ TEST_CASE("mws model: last-updated timestamps") {
   };
   const std::vector<Row> rows = {
       {"populated (Advertising empty)",
-       fixture("last_updated.xml"),
+       rgtest::mws_fixture("last_updated.xml"),
        {{"Inventory", "2026-11-20T08:00:00Z"},
         {"Selection", "2026-11-19T22:10:05.500Z"},
         {"Pricing", "2026-11-20T07:59:59Z"},
@@ -609,7 +601,7 @@ TEST_CASE("mws model: last-updated timestamps") {
         {"GlobalSelling", "2026-11-17T03:04:05Z"},
         {"Advertising", null}}},
       {"real empty result",
-       fixture("last_updated_empty.xml"),
+       rgtest::mws_fixture("last_updated_empty.xml"),
        {{"Inventory", null},
         {"Selection", null},
         {"Pricing", null},
@@ -638,8 +630,8 @@ TEST_CASE("mws model: last-updated timestamps") {
     CHECK(lu->per_category == r.expected);
   }
 
-  for (const std::string& bad : {fixture("malformed.xml"), std::string("<GetLastUpdatedTimeForRecommendationsResponse>"),
-                                fixture("list_recommendations.xml"),
+  for (const std::string& bad : {rgtest::mws_fixture("malformed.xml"), std::string("<GetLastUpdatedTimeForRecommendationsResponse>"),
+                                rgtest::mws_fixture("list_recommendations.xml"),
                                 std::string("<GetLastUpdatedTimeForRecommendationsResponse/>")}) {
     const auto lu = parse_last_updated(bad);
     REQUIRE_FALSE(lu.has_value());
@@ -658,9 +650,9 @@ TEST_CASE("mws model: ErrorResponse") {
     const char* request_id;
   };
   const std::vector<Row> rows = {
-      {"RequestId, 2009-01-01 namespace", fixture("error_request_id.xml"), "Sender", "SignatureDoesNotMatch",
+      {"RequestId, 2009-01-01 namespace", rgtest::mws_fixture("error_request_id.xml"), "Sender", "SignatureDoesNotMatch",
        "The request signature we calculated", "6b1f2a3c-9d8e-4f70-a1b2-c3d4e5f60718"},
-      {"RequestID, section namespace", fixture("error_request_id_caps.xml"), "Sender", "RequestThrottled",
+      {"RequestID, section namespace", rgtest::mws_fixture("error_request_id_caps.xml"), "Sender", "RequestThrottled",
        "Request is throttled", "a7c3e2f1-5b4d-4c6e-8f9a-0b1c2d3e4f50"},
       {"doc example: prefixed namespace, RequestID",
        "<?xml version=\"1.0\"?><m:ErrorResponse xmlns:m=\"http://mws.amazonservices.com/doc/2009-01-01/\"><m:Error>"
@@ -682,7 +674,7 @@ TEST_CASE("mws model: ErrorResponse") {
     CHECK(e->message.rfind(r.message_prefix, 0) == 0);
     CHECK(e->request_id == r.request_id);
   }
-  for (const std::string& not_error : {fixture("list_recommendations.xml"), fixture("malformed.xml"), std::string(""),
+  for (const std::string& not_error : {rgtest::mws_fixture("list_recommendations.xml"), rgtest::mws_fixture("malformed.xml"), std::string(""),
                                       std::string("<html>503 Service Unavailable</html>")}) {
     CHECK_FALSE(parse_error_response(not_error).has_value());
   }

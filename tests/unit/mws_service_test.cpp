@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "../support/mws_fixture.hpp"
 #include "../support/service_rig.hpp"
 #include "core/mws/model.hpp"
 #include "core/services/mws_service.hpp"
@@ -20,14 +21,6 @@ using namespace recgate;
 namespace net = boost::asio;
 
 namespace {
-
-std::string fixture(const std::string& name) {
-  std::ifstream in(std::string(RECGATE_SOURCE_DIR) + "/tests/fixtures/mws/" + name);
-  REQUIRE(in.good());
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 upstream::Result answer(int status, std::string body) {
   upstream::Result r;
@@ -87,9 +80,9 @@ struct Rig : rgtest::ServiceRig<MwsService, ScriptedUpstream> {
 
 TEST_CASE("mws service: NextTokenCorrupted restarts the listing once from ListRecommendations") {
   Rig rig;
-  rig.up.script = {answer(200, fixture("last_updated.xml")), answer(200, fixture("list_recommendations.xml")),
-                   answer(400, kCorrupted), answer(200, fixture("list_recommendations.xml")),
-                   answer(200, fixture("list_recommendations_by_next_token.xml"))};
+  rig.up.script = {answer(200, rgtest::mws_fixture("last_updated.xml")), answer(200, rgtest::mws_fixture("list_recommendations.xml")),
+                   answer(400, kCorrupted), answer(200, rgtest::mws_fixture("list_recommendations.xml")),
+                   answer(200, rgtest::mws_fixture("list_recommendations_by_next_token.xml"))};
   auto res = rig.one("Inventory");
   REQUIRE(res);
   REQUIRE(res->categories.size() == 1);
@@ -102,8 +95,8 @@ TEST_CASE("mws service: NextTokenCorrupted restarts the listing once from ListRe
 
 TEST_CASE("mws service: a second NextTokenCorrupted is the client's 502") {
   Rig rig;
-  rig.up.script = {answer(200, fixture("last_updated.xml")), answer(200, fixture("list_recommendations.xml")),
-                   answer(400, kCorrupted), answer(200, fixture("list_recommendations.xml")),
+  rig.up.script = {answer(200, rgtest::mws_fixture("last_updated.xml")), answer(200, rgtest::mws_fixture("list_recommendations.xml")),
+                   answer(400, kCorrupted), answer(200, rgtest::mws_fixture("list_recommendations.xml")),
                    answer(400, kCorrupted)};
   auto res = rig.one("Inventory");
   REQUIRE_FALSE(res);
@@ -114,9 +107,9 @@ TEST_CASE("mws service: a second NextTokenCorrupted is the client's 502") {
 
 TEST_CASE("mws service: the snapshot is re-checked once mws.check_interval_s has passed on the injected clock") {
   Rig rig;
-  rig.up.script = {answer(200, fixture("last_updated.xml")), answer(200, fixture("list_recommendations.xml")),
-                   answer(200, fixture("list_recommendations_by_next_token.xml")),
-                   answer(200, fixture("last_updated.xml"))};
+  rig.up.script = {answer(200, rgtest::mws_fixture("last_updated.xml")), answer(200, rgtest::mws_fixture("list_recommendations.xml")),
+                   answer(200, rgtest::mws_fixture("list_recommendations_by_next_token.xml")),
+                   answer(200, rgtest::mws_fixture("last_updated.xml"))};
   REQUIRE(rig.one("Inventory"));
   CHECK(rig.up.actions.size() == 3);
   rig.clock.now += rig.cfg.mws.check_interval_s * 1000 - 1;  // not yet due: a hit, no call

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "../support/mws_fixture.hpp"
 #include "../support/redis_server.hpp"
 #include "../support/service_rig.hpp"
 #include "core/mws/model.hpp"
@@ -36,14 +37,6 @@ namespace net = boost::asio;
 
 namespace {
 
-std::string fixture(const std::string& name) {
-  std::ifstream in(std::string(RECGATE_SOURCE_DIR) + "/tests/fixtures/mws/" + name);
-  REQUIRE(in.good());
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 // Answers each MWS Action with its fixture; records the Actions asked.
 class FixtureUpstream final : public upstream::Upstream {
  public:
@@ -59,7 +52,7 @@ class FixtureUpstream final : public upstream::Upstream {
     actions.push_back(action);
     upstream::Result r;
     r.response.status = 200;
-    r.response.body = fixture(fixtures.at(action));
+    r.response.body = rgtest::mws_fixture(fixtures.at(action));
     co_return r;
   }
 };
