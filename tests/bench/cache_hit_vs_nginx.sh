@@ -66,40 +66,11 @@ for s in $SIZES; do
   get_hit "http://127.0.0.1:$RG_PORT${p}0" "$BENCH_TMP/rg_$s.h" "$BENCH_TMP/body_$s"
   cp "$BENCH_TMP/body_$s" "$NG/origin/$(filter_of "$s0").json"
 done
-USER_LINE=""
-[ "$(id -u)" -eq 0 ] && USER_LINE="user root;"
-
 # nginx_conf VARIANT PORT ORIGIN_PORT CACHE_DIR
 nginx_conf() {
-  local v=$1 port=$2 origin=$3 cache=$4 sendfile=off nopush=off ofc="" rp=""
-  case $v in
-    nopush) sendfile=on; nopush=on ;;
-    plain) ;;
-    ofc) ofc="open_file_cache max=1000 inactive=60s; open_file_cache_valid 60s;" ;;
-    ofc_rp|shm) ofc="open_file_cache max=1000 inactive=60s; open_file_cache_valid 60s;"; rp=" reuseport" ;;
-    shm_sf) sendfile=on; ofc="open_file_cache max=1000 inactive=60s; open_file_cache_valid 60s;"; rp=" reuseport" ;;
-    *) die "unknown nginx variant $v" ;;
-  esac
+  local v=$1 port=$2 origin=$3 cache=$4
+  nginx_head "$v" "$NG"
   cat <<EOF
-$USER_LINE
-worker_processes $RECGATE_THREADS;
-daemon off;
-pid $NG/$v.pid;
-error_log $NG/logs/$v.error.log warn;
-events { worker_connections 8192; }
-http {
-  access_log off;
-  sendfile $sendfile;
-  tcp_nopush $nopush;
-  tcp_nodelay on;
-  keepalive_timeout 65;
-  keepalive_requests 1000000;
-  $ofc
-  client_body_temp_path $NG/tmp/$v.client;
-  proxy_temp_path $NG/tmp/$v.proxy;
-  fastcgi_temp_path $NG/tmp/$v.fastcgi;
-  uwsgi_temp_path $NG/tmp/$v.uwsgi;
-  scgi_temp_path $NG/tmp/$v.scgi;
   proxy_cache_path $cache levels=1:2 keys_zone=bench_$v:10m max_size=200m inactive=60m use_temp_path=off;
   server {   # the origin: recgate's bodies as static files, chosen by the filter argument
     listen 127.0.0.1:$origin;
@@ -110,7 +81,7 @@ http {
     }
   }
   server {   # the cache under test
-    listen 127.0.0.1:$port$rp;
+    listen 127.0.0.1:$port$NGX_RP;
     location / {
       proxy_pass http://127.0.0.1:$origin;
       proxy_http_version 1.1;

@@ -71,43 +71,15 @@ for s in $SIZES; do
   python3 -c 'import gzip, sys; sys.exit(gzip.decompress(open(sys.argv[2], "rb").read()) != open(sys.argv[1], "rb").read())' \
     "$f" "$f.gz" || die "$s: recgate's gzip answer does not gunzip to its identity answer"
 done
-USER_LINE=""
-[ "$(id -u)" -eq 0 ] && USER_LINE="user root;"
-
 # nginx_conf VARIANT PORT
 nginx_conf() {
-  local v=$1 port=$2 sendfile=off ofc="" rp=""
-  case $v in
-    plain) ;;
-    sf) sendfile=on ;;
-    ofc) ofc="open_file_cache max=1000 inactive=60s; open_file_cache_valid 60s;" ;;
-    ofc_rp) ofc="open_file_cache max=1000 inactive=60s; open_file_cache_valid 60s;"; rp=" reuseport" ;;
-    ofc_rp_sf) sendfile=on; ofc="open_file_cache max=1000 inactive=60s; open_file_cache_valid 60s;"; rp=" reuseport" ;;
-    *) die "unknown nginx variant $v" ;;
-  esac
+  local v=$1 port=$2
+  nginx_head "$v" "$NG"
   cat <<EOF
-$USER_LINE
-worker_processes $RECGATE_THREADS;
-daemon off;
-pid $NG/$v.pid;
-error_log $NG/logs/$v.error.log warn;
-events { worker_connections 8192; }
-http {
-  access_log off;
-  sendfile $sendfile;
-  tcp_nodelay on;
-  keepalive_timeout 65;
-  keepalive_requests 1000000;
-  $ofc
-  client_body_temp_path $NG/tmp/$v.client;
-  proxy_temp_path $NG/tmp/$v.proxy;
-  fastcgi_temp_path $NG/tmp/$v.fastcgi;
-  uwsgi_temp_path $NG/tmp/$v.uwsgi;
-  scgi_temp_path $NG/tmp/$v.scgi;
   gzip_static on;
   gzip_vary on;
   server {
-    listen 127.0.0.1:$port$rp;
+    listen 127.0.0.1:$port$NGX_RP;
     location / {
       default_type application/json;
       root $NG/www;

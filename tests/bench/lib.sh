@@ -375,3 +375,52 @@ start_sized_recgate() {
   start_recgate recgate "$cfg" "$RG_PORT"
   log "recgate :$RG_PORT (pid $RG_PID, up in ${RG_START_S}s)"
 }
+
+# nginx_variant V: how nginx variant V is tuned, as NGX_SENDFILE, NGX_NOPUSH,
+# NGX_OFC (open_file_cache directives) and NGX_RP (" reuseport" on listen).
+#   plain sendfile off; sf sendfile on; nopush sendfile and tcp_nopush on;
+#   ofc + open_file_cache; ofc_rp, shm + reuseport; ofc_rp_sf, shm_sf + sendfile.
+nginx_variant() {
+  local ofc="open_file_cache max=1000 inactive=60s; open_file_cache_valid 60s;"
+  NGX_SENDFILE=off NGX_NOPUSH=off NGX_OFC="" NGX_RP=""
+  case $1 in
+    plain) ;;
+    sf) NGX_SENDFILE=on ;;
+    nopush) NGX_SENDFILE=on NGX_NOPUSH=on ;;
+    ofc) NGX_OFC=$ofc ;;
+    ofc_rp|shm) NGX_OFC=$ofc NGX_RP=" reuseport" ;;
+    ofc_rp_sf|shm_sf) NGX_SENDFILE=on NGX_OFC=$ofc NGX_RP=" reuseport" ;;
+    *) die "unknown nginx variant $1" ;;
+  esac
+}
+
+# nginx_head V DIR: the start of variant V's nginx.conf (files under DIR):
+# as many workers as recgate has threads, no access log, keep-alive without
+# a request limit, V's tuning (nginx_variant, whose NGX_* it sets), and the
+# temp paths. The caller adds its http directives and servers and closes http.
+nginx_head() {
+  local v=$1 ng=$2 user=""
+  [ "$(id -u)" -eq 0 ] && user="user root;"
+  nginx_variant "$v"
+  cat <<EOF
+$user
+worker_processes ${RECGATE_THREADS:-2};
+daemon off;
+pid $ng/$v.pid;
+error_log $ng/logs/$v.error.log warn;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  sendfile $NGX_SENDFILE;
+  tcp_nopush $NGX_NOPUSH;
+  tcp_nodelay on;
+  keepalive_timeout 65;
+  keepalive_requests 1000000;
+  $NGX_OFC
+  client_body_temp_path $ng/tmp/$v.client;
+  proxy_temp_path $ng/tmp/$v.proxy;
+  fastcgi_temp_path $ng/tmp/$v.fastcgi;
+  uwsgi_temp_path $ng/tmp/$v.uwsgi;
+  scgi_temp_path $ng/tmp/$v.scgi;
+EOF
+}
