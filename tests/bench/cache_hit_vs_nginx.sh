@@ -16,7 +16,9 @@
 # For each point of the grid (connections x body size) a short screening run
 # per variant picks the fastest nginx; then recgate and that nginx run in
 # interleaved rounds (nginx, recgate, recgate, nginx, ...) and the medians are
-# compared: req/s ratio recgate/nginx and p99 on both sides.
+# compared: req/s ratio recgate/nginx, p99 on both sides, and the CPU time
+# each server spent per request (nginx: its workers; less disturbed by the
+# load on a shared machine than req/s).
 #
 # Fails (exit 1) on any non-2xx answer or socket error in any run, when
 # recgate's hit lookups grew by less than the requests wrk made against it, or
@@ -95,7 +97,7 @@ nginx_conf() {
 EOF
 }
 
-declare -A NG_PORT
+declare -A NG_PORT NG_PID
 for v in $VARIANTS; do
   port=$(free_port); origin=$(free_port)
   cache=$NG/cache_$v
@@ -104,6 +106,7 @@ for v in $VARIANTS; do
   nginx_conf "$v" "$port" "$origin" "$cache" >"$NG/$v.conf"
   "$NGINX" -p "$NG" -c "$NG/$v.conf" >"$NG/logs/$v.stdout.log" 2>&1 &
   BENCH_PIDS+=("$!")
+  NG_PID[$v]=$!
   NG_PORT[$v]=$port
 done
 trap '[ -n "$SHM" ] && rm -rf "$SHM"; bench_cleanup' EXIT
@@ -146,7 +149,7 @@ for s in $SIZES; do
     done
     log "$s c$c: fastest nginx variant $best ($best_rps req/s in screening)"
     wrk_pairs "$PAIRS" "$c" "$DURATION" "size=$s conns=$c variant=$best" \
-      nginx "http://127.0.0.1:${NG_PORT[$best]}$path" - recgate "http://127.0.0.1:$RG_PORT$path" "$RG_PID" >>"$RESULTS"
+      nginx "http://127.0.0.1:${NG_PORT[$best]}$path" "${NG_PID[$best]}" recgate "http://127.0.0.1:$RG_PORT$path" "$RG_PID" >>"$RESULTS"
   done
 done
 MISSES_BEFORE=$MISSES0 require_hits "$RG_PORT" "$HITS0" \
@@ -178,16 +181,17 @@ for size, c in points:
     print(f"{size + ' c' + str(c):<12}" + "".join(f"{got.get(v, 0):>9}" for v in variants))
 print("\ngrid (medians of interleaved runs):")
 print(f"{'body':<6}{'conns':>6}{'nginx variant':>15}{'nginx req/s':>13}{'recgate req/s':>15}{'ratio':>7}"
-      f"{'nginx p99':>11}{'recgate p99':>13}{'p99 ok':>8}")
+      f"{'nginx p99':>11}{'recgate p99':>13}{'p99 ok':>8}{'CPU us/req nginx':>18}{'recgate':>9}")
 worst = None
 for size, c in points:
     pr = [r for r in res if r["size"] == size and int(r["conns"]) == c]
     med = lambda who, k: st.median(float(r[k]) for r in pr if r["label"].startswith(who))
     n_rps, g_rps = med("nginx", "rps"), med("recgate", "rps")
     n99, g99 = med("nginx", "p99_us") / 1000, med("recgate", "p99_us") / 1000
+    cpu = lambda who: st.median(1000 * float(r["cpu_ms"]) / int(r["requests"]) for r in pr if r["label"].startswith(who))
     ratio = g_rps / n_rps
     worst = ratio if worst is None else min(worst, ratio)
     print(f"{size:<6}{c:>6}{pr[0]['variant']:>15}{n_rps:>13.0f}{g_rps:>15.0f}{ratio:>7.2f}"
-          f"{n99:>9.2f}ms{g99:>11.2f}ms{'yes' if g99 <= n99 else 'no':>8}")
+          f"{n99:>9.2f}ms{g99:>11.2f}ms{'yes' if g99 <= n99 else 'no':>8}{cpu('nginx'):>18.1f}{cpu('recgate'):>9.1f}")
 print(f"\nRATIO worst throughput recgate/nginx = {worst:.2f}   (goal >= 1.0 at every point)")
 PY

@@ -305,9 +305,16 @@ get_hit() {
   grep -qi '^Cache-Status: recgate; hit' "$2" || { cat "$2" >&2; die "not a cache hit: $1"; }
 }
 
-# cpu_ticks PID: user + system CPU time of a process (all its threads) so far,
-# in clock ticks (getconf CLK_TCK, 100 per second on Linux).
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# cpu_ticks PID: user + system CPU time of a process (all its threads) and of
+# its running children (nginx's workers) so far, in clock ticks (getconf
+# CLK_TCK, 100 per second on Linux).
+cpu_ticks() {
+  local p t=0
+  for p in "$1" $(pgrep -P "$1" || true); do
+    t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
+  done
+  echo "$t"
+}
 
 # wrk_pairs PAIRS CONNS DURATION TAGS NAME_A URL_A PID_A NAME_B URL_B PID_B:
 # interleaved runs A, B, B, A, A, B, ... (PAIRS pairs), so neither side always

@@ -28,6 +28,12 @@ net::awaitable<Response> fails(Context&) {
   co_return text_response(200, "", "text/plain");
 }
 
+// A body held elsewhere (a cached answer's bytes), sent by reference.
+net::awaitable<Response> shared_body(Context& c) {
+  c.body_ref = std::make_shared<const std::string>("shared bytes");
+  co_return text_response(200, "", "text/plain");
+}
+
 // Waits an hour unless cancelled: only the client leaving ends it.
 net::awaitable<Response> slow(Context&) {
   net::steady_timer t(co_await net::this_coro::executor, std::chrono::hours(1));
@@ -53,6 +59,7 @@ struct Rig {
   Router router{{{Verb::get, "/echo", "echo", echo},
                  {Verb::post, "/echo", "echo", echo},
                  {Verb::get, "/fails", "fails", fails},
+                 {Verb::get, "/shared", "shared", shared_body},
                  {Verb::get, "/slow", "slow", slow, true}}};
   Drain drain;
   std::shared_ptr<ConnectionTable> table = std::make_shared<ConnectionTable>(0);
@@ -133,6 +140,17 @@ TEST_CASE("session: HEAD gets the GET answer's headers and Content-Length withou
   CHECK(got.find("HTTP/1.1 200 OK\r\n") == 0);
   CHECK(got.find("Content-Length: 12\r\n") != std::string::npos);
   CHECK(got.substr(got.size() - 4) == "\r\n\r\n");
+}
+
+TEST_CASE("session: a body sent by reference is framed by its own length, and HEAD leaves it out") {
+  Rig rig;
+  const std::string got = rig.exchange("GET /shared HTTP/1.1\r\nHost: x\r\n\r\nGET /shared HTTP/1.1\r\nHost: x\r\n\r\n");
+  CHECK(count(got, "HTTP/1.1 200 OK\r\n") == 2);
+  CHECK(count(got, "Content-Length: 12\r\n") == 2);
+  CHECK(count(got, "\r\n\r\nshared bytes") == 2);
+  const std::string head = rig.exchange("HEAD /shared HTTP/1.1\r\nHost: x\r\n\r\n");
+  CHECK(head.find("Content-Length: 12\r\n") != std::string::npos);
+  CHECK(head.substr(head.size() - 4) == "\r\n\r\n");
 }
 
 TEST_CASE("session: requests that could smuggle another are refused and the connection closed") {

@@ -63,8 +63,7 @@ WarmRow warm_row(Stmt& r) {
   d.fetched_at_ms = r.int64(1);
   d.expires_at_ms = r.int64(5);
   d.body = r.text(6);
-  auto e = cache::make_entry(d);
-  return WarmRow{r.text(3), r.text(4), std::move(e)};
+  return WarmRow{r.text(3), r.text(4), std::move(d)};
 }
 
 }  // namespace recgate::ads::repo

@@ -30,10 +30,12 @@ std::vector<TokenRow> all_tokens(Db& db);
 
 // Warming the memory index (cache::warm_index): the query and one row.
 extern const char* const kWarmSql;
+// What the entry is made of: the caller builds it under its index key
+// (cache::make_entry(data, key)), in one allocation, not re-keyed.
 struct WarmRow {
   std::string account;
   std::string request_key;
-  cache::EntryPtr entry;
+  cache::EntryData data;
 };
 WarmRow warm_row(Stmt& r);
 

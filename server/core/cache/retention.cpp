@@ -2,6 +2,9 @@
 // served goes, and past the byte bound the oldest answers go first.
 #include "core/cache/retention.hpp"
 
+#include <malloc.h>
+#include <sqlite3.h>
+
 #include <algorithm>
 #include <limits>
 
@@ -120,6 +123,14 @@ struct WarmState {
   std::int64_t cursor_rowid = std::numeric_limits<std::int64_t>::max();
 };
 
+// The fill read the whole table once: its pages in this connection's cache
+// and the heap its rows passed through are not a working set. Given back, so
+// what stays resident is the entries themselves.
+void release_fill_memory(Db& db) {
+  sqlite3_db_release_memory(db.raw());
+  malloc_trim(0);
+}
+
 void warm_step(const std::shared_ptr<WarmState>& w, Db& db) {
   auto owner = w->owner.lock();
   if (!owner) return;
@@ -143,6 +154,7 @@ void warm_step(const std::shared_ptr<WarmState>& w, Db& db) {
     w->store->post([w](Db& d) { warm_step(w, d); });
     return;
   }
+  release_fill_memory(db);
   if (w->budget.entries() > 0)
     log_info("cache loaded", {{"api", w->spec.what}, {"entries", w->budget.entries()}, {"bytes", w->budget.bytes()},
                               {"stopped_at", full ? "cache.memory_entries or cache.memory_bytes" : "last row"}});

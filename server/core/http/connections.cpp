@@ -10,12 +10,26 @@ std::shared_ptr<ConnectionSlot> ConnectionTable::admit(boost::asio::any_io_execu
   return std::make_shared<ConnectionSlot>(std::move(ex));
 }
 
+void ConnectionTable::unlink(ConnectionSlot& slot) {
+  (slot.idle_prev_ ? slot.idle_prev_->idle_next_ : idle_front_) = slot.idle_next_;
+  (slot.idle_next_ ? slot.idle_next_->idle_prev_ : idle_back_) = slot.idle_prev_;
+  slot.idle_prev_ = slot.idle_next_ = nullptr;
+  slot.idle_ = false;
+}
+
+void ConnectionTable::link_back(ConnectionSlot& slot) {
+  slot.idle_prev_ = idle_back_;
+  slot.idle_next_ = nullptr;
+  (idle_back_ ? idle_back_->idle_next_ : idle_front_) = &slot;
+  idle_back_ = &slot;
+  slot.idle_ = true;
+}
+
 void ConnectionTable::release(ConnectionSlot& slot) {
   std::function<void()> wake;
   {
     const std::lock_guard lock(mu_);
-    if (slot.idle_) idle_.erase(slot.idle_pos_);
-    slot.idle_ = false;
+    if (slot.idle_) unlink(slot);
     open_->fetch_sub(1);
     if (waiting_ && wake_) {
       waiting_ = false;
@@ -28,19 +42,17 @@ void ConnectionTable::release(ConnectionSlot& slot) {
 void ConnectionTable::set_idle(ConnectionSlot& slot, bool idle) {
   const std::lock_guard lock(mu_);
   if (slot.idle_ == idle) return;
-  if (idle) slot.idle_pos_ = idle_.insert(idle_.end(), &slot);
-  else idle_.erase(slot.idle_pos_);
-  slot.idle_ = idle;
+  if (idle) link_back(slot);
+  else unlink(slot);
 }
 
 bool ConnectionTable::evict_oldest_idle() {
   std::shared_ptr<ConnectionSlot> victim;
   {
     const std::lock_guard lock(mu_);
-    if (idle_.empty()) return false;
-    ConnectionSlot* oldest = idle_.front();
-    idle_.pop_front();
-    oldest->idle_ = false;
+    if (!idle_front_) return false;
+    ConnectionSlot* oldest = idle_front_;
+    unlink(*oldest);
     victim = oldest->shared_from_this();  // alive: release() takes it out of the list first
   }
   boost::asio::post(victim->executor, [self = shared_from_this(), victim] {

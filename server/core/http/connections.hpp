@@ -12,7 +12,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
-#include <list>
 #include <memory>
 #include <mutex>
 
@@ -32,8 +31,11 @@ struct ConnectionSlot : std::enable_shared_from_this<ConnectionSlot> {
 
  private:
   friend class ConnectionTable;
-  bool idle_ = false;  // guarded by the table's mutex, as is idle_pos_
-  std::list<ConnectionSlot*>::iterator idle_pos_;
+  // The idle list's links, guarded by the table's mutex: intrusive, so
+  // turning idle or busy (twice per request) allocates nothing.
+  bool idle_ = false;
+  ConnectionSlot* idle_prev_ = nullptr;
+  ConnectionSlot* idle_next_ = nullptr;
 };
 
 // Held by shared_ptr: sessions and pending evictions may outlive the server.
@@ -68,7 +70,10 @@ class ConnectionTable : public std::enable_shared_from_this<ConnectionTable> {
   const std::size_t max_;
   std::shared_ptr<std::atomic<std::int64_t>> open_ = std::make_shared<std::atomic<std::int64_t>>(0);
   std::mutex mu_;
-  std::list<ConnectionSlot*> idle_;  // oldest first
+  void unlink(ConnectionSlot& slot);
+  void link_back(ConnectionSlot& slot);
+  ConnectionSlot* idle_front_ = nullptr;  // the idle list, oldest first
+  ConnectionSlot* idle_back_ = nullptr;
   std::function<void()> wake_;
   bool waiting_ = false;
 };

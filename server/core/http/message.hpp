@@ -10,6 +10,7 @@
 #include <boost/beast/http/verb.hpp>
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -39,6 +40,10 @@ struct Context {
   // reset, an endless body); the server then closes the connection without
   // reading from it again.
   std::function<boost::asio::awaitable<void>(boost::beast::tcp_stream&)> raw_response;
+  // When set, the response's body, sent by reference instead of the
+  // Response's own (empty) body: a cached answer's rendered bytes, shared
+  // with the thread's memo of them (services/answer_memo.hpp), not copied.
+  std::shared_ptr<const std::string> body_ref;
   // Extra fields for this request's access log line (e.g. cache status).
   std::vector<std::pair<std::string, std::string>> log_fields;
   // Who is asking, for per-client quota shares: the peer address, replaced by

@@ -224,7 +224,7 @@ class Session {
   boost::asio::awaitable<bool> respond(const Request& req) {
     using namespace session_detail;
     env_.drain->begin();
-    Context ctx{req, {}, {}, {}, {}, {}, Clock::now(), {}, {}, {}, peer_};
+    Context ctx{req, {}, {}, {}, {}, {}, Clock::now(), {}, {}, {}, {}, peer_};
     PeerState peer;
     Response res;
     if (prepare_context(ctx)) res = co_await dispatch(ctx, peer);
@@ -266,19 +266,21 @@ class Session {
     // after this answer, as nginx closes a half-closed client's connection.
     const bool keep = req.keep_alive() && !env_.drain->draining() && !peer.ended;
     res.keep_alive(keep);
-    res.prepare_payload();  // Content-Length of the body, also for HEAD (the body is not sent)
-    const bool written = co_await write(res, req.method() != boost::beast::http::verb::head);
+    // Content-Length of the body, also for HEAD (the body is not sent).
+    if (ctx.body_ref) res.content_length(ctx.body_ref->size());
+    else res.prepare_payload();
+    const bool written = co_await write(res, ctx, req.method() != boost::beast::http::verb::head);
     co_return written && keep;
   }
 
   // A response that fits the socket's send buffer (almost all of them) is
   // written at once, without a timer or an asynchronous operation; the rest
   // is written asynchronously under the read timeout.
-  boost::asio::awaitable<bool> write(const Response& res, bool send_body) {
+  boost::asio::awaitable<bool> write(const Response& res, const Context& ctx, bool send_body) {
     using namespace session_detail;
     render_head(res, head_);
-    std::array<net::const_buffer, 2> wire{net::buffer(head_),
-                                          send_body ? net::buffer(res.body()) : net::const_buffer()};
+    const net::const_buffer body = ctx.body_ref ? net::buffer(*ctx.body_ref) : net::buffer(res.body());
+    std::array<net::const_buffer, 2> wire{net::buffer(head_), send_body ? body : net::const_buffer()};
     beast::error_code ec;
     const std::size_t written = write_now(wire, ec);
     if (!ec && written < wire[0].size() + wire[1].size()) {

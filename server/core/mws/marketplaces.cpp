@@ -47,14 +47,25 @@ bool is_category(std::string_view name) {
 }
 
 // docs/upstreams.md A.0: Fulfillment and Advertising exist "in all marketplaces except Brazil".
-std::vector<std::string> categories_for(const Marketplace& m) {
+namespace {
+
+std::vector<std::string> offered_categories(bool brazil) {
   std::vector<std::string> out;
   for (const char* c : kCategories) {
     const std::string_view name = c;
-    if (m.code == "BR" && (name == "Fulfillment" || name == "Advertising")) continue;
+    if (brazil && (name == "Fulfillment" || name == "Advertising")) continue;
     out.emplace_back(name);
   }
   return out;
+}
+
+}  // namespace
+
+// Built once: the hit path asks on every request.
+const std::vector<std::string>& categories_for(const Marketplace& m) {
+  static const std::vector<std::string> brazil = offered_categories(true);
+  static const std::vector<std::string> others = offered_categories(false);
+  return m.code == "BR" ? brazil : others;
 }
 
 }  // namespace recgate::mws

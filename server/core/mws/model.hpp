@@ -27,7 +27,7 @@ const std::vector<Marketplace>& all_marketplaces();
 // True for the 7 names of kCategories (case-sensitive).
 bool is_category(std::string_view name);
 // Categories the marketplace offers (Brazil: no Fulfillment, no Advertising).
-std::vector<std::string> categories_for(const Marketplace& m);
+const std::vector<std::string>& categories_for(const Marketplace& m);
 
 // A validated request: categories in upstream order, filters normalized
 // (sorted, deduplicated) and only present with exactly one category.

@@ -110,8 +110,22 @@ Expected<const Marketplace*> check_marketplace(const Raw& raw) {
   return m;
 }
 
+// The rule accepting a filter named `name` in `category`, if any.
+const FilterRule* filter_rule(std::string_view category, std::string_view name) {
+  for (const auto& rule : filter_rules())
+    if (rule.category == category && rule.name == name) return &rule;
+  return nullptr;
+}
+
+// A valid filter costs no string building: the texts naming what is allowed
+// are made only for the problem.
 std::optional<Problem> check_filter(std::string_view category, const std::string& filter) {
   const std::size_t eq = filter.find('=');
+  const bool well_formed = eq != std::string::npos && eq != 0 && eq + 1 != filter.size();
+  const FilterRule* rule = well_formed ? filter_rule(category, std::string_view(filter).substr(0, eq)) : nullptr;
+  const std::string_view value = well_formed ? std::string_view(filter).substr(eq + 1) : std::string_view();
+  if (rule && (rule->values.empty() || std::find(rule->values.begin(), rule->values.end(), value) != rule->values.end()))
+    return std::nullopt;
   const std::string allowed = allowed_filters_text(category);
   if (allowed.empty()) {
     return to_problem(Error::invalid_filter, "category " + std::string(category) +
@@ -119,21 +133,13 @@ std::optional<Problem> check_filter(std::string_view category, const std::string
                                              filter_categories_text());
   }
   const std::string expected = "; " + std::string(category) + " accepts: " + allowed;
-  if (eq == std::string::npos || eq == 0 || eq + 1 == filter.size()) {
+  if (!well_formed)
     return to_problem(Error::invalid_filter, "filter '" + filter + "' is not of the form Name=Value" + expected);
-  }
-  const std::string_view name = std::string_view(filter).substr(0, eq);
-  const std::string_view value = std::string_view(filter).substr(eq + 1);
-  for (const auto& rule : filter_rules()) {
-    if (rule.category != category || rule.name != name) continue;
-    if (rule.values.empty() || std::find(rule.values.begin(), rule.values.end(), value) != rule.values.end()) {
-      return std::nullopt;
-    }
+  if (rule)
     return to_problem(Error::invalid_filter,
                        "filter '" + filter + "' has a value " + std::string(category) + " does not accept" + expected);
-  }
-  return to_problem(Error::invalid_filter,
-                     "filter name '" + std::string(name) + "' is not accepted by " + std::string(category) + expected);
+  return to_problem(Error::invalid_filter, "filter name '" + filter.substr(0, eq) + "' is not accepted by " +
+                                               std::string(category) + expected);
 }
 
 }  // namespace
@@ -164,7 +170,7 @@ Expected<Query> validate_recommendations_query(const Raw& raw) {
   auto marketplace = check_marketplace(raw);
   if (!marketplace) return std::move(marketplace.error());
   const Marketplace& m = **marketplace;
-  const std::vector<std::string> offered = categories_for(m);
+  const std::vector<std::string>& offered = categories_for(m);
 
   std::vector<std::string> requested;
   std::vector<std::string> filters;

@@ -78,8 +78,7 @@ WarmRow warm_row(Stmt& r) {
   d.validator = r.opt_text(7);
   d.fetched_at_ms = r.int64(1);
   d.body = r.text(8);
-  auto e = cache::make_entry(d);
-  return WarmRow{ListKey{r.text(3), r.text(4), r.text(5), r.text(6)}, std::move(e)};
+  return WarmRow{ListKey{r.text(3), r.text(4), r.text(5), r.text(6)}, std::move(d)};
 }
 
 }  // namespace recgate::mws::repo

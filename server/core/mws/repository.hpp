@@ -43,9 +43,11 @@ std::size_t purge(Db& db, const std::optional<std::string>& account, const std::
 
 // Warming the memory index (cache::warm_index): the query and one row.
 extern const char* const kWarmSql;
+// What the entry is made of: the caller builds it under its index key
+// (cache::make_entry(data, key)), in one allocation, not re-keyed.
 struct WarmRow {
   ListKey key;
-  cache::EntryPtr entry;
+  cache::EntryData data;
 };
 WarmRow warm_row(Stmt& r);
 

@@ -597,7 +597,9 @@ void load_tokens(Impl& s) {
 
 std::pair<std::string, cache::EntryPtr> entry_from_row(Stmt& r) {
   auto w = ads::repo::warm_row(r);
-  return {svc::key_join(w.account, w.request_key), std::move(w.entry)};
+  std::string key = svc::key_join(w.account, w.request_key);
+  cache::EntryPtr e = cache::make_entry(w.data, key);
+  return {std::move(key), std::move(e)};
 }
 
 void warm_entries(const std::shared_ptr<Impl>& s) {

@@ -25,10 +25,11 @@ std::string iso_seconds(std::int64_t ms) {
   return buf;
 }
 
-std::string hex64(std::uint64_t v) {
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
-  return buf;
+std::string hex64(std::uint64_t v) {  // by hand: snprintf was ~1.5 % of a hit's CPU
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out(16, '0');
+  for (int i = 15; i >= 0; --i, v >>= 4) out[static_cast<std::size_t>(i)] = kHex[v & 0xf];
+  return out;
 }
 
 void json_string(std::string& out, std::string_view s) {

@@ -30,7 +30,7 @@ std::uint64_t etag_of(const MwsAnswer& a) {
 
 // The wrapper text is built once with its size reserved; each list is a part
 // taken from its cached entry as it is stored (cache::BodyParts).
-http::Response render_recommendations(http::Context& ctx, const MwsAnswer& a) {
+cache::BodyParts recommendation_parts(const MwsAnswer& a) {
   cache::BodyParts parts;
   std::string& body = parts.text();
   body.reserve(64 + 160 * a.categories.size());
@@ -56,7 +56,21 @@ http::Response render_recommendations(http::Context& ctx, const MwsAnswer& a) {
     body += '}';
   }
   body += "]}";
-  return svc::cached_response(ctx, parts, a.cache, etag_of(a));
+  return parts;
+}
+
+http::Response render_recommendations(http::Context& ctx, const MwsAnswer& a) {
+  return svc::cached_response(ctx, recommendation_parts(a), a.cache, etag_of(a));
+}
+
+// A hit (every category's outcome "hit"): rendered once per thread for the
+// same entries, then sent from the memo (svc::remembered_response).
+http::Response render_hit(http::Context& ctx, const MwsAnswer& a) {
+  std::vector<cache::EntryPtr> entries;
+  entries.reserve(a.categories.size());
+  for (const auto& c : a.categories) entries.push_back(c.entry);
+  return svc::remembered_response(
+      ctx, std::move(entries), a.cache, [&a] { return recommendation_parts(a); }, [&a] { return etag_of(a); });
 }
 
 http::Response render_last_updated(http::Context& ctx, const MwsLastUpdatedAnswer& a) {
@@ -97,7 +111,7 @@ std::optional<http::Response> try_hit(MwsService& svc, http::Context& ctx) {
   const auto directives = cache::parse_cache_control(std::string(ctx.header("Cache-Control")));
   auto answer = svc.try_hit(std::string(ctx.param("account")), *q, directives);
   if (!answer) return std::nullopt;
-  return render_recommendations(ctx, *answer);
+  return render_hit(ctx, *answer);
 }
 
 boost::asio::awaitable<http::Response> last_updated(MwsService& svc, http::Context& ctx) {

@@ -627,7 +627,9 @@ void load_snapshots(Impl& s) {
 
 std::pair<std::string, cache::EntryPtr> entry_from_row(Stmt& r) {
   auto w = mws::repo::warm_row(r);
-  return {svc::key_join(w.key.account, w.key.marketplace, w.key.category, w.key.filters), std::move(w.entry)};
+  std::string key = svc::key_join(w.key.account, w.key.marketplace, w.key.category, w.key.filters);
+  cache::EntryPtr e = cache::make_entry(w.data, key);
+  return {std::move(key), std::move(e)};
 }
 
 void warm_entries(const std::shared_ptr<Impl>& s) {

@@ -17,22 +17,66 @@ RequestOptions request_options(const http::Context& ctx) {
   return o;
 }
 
-http::Response cached_response(http::Context& ctx, const cache::BodyParts& body, const CacheFacts& cache,
-                               std::uint64_t etag_hash) {
-  const bool gzip = http::accepts_gzip(ctx.header("Accept-Encoding"));
-  const std::string etag = etag_of_hash(etag_hash, gzip);
-  const bool not_modified = cache::if_none_match(std::string(ctx.header("If-None-Match")), etag);
-  http::Response res = not_modified ? http::text_response(304, "", "application/json")
-                                    : http::json_response(200, gzip ? body.gzip() : body.identity());
-  if (not_modified) res.erase(boost::beast::http::field::content_type);
-  else if (gzip) res.set(boost::beast::http::field::content_encoding, "gzip");
+namespace {
+
+// Which representation the client gets, its ETag, and whether the client
+// already has it (If-None-Match).
+struct Choice {
+  bool gzip = false;
+  std::string etag;
+  bool not_modified = false;
+};
+
+Choice choose(const http::Context& ctx, std::uint64_t etag_hash) {
+  Choice c;
+  c.gzip = http::accepts_gzip(ctx.header("Accept-Encoding"));
+  c.etag = etag_of_hash(etag_hash, c.gzip);
+  c.not_modified = cache::if_none_match(std::string(ctx.header("If-None-Match")), c.etag);
+  return c;
+}
+
+// The 200 (its body sent by reference, Context::body_ref) or the 304.
+http::Response answer(http::Context& ctx, const Choice& c, SharedBody body, const CacheFacts& cache) {
+  http::Response res = c.not_modified ? http::text_response(304, "", "application/json")
+                                      : http::json_response(200, std::string());
+  if (c.not_modified) res.erase(boost::beast::http::field::content_type);
+  else if (c.gzip) res.set(boost::beast::http::field::content_encoding, "gzip");
+  if (!c.not_modified) ctx.body_ref = std::move(body);
   res.set(boost::beast::http::field::vary, "Accept-Encoding");
   res.set("Cache-Status", cache.status);
   res.set("Age", std::to_string(cache.age_s));
-  res.set(boost::beast::http::field::etag, etag);
+  res.set(boost::beast::http::field::etag, c.etag);
   res.set(boost::beast::http::field::cache_control, "private, no-cache");
   ctx.log_fields.emplace_back("cache", cache.status);
   return res;
+}
+
+}  // namespace
+
+http::Response cached_response(http::Context& ctx, const cache::BodyParts& body, const CacheFacts& cache,
+                               std::uint64_t etag_hash) {
+  const Choice c = choose(ctx, etag_hash);
+  SharedBody b;
+  if (!c.not_modified) b = std::make_shared<const std::string>(c.gzip ? body.gzip() : body.identity());
+  return answer(ctx, c, std::move(b), cache);
+}
+
+http::Response remembered_response(http::Context& ctx, std::vector<cache::EntryPtr> entries, const CacheFacts& cache,
+                                   const std::function<cache::BodyParts()>& parts,
+                                   const std::function<std::uint64_t()>& etag_hash) {
+  thread_local AnswerMemo memo;
+  Rendered* r = memo.find(entries);
+  if (!r) r = &memo.remember(std::move(entries), etag_hash());
+  const Choice c = choose(ctx, r->etag_hash);
+  SharedBody b;
+  if (!c.not_modified) {
+    b = c.gzip ? r->gzip : r->identity;
+    if (!b) {
+      const cache::BodyParts p = parts();
+      b = memo.keep(*r, c.gzip, c.gzip ? p.gzip() : p.identity());
+    }
+  }
+  return answer(ctx, c, std::move(b), cache);
 }
 
 std::string etag_of_hash(std::uint64_t h, bool gzip) { return "\"" + hex64(h) + (gzip ? "-gz\"" : "\""); }

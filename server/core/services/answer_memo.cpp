@@ -1,0 +1,44 @@
+// A thread's memo of rendered cache-hit answers (see answer_memo.hpp).
+#include "core/services/answer_memo.hpp"
+
+namespace recgate::svc {
+
+AnswerMemo::Slot& AnswerMemo::slot_of(const std::vector<cache::EntryPtr>& entries) {
+  std::uint64_t h = 0x9e3779b97f4a7c15ULL;
+  for (const auto& e : entries) h = (h ^ reinterpret_cast<std::uintptr_t>(e.get())) * 0xff51afd7ed558ccdULL;
+  return slots_[(h >> 32) % kMemoSlots];
+}
+
+Rendered* AnswerMemo::find(const std::vector<cache::EntryPtr>& entries) {
+  Slot& s = slot_of(entries);
+  if (s.entries.empty() || s.entries != entries) return nullptr;
+  return &s.answer;
+}
+
+void AnswerMemo::forget(Slot& s) {
+  bytes_ -= s.answer.bytes;
+  s = Slot{};
+}
+
+Rendered& AnswerMemo::remember(std::vector<cache::EntryPtr> entries, std::uint64_t etag_hash) {
+  Slot& s = slot_of(entries);
+  forget(s);
+  s.entries = std::move(entries);
+  s.answer.etag_hash = etag_hash;
+  return s.answer;
+}
+
+SharedBody AnswerMemo::keep(Rendered& r, bool gzip, std::string body) {
+  auto shared = std::make_shared<const std::string>(std::move(body));
+  const std::size_t n = shared->size();
+  if (n > kMemoBytesPerThread / 4) return shared;
+  if (bytes_ + n > kMemoBytesPerThread)
+    for (Slot& other : slots_)
+      if (&other.answer != &r) forget(other);
+  (gzip ? r.gzip : r.identity) = shared;
+  r.bytes += n;
+  bytes_ += n;
+  return shared;
+}
+
+}  // namespace recgate::svc
