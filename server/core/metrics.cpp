@@ -67,27 +67,55 @@ std::string fmt(double v) {
 
 }  // namespace
 
-void Counter::inc(double v) { atomic_add(value_, v); }
+std::size_t metric_shard() {
+  static std::atomic<std::size_t> next{0};
+  thread_local const std::size_t mine = next.fetch_add(1, std::memory_order_relaxed) % kMetricShards;
+  return mine;
+}
+
+void Counter::inc(double v) { atomic_add(cells_[metric_shard()].v, v); }
+
+double Counter::value() const {
+  double total = 0;
+  for (const auto& c : cells_) total += c.v.load(std::memory_order_relaxed);
+  return total;
+}
+
 void Gauge::add(double v) { atomic_add(value_, v); }
 
-Histogram::Histogram(std::vector<double> bounds)
-    : bounds_(std::move(bounds)), buckets_(new std::atomic<std::uint64_t>[bounds_.size() + 1]) {
-  for (std::size_t i = 0; i <= bounds_.size(); ++i) buckets_[i].store(0);
+Histogram::Histogram(std::vector<double> bounds) : bounds_(std::move(bounds)) {
+  for (auto& sh : shards_) {
+    sh.buckets.reset(new std::atomic<std::uint64_t>[bounds_.size() + 1]);
+    for (std::size_t i = 0; i <= bounds_.size(); ++i) sh.buckets[i].store(0);
+  }
 }
 
 void Histogram::observe(double v) {
   std::size_t i = 0;
   while (i < bounds_.size() && v > bounds_[i]) ++i;
-  buckets_[i].fetch_add(1, std::memory_order_relaxed);
-  atomic_add(sum_, v);
-  count_.fetch_add(1, std::memory_order_relaxed);
+  Shard& sh = shards_[metric_shard()];
+  sh.buckets[i].fetch_add(1, std::memory_order_relaxed);
+  atomic_add(sh.sum, v);
+  sh.count.fetch_add(1, std::memory_order_relaxed);
+}
+
+double Histogram::sum() const {
+  double total = 0;
+  for (const auto& sh : shards_) total += sh.sum.load(std::memory_order_relaxed);
+  return total;
+}
+
+std::uint64_t Histogram::count() const {
+  std::uint64_t total = 0;
+  for (const auto& sh : shards_) total += sh.count.load(std::memory_order_relaxed);
+  return total;
 }
 
 std::vector<std::uint64_t> Histogram::bucket_counts() const {
   std::vector<std::uint64_t> out(bounds_.size() + 1);
   std::uint64_t acc = 0;
   for (std::size_t i = 0; i <= bounds_.size(); ++i) {
-    acc += buckets_[i].load(std::memory_order_relaxed);
+    for (const auto& sh : shards_) acc += sh.buckets[i].load(std::memory_order_relaxed);
     out[i] = acc;
   }
   return out;

@@ -1,9 +1,15 @@
 // Prometheus metrics registry (text format 0.0.4). Counters, gauges and
 // histograms are lock-free to update (atomics); looking a series up takes a
-// shared lock, so hot paths keep the returned reference.
+// shared lock, so hot paths keep the returned reference. Counters and
+// histograms are sharded per thread (kMetricShards cache lines, summed at
+// scrape): every request updates several of them from every I/O thread, and
+// one shared line would bounce between the cores on each update.
 #pragma once
 
+#include <array>
 #include <atomic>
+#include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
@@ -17,13 +23,20 @@ namespace recgate {
 
 using Labels = std::vector<std::pair<std::string, std::string>>;
 
+inline constexpr std::size_t kMetricShards = 8;
+// This thread's shard (threads take them in turn on first use).
+std::size_t metric_shard();
+
 class Counter {
  public:
   void inc(double v = 1.0);
-  double value() const { return value_.load(std::memory_order_relaxed); }
+  double value() const;
 
  private:
-  std::atomic<double> value_{0};
+  struct alignas(64) Cell {
+    std::atomic<double> v{0};
+  };
+  std::array<Cell, kMetricShards> cells_;
 };
 
 class Gauge {
@@ -42,14 +55,17 @@ class Histogram {
   void observe(double v);
   const std::vector<double>& bounds() const { return bounds_; }
   std::vector<std::uint64_t> bucket_counts() const;  // cumulative, last is +Inf
-  double sum() const { return sum_.load(std::memory_order_relaxed); }
-  std::uint64_t count() const { return count_.load(std::memory_order_relaxed); }
+  double sum() const;
+  std::uint64_t count() const;
 
  private:
+  struct alignas(64) Shard {
+    std::atomic<double> sum{0};
+    std::atomic<std::uint64_t> count{0};
+    std::unique_ptr<std::atomic<std::uint64_t>[]> buckets;  // per bucket, not cumulative
+  };
   std::vector<double> bounds_;
-  std::unique_ptr<std::atomic<std::uint64_t>[]> buckets_;  // per bucket, not cumulative
-  std::atomic<double> sum_{0};
-  std::atomic<std::uint64_t> count_{0};
+  std::array<Shard, kMetricShards> shards_;
 };
 
 class Metrics {

@@ -53,11 +53,16 @@ bool Stmt::step() {
 void Stmt::reset() {
   if (s_) sqlite3_reset(s_);
 }
-std::string Stmt::text(int col) const {
+std::string_view Stmt::text_view(int col) const {
   auto* p = sqlite3_column_text(s_, col);
   int n = sqlite3_column_bytes(s_, col);
-  return p ? std::string(reinterpret_cast<const char*>(p), static_cast<std::size_t>(n)) : std::string();
+  return p ? std::string_view(reinterpret_cast<const char*>(p), static_cast<std::size_t>(n)) : std::string_view();
 }
+std::optional<std::string_view> Stmt::opt_text_view(int col) const {
+  if (is_null(col)) return std::nullopt;
+  return text_view(col);
+}
+std::string Stmt::text(int col) const { return std::string(text_view(col)); }
 std::optional<std::string> Stmt::opt_text(int col) const {
   if (is_null(col)) return std::nullopt;
   return text(col);

@@ -58,6 +58,9 @@ class Stmt {
   void reset();  // ends an iteration early (releases its read snapshot)
   std::string text(int col) const;
   std::optional<std::string> opt_text(int col) const;
+  // The same without a copy: valid until the next step() or reset().
+  std::string_view text_view(int col) const;
+  std::optional<std::string_view> opt_text_view(int col) const;
   std::int64_t int64(int col) const;
   double real(int col) const;
   bool is_null(int col) const;

@@ -122,6 +122,25 @@ TEST_CASE("cache index: bounded by entries and bytes, least recently used evicte
   CHECK(small.size() == 0);
 }
 
+TEST_CASE("cache index: finding the most recently used entry again writes nothing, and order stays exact") {
+  Index idx(2, 1 << 20);
+  auto make = [] { return make_entry(body_of("v")); };
+  idx.put("a", make());
+  idx.put("b", make());
+  const auto a = idx.find("a");  // a is now the most recent
+  const auto tick = a->last_access.load();
+  for (int i = 0; i < 5; ++i) REQUIRE(idx.find("a"));
+  CHECK(a->last_access.load() == tick);  // already the latest: not written again
+  idx.put("c", make());                   // over the bound: the least recently used goes
+  CHECK(idx.find("b") == nullptr);
+  CHECK(idx.find("a"));
+  CHECK(idx.find("c"));
+  REQUIRE(idx.find("a"));                 // a after c: now c is the oldest
+  idx.put("d", make());
+  CHECK(idx.find("c") == nullptr);
+  CHECK(idx.find("a"));
+}
+
 TEST_CASE("cache index: replace keeps byte accounting right") {
   Index idx(10, 1 << 20);
   auto e1 = make_entry(body_of(std::string(1000, 'a')));

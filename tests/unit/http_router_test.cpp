@@ -22,7 +22,7 @@ Request request(Verb v, std::string target, std::string authorization = "") {
 
 // ctx.path as the session sets it: the target's path, decoded.
 Context context(const Request& req) {
-  Context ctx{req, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, "10.0.0.1"};
+  Context ctx{req, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, "10.0.0.1"};
   ctx.path = std::string(req.target());
   return ctx;
 }

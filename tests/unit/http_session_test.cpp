@@ -31,6 +31,7 @@ net::awaitable<Response> fails(Context&) {
 // A body held elsewhere (a cached answer's bytes), sent by reference.
 net::awaitable<Response> shared_body(Context& c) {
   c.body_ref = std::make_shared<const std::string>("shared bytes");
+  c.fields_ref = std::make_shared<const std::string>("ETag: \"fixed\"\r\n");
   co_return text_response(200, "", "text/plain");
 }
 
@@ -142,12 +143,13 @@ TEST_CASE("session: HEAD gets the GET answer's headers and Content-Length withou
   CHECK(got.substr(got.size() - 4) == "\r\n\r\n");
 }
 
-TEST_CASE("session: a body sent by reference is framed by its own length, and HEAD leaves it out") {
+TEST_CASE("session: a body and header lines sent by reference, framed by the body's length, HEAD leaves the body out") {
   Rig rig;
   const std::string got = rig.exchange("GET /shared HTTP/1.1\r\nHost: x\r\n\r\nGET /shared HTTP/1.1\r\nHost: x\r\n\r\n");
   CHECK(count(got, "HTTP/1.1 200 OK\r\n") == 2);
   CHECK(count(got, "Content-Length: 12\r\n") == 2);
   CHECK(count(got, "\r\n\r\nshared bytes") == 2);
+  CHECK(count(got, "\r\nETag: \"fixed\"\r\n") == 2);
   const std::string head = rig.exchange("HEAD /shared HTTP/1.1\r\nHost: x\r\n\r\n");
   CHECK(head.find("Content-Length: 12\r\n") != std::string::npos);
   CHECK(head.substr(head.size() - 4) == "\r\n\r\n");

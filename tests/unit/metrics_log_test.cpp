@@ -35,6 +35,24 @@ TEST_CASE("metrics: counters, gauges and histograms render in the text format") 
   CHECK(&m.counter("test_events_total", "", {{"kind", "a\"b"}}) == &m.counter("test_events_total", "", {{"kind", "a\"b"}}));
 }
 
+TEST_CASE("metrics: counters and histograms updated from many threads sum exactly at scrape") {
+  Counter c;
+  Histogram h({0.1, 1.0});
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 12; ++t)  // more threads than shards: some share one
+    threads.emplace_back([&] {
+      for (int i = 0; i < 1000; ++i) {
+        c.inc();
+        h.observe(i % 2 ? 0.05 : 0.5);
+      }
+    });
+  for (auto& t : threads) t.join();
+  CHECK(c.value() == 12000);
+  CHECK(h.count() == 12000);
+  CHECK(h.sum() == doctest::Approx(12 * 500 * 0.55));
+  CHECK(h.bucket_counts() == std::vector<std::uint64_t>{6000, 12000, 12000});
+}
+
 TEST_CASE("log: one JSON object per line, escaped, numbers unquoted") {
   std::string line = format_log_line(LogLevel::warn, "say \"hi\"\n", {{"request_id", "abc"}, {"status", 200}, {"ms", 1.5}});
   REQUIRE(line.back() == '\n');

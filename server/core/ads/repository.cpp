@@ -59,10 +59,10 @@ const char* const kWarmSql =
     "WHERE (fetched_at, rowid) < (?1, ?2) ORDER BY fetched_at DESC, rowid DESC LIMIT ?3";
 
 WarmRow warm_row(Stmt& r) {
-  cache::EntryData d;
+  cache::EntryView d;
   d.fetched_at_ms = r.int64(1);
   d.expires_at_ms = r.int64(5);
-  d.body = r.text(6);
+  d.body = r.text_view(6);
   return WarmRow{r.text(3), r.text(4), std::move(d)};
 }
 

@@ -47,14 +47,18 @@ char* put(char* at, std::string_view s) {
 
 }  // namespace
 
-std::string deflate_piece(std::string_view in) {
+namespace {
+
+constexpr std::size_t kMaxScratchBytes = std::size_t{1} << 20;
+
+// deflate_piece into `out` (resized to fit; its capacity is kept).
+void deflate_piece_to(std::string_view in, std::string& out) {
   // deflateReset clears the match hash table: 64 KB at memLevel 8, 512 B at
   // memLevel 1. The small table is as good for the short literal text of a
   // response and keeps a reset per piece cheap.
   thread_local Deflater large(8), small(1);
   z_stream& z = (in.size() < 1024 ? small : large).z;
   deflateReset(&z);
-  std::string out;
   // deflateBound covers a finished stream; the sync flush adds at most 5 bytes per call.
   out.resize(deflateBound(&z, static_cast<uLong>(in.size())) + 16);
   z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
@@ -64,6 +68,13 @@ std::string deflate_piece(std::string_view in) {
   const int rc = deflate(&z, Z_SYNC_FLUSH);
   if (rc != Z_OK || z.avail_in != 0 || z.avail_out == 0) throw std::runtime_error("deflate failed");
   out.resize(out.size() - z.avail_out);
+}
+
+}  // namespace
+
+std::string deflate_piece(std::string_view in) {
+  std::string out;
+  deflate_piece_to(in, out);
   return out;
 }
 
@@ -112,14 +123,22 @@ MutableEntryPtr Entry::allocate(std::size_t key_len, std::size_t validator_len, 
 }
 
 MutableEntryPtr make_entry(const EntryData& d, std::string_view key) {
+  return make_entry(EntryView{d.validator ? std::optional<std::string_view>(*d.validator) : std::nullopt,
+                              d.fetched_at_ms, d.expires_at_ms, d.body, d.refreshed},
+                    key);
+}
+
+MutableEntryPtr make_entry(const EntryView& d, std::string_view key) {
   if (d.body.size() > std::numeric_limits<std::uint32_t>::max()) throw std::length_error("cached body too large");
   // Held compressed only where that saves: a tiny body ("[]") deflates larger.
-  std::string packed = deflate_piece(d.body);
+  thread_local std::string packed;
+  deflate_piece_to(d.body, packed);
   const bool compress = packed.size() < d.body.size();
-  const std::string_view stored = compress ? std::string_view(packed) : std::string_view(d.body);
-  const std::string_view validator = d.validator ? std::string_view(*d.validator) : std::string_view();
+  const std::string_view stored = compress ? std::string_view(packed) : d.body;
+  const std::string_view validator = d.validator ? *d.validator : std::string_view();
   MutableEntryPtr e = Entry::allocate(key.size(), validator.size(), stored.size());
   put(put(put(e->tail(), key), validator), stored);
+  if (packed.capacity() > kMaxScratchBytes) std::string().swap(packed);  // a rare huge body: not kept
   e->flags_ = static_cast<std::uint8_t>((d.validator ? Entry::kHasValidator : 0) | (compress ? Entry::kCompressed : 0));
   e->body_size_ = static_cast<std::uint32_t>(d.body.size());
   e->crc32_ = static_cast<std::uint32_t>(

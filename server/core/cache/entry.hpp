@@ -75,6 +75,16 @@ struct EntryData {
   bool refreshed = false;          // see Entry::refreshed
 };
 
+// The same as views (e.g. into a database row): building from it copies
+// nothing but into the entry's own allocation.
+struct EntryView {
+  std::optional<std::string_view> validator;
+  std::int64_t fetched_at_ms = 0;
+  std::int64_t expires_at_ms = 0;
+  std::string_view body;
+  bool refreshed = false;
+};
+
 class Entry {
   // The header's own fields first, so it packs into 56 bytes.
   mutable std::atomic<std::uint32_t> refs_{0};
@@ -123,7 +133,7 @@ class Entry {
   void release_ref() const;
 
  private:
-  friend MutableEntryPtr make_entry(const EntryData& d, std::string_view key);
+  friend MutableEntryPtr make_entry(const EntryView& d, std::string_view key);
   friend MutableEntryPtr rekey(const Entry& e, std::string_view key);
   static constexpr std::uint8_t kHasValidator = 1, kCompressed = 2;
   Entry() = default;
@@ -141,6 +151,10 @@ inline constexpr std::size_t kMaxValidatorBytes = 0xFFFF;
 // index re-keys an entry built without one). Throws std::length_error past
 // kMaxKeyBytes / kMaxValidatorBytes or a 4 GiB body.
 MutableEntryPtr make_entry(const EntryData& d, std::string_view key = {});
+// The same from views. Its only heap allocation is the entry (the deflate
+// output goes to a per-thread scratch buffer), so a start-up fill of many
+// entries leaves no freed temporaries between them.
+MutableEntryPtr make_entry(const EntryView& d, std::string_view key = {});
 // A copy of e under `key` (the stored body copied as it is, not recompressed).
 MutableEntryPtr rekey(const Entry& e, std::string_view key);
 

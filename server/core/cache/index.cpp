@@ -92,18 +92,27 @@ bool Index::erase_locked(std::string_view key) {
   return true;
 }
 
+// Ticks are unique (each touch takes the next), so an entry whose tick is
+// the latest is already the most recently used: touching it again writes
+// nothing, and a hot entry hit from every thread stays a shared cache line
+// instead of bouncing between the cores with the shared counter.
+void Index::touch(const Entry& e) const {
+  if (e.last_access.load(std::memory_order_relaxed) == tick_.load(std::memory_order_relaxed)) return;
+  e.last_access.store(tick_.fetch_add(1, std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+}
+
 EntryPtr Index::find(std::string_view key) const {
   std::shared_lock lk(mu_);
   const std::size_t i = slot_of(key);
   if (i == npos) return nullptr;
-  slots_[i]->last_access.store(tick_.fetch_add(1, std::memory_order_relaxed), std::memory_order_relaxed);
+  touch(*slots_[i]);
   return EntryPtr(slots_[i]);
 }
 
 void Index::put(std::string_view key, EntryPtr e) {
   if (max_entries_ == 0 || key.size() > kMaxKeyBytes) return;
   e = keyed(key, std::move(e));
-  e->last_access.store(tick_.fetch_add(1, std::memory_order_relaxed), std::memory_order_relaxed);
+  touch(*e);
   std::unique_lock lk(mu_);
   erase_locked(key);
   insert_locked(std::move(e));
@@ -117,7 +126,7 @@ EntryPtr Index::put_if_absent(std::string_view key, EntryPtr e) {
     if (const std::size_t i = slot_of(key); i != npos) return EntryPtr(slots_[i]);
   }
   e = keyed(key, std::move(e));  // outside the lock: a copy of the body
-  e->last_access.store(tick_.fetch_add(1, std::memory_order_relaxed), std::memory_order_relaxed);
+  touch(*e);
   std::unique_lock lk(mu_);
   if (const std::size_t i = slot_of(key); i != npos) return EntryPtr(slots_[i]);
   insert_locked(e);

@@ -73,6 +73,7 @@ class Index {
   static constexpr std::size_t npos = static_cast<std::size_t>(-1);
   std::size_t home(std::string_view key) const;
   std::size_t slot_of(std::string_view key) const;  // npos: absent
+  void touch(const Entry& e) const;                  // marks e most recently used
   EntryPtr keyed(std::string_view key, EntryPtr e) const;
   void insert_locked(EntryPtr e);  // key absent
   bool erase_locked(std::string_view key);
@@ -84,7 +85,7 @@ class Index {
   std::size_t bytes_ = 0;
   std::size_t max_entries_;
   std::size_t max_bytes_;
-  mutable std::atomic<std::uint64_t> tick_{0};
+  mutable std::atomic<std::uint64_t> tick_{1};  // above a new entry's 0: it is always touched once
   std::atomic<std::uint64_t> evictions_{0};
 };
 

@@ -44,6 +44,9 @@ struct Context {
   // Response's own (empty) body: a cached answer's rendered bytes, shared
   // with the thread's memo of them (services/answer_memo.hpp), not copied.
   std::shared_ptr<const std::string> body_ref;
+  // When set, header lines ("Name: value\r\n" each) rendered once and
+  // written after the Response's own fields (a cached answer's fixed ones).
+  std::shared_ptr<const std::string> fields_ref;
   // Extra fields for this request's access log line (e.g. cache status).
   std::vector<std::pair<std::string, std::string>> log_fields;
   // Who is asking, for per-client quota shares: the peer address, replaced by

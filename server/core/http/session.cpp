@@ -156,7 +156,7 @@ net::awaitable<Response> call_handler(const Route* route, Context* ctx) {
   }
 }
 
-void render_head(const Response& res, std::string& out) {
+void render_head(const Response& res, const std::string* fixed, std::string& out) {
   out.clear();
   out += res.version() == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
   const unsigned code = res.result_int();
@@ -175,6 +175,7 @@ void render_head(const Response& res, std::string& out) {
     out.append(value.data(), value.size());
     out += "\r\n";
   }
+  if (fixed) out += *fixed;
   out += "\r\n";
 }
 

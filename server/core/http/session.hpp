@@ -76,8 +76,9 @@ Response bad_target(Context& ctx);
 Response client_closed();
 // The handler, its exception turned into a 500 (pointers: docs/coroutines.md R1).
 boost::asio::awaitable<Response> call_handler(const Route* route, Context* ctx);
-// Status line and fields, as Beast's serializer would write them.
-void render_head(const Response& res, std::string& out);
+// Status line and fields, as Beast's serializer would write them, then
+// `fixed` (Context::fields_ref) when given.
+void render_head(const Response& res, const std::string* fixed, std::string& out);
 // Metrics and the access log line for one answered request.
 void record(const ServerOptions& opts, const Context& ctx, int status, double seconds);
 
@@ -224,7 +225,7 @@ class Session {
   boost::asio::awaitable<bool> respond(const Request& req) {
     using namespace session_detail;
     env_.drain->begin();
-    Context ctx{req, {}, {}, {}, {}, {}, Clock::now(), {}, {}, {}, {}, peer_};
+    Context ctx{req, {}, {}, {}, {}, {}, Clock::now(), {}, {}, {}, {}, {}, peer_};
     PeerState peer;
     Response res;
     if (prepare_context(ctx)) res = co_await dispatch(ctx, peer);
@@ -278,7 +279,7 @@ class Session {
   // is written asynchronously under the read timeout.
   boost::asio::awaitable<bool> write(const Response& res, const Context& ctx, bool send_body) {
     using namespace session_detail;
-    render_head(res, head_);
+    render_head(res, ctx.fields_ref.get(), head_);
     const net::const_buffer body = ctx.body_ref ? net::buffer(*ctx.body_ref) : net::buffer(res.body());
     std::array<net::const_buffer, 2> wire{net::buffer(head_), send_body ? body : net::const_buffer()};
     beast::error_code ec;

@@ -74,10 +74,10 @@ const char* const kWarmSql =
     "ORDER BY fetched_at DESC, rowid DESC LIMIT ?3";
 
 WarmRow warm_row(Stmt& r) {
-  cache::EntryData d;
-  d.validator = r.opt_text(7);
+  cache::EntryView d;
+  d.validator = r.opt_text_view(7);
   d.fetched_at_ms = r.int64(1);
-  d.body = r.text(8);
+  d.body = r.text_view(8);
   return WarmRow{ListKey{r.text(3), r.text(4), r.text(5), r.text(6)}, std::move(d)};
 }
 

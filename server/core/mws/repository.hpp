@@ -43,11 +43,13 @@ std::size_t purge(Db& db, const std::optional<std::string>& account, const std::
 
 // Warming the memory index (cache::warm_index): the query and one row.
 extern const char* const kWarmSql;
-// What the entry is made of: the caller builds it under its index key
-// (cache::make_entry(data, key)), in one allocation, not re-keyed.
+// What the entry is made of, as views into the statement's current row
+// (valid until its next step): the caller builds the entry under its index
+// key (cache::make_entry(data, key)), in one allocation, not re-keyed, with
+// no copy of the body in between.
 struct WarmRow {
   ListKey key;
-  cache::EntryData data;
+  cache::EntryView data;
 };
 WarmRow warm_row(Stmt& r);
 

@@ -28,17 +28,16 @@ Rendered& AnswerMemo::remember(std::vector<cache::EntryPtr> entries, std::uint64
   return s.answer;
 }
 
-SharedBody AnswerMemo::keep(Rendered& r, bool gzip, std::string body) {
-  auto shared = std::make_shared<const std::string>(std::move(body));
-  const std::size_t n = shared->size();
-  if (n > kMemoBytesPerThread / 4) return shared;
+Representation AnswerMemo::keep(Rendered& r, bool gzip, Representation rep) {
+  const std::size_t n = rep.body->size() + (rep.fields ? rep.fields->size() : 0);
+  if (n > kMemoBytesPerThread / 4) return rep;
   if (bytes_ + n > kMemoBytesPerThread)
     for (Slot& other : slots_)
       if (&other.answer != &r) forget(other);
-  (gzip ? r.gzip : r.identity) = shared;
+  (gzip ? r.gzip : r.identity) = rep;
   r.bytes += n;
   bytes_ += n;
-  return shared;
+  return rep;
 }
 
 }  // namespace recgate::svc

@@ -27,11 +27,17 @@ namespace recgate::svc {
 
 using SharedBody = std::shared_ptr<const std::string>;
 
+// One representation as sent: its body and its fixed header lines.
+struct Representation {
+  SharedBody body;
+  SharedBody fields;
+};
+
 // One remembered answer: its ETag hash, and each representation once made.
 struct Rendered {
   std::uint64_t etag_hash = 0;
-  SharedBody identity;
-  SharedBody gzip;
+  Representation identity;
+  Representation gzip;
   std::size_t bytes = 0;  // of the representations kept
 };
 
@@ -44,10 +50,10 @@ class AnswerMemo {
   Rendered* find(const std::vector<cache::EntryPtr>& entries);
   // Remembers an answer for these entries (replacing what shared its slot).
   Rendered& remember(std::vector<cache::EntryPtr> entries, std::uint64_t etag_hash);
-  // Keeps `body` as r's identity or gzip representation if the budget allows
+  // Keeps `rep` as r's identity or gzip representation if the budget allows
   // (a body over a quarter of it is never kept; when the total would exceed
-  // it the other slots are forgotten). Returns the body either way.
-  SharedBody keep(Rendered& r, bool gzip, std::string body);
+  // it the other slots are forgotten). Returns it either way.
+  Representation keep(Rendered& r, bool gzip, Representation rep);
 
   std::size_t bytes() const { return bytes_; }
 

@@ -2,6 +2,11 @@
 // options) -> MwsService -> JSON body, ETag from the entries' validators.
 #include "core/services/mws_routes.hpp"
 
+#include <array>
+#include <functional>
+#include <optional>
+#include <string_view>
+
 #include "core/cache/policy.hpp"
 #include "core/mws/model.hpp"
 #include "core/services/mws_service.hpp"
@@ -63,6 +68,33 @@ http::Response render_recommendations(http::Context& ctx, const MwsAnswer& a) {
   return svc::cached_response(ctx, recommendation_parts(a), a.cache, etag_of(a));
 }
 
+// The queries this thread validated last, by their raw text: validation is
+// a function of the text alone (static tables), so a query asked again is
+// not parsed into categories and filters again. Direct-mapped; queries over
+// kMaxRememberedQuery bytes are validated every time.
+constexpr std::size_t kQuerySlots = 256;
+constexpr std::size_t kMaxRememberedQuery = 512;
+
+const mws::Query* valid_query(const http::Context& ctx) {
+  struct Slot {
+    std::string raw;
+    std::optional<mws::Query> query;
+  };
+  thread_local std::array<Slot, kQuerySlots> slots;
+  Slot& s = slots[std::hash<std::string_view>{}(ctx.raw_query) % kQuerySlots];
+  if (s.query && s.raw == ctx.raw_query) return &*s.query;
+  auto q = mws::validate_recommendations_query(ctx.query);
+  if (!q) return nullptr;
+  if (ctx.raw_query.size() > kMaxRememberedQuery) {
+    thread_local mws::Query last;
+    last = std::move(*q);
+    return &last;
+  }
+  s.raw = ctx.raw_query;
+  s.query = std::move(*q);
+  return &*s.query;
+}
+
 // A hit (every category's outcome "hit"): rendered once per thread for the
 // same entries, then sent from the memo (svc::remembered_response).
 http::Response render_hit(http::Context& ctx, const MwsAnswer& a) {
@@ -106,9 +138,10 @@ boost::asio::awaitable<http::Response> recommendations(MwsService& svc, http::Co
 }
 
 std::optional<http::Response> try_hit(MwsService& svc, http::Context& ctx) {
-  auto q = mws::validate_recommendations_query(ctx.query);
-  if (!q) return std::nullopt;
-  const auto directives = cache::parse_cache_control(std::string(ctx.header("Cache-Control")));
+  const mws::Query* q = valid_query(ctx);
+  if (!q) return std::nullopt;  // the handler answers the problem
+  const std::string_view cc = ctx.header("Cache-Control");
+  const auto directives = cc.empty() ? cache::RequestDirectives{} : cache::parse_cache_control(std::string(cc));
   auto answer = svc.try_hit(std::string(ctx.param("account")), *q, directives);
   if (!answer) return std::nullopt;
   return render_hit(ctx, *answer);

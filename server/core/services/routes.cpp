@@ -35,18 +35,29 @@ Choice choose(const http::Context& ctx, std::uint64_t etag_hash) {
   return c;
 }
 
-// The 200 (its body sent by reference, Context::body_ref) or the 304.
-http::Response answer(http::Context& ctx, const Choice& c, SharedBody body, const CacheFacts& cache) {
-  http::Response res = c.not_modified ? http::text_response(304, "", "application/json")
-                                      : http::json_response(200, std::string());
-  if (c.not_modified) res.erase(boost::beast::http::field::content_type);
-  else if (c.gzip) res.set(boost::beast::http::field::content_encoding, "gzip");
+// The header lines every answer of this representation carries, rendered
+// once (Context::fields_ref): for a 200 its type and coding, and for both
+// Vary, ETag and Cache-Control.
+SharedBody fixed_fields(const Choice& c) {
+  std::string f;
+  f.reserve(128);
+  if (!c.not_modified) f += c.gzip ? "Content-Type: application/json\r\nContent-Encoding: gzip\r\n"
+                                   : "Content-Type: application/json\r\n";
+  f += "Vary: Accept-Encoding\r\nETag: ";
+  f += c.etag;
+  f += "\r\nCache-Control: private, no-cache\r\n";
+  return std::make_shared<const std::string>(std::move(f));
+}
+
+// The 200 (its body sent by reference, Context::body_ref) or the 304; what
+// changes per request (Cache-Status, Age) in the Response's own fields.
+http::Response answer(http::Context& ctx, const Choice& c, SharedBody body, SharedBody fields,
+                      const CacheFacts& cache) {
+  http::Response res{c.not_modified ? boost::beast::http::status::not_modified : boost::beast::http::status::ok, 11};
   if (!c.not_modified) ctx.body_ref = std::move(body);
-  res.set(boost::beast::http::field::vary, "Accept-Encoding");
+  ctx.fields_ref = std::move(fields);
   res.set("Cache-Status", cache.status);
   res.set("Age", std::to_string(cache.age_s));
-  res.set(boost::beast::http::field::etag, c.etag);
-  res.set(boost::beast::http::field::cache_control, "private, no-cache");
   ctx.log_fields.emplace_back("cache", cache.status);
   return res;
 }
@@ -58,7 +69,7 @@ http::Response cached_response(http::Context& ctx, const cache::BodyParts& body,
   const Choice c = choose(ctx, etag_hash);
   SharedBody b;
   if (!c.not_modified) b = std::make_shared<const std::string>(c.gzip ? body.gzip() : body.identity());
-  return answer(ctx, c, std::move(b), cache);
+  return answer(ctx, c, std::move(b), fixed_fields(c), cache);
 }
 
 http::Response remembered_response(http::Context& ctx, std::vector<cache::EntryPtr> entries, const CacheFacts& cache,
@@ -68,15 +79,14 @@ http::Response remembered_response(http::Context& ctx, std::vector<cache::EntryP
   Rendered* r = memo.find(entries);
   if (!r) r = &memo.remember(std::move(entries), etag_hash());
   const Choice c = choose(ctx, r->etag_hash);
-  SharedBody b;
-  if (!c.not_modified) {
-    b = c.gzip ? r->gzip : r->identity;
-    if (!b) {
-      const cache::BodyParts p = parts();
-      b = memo.keep(*r, c.gzip, c.gzip ? p.gzip() : p.identity());
-    }
+  if (c.not_modified) return answer(ctx, c, nullptr, fixed_fields(c), cache);
+  Representation rep = c.gzip ? r->gzip : r->identity;
+  if (!rep.body) {
+    const cache::BodyParts p = parts();
+    rep = memo.keep(*r, c.gzip, Representation{std::make_shared<const std::string>(c.gzip ? p.gzip() : p.identity()),
+                                                fixed_fields(c)});
   }
-  return answer(ctx, c, std::move(b), cache);
+  return answer(ctx, c, std::move(rep.body), std::move(rep.fields), cache);
 }
 
 std::string etag_of_hash(std::uint64_t h, bool gzip) { return "\"" + hex64(h) + (gzip ? "-gz\"" : "\""); }
