@@ -90,12 +90,13 @@ nginx_conf() {
 EOF
 }
 
-declare -A NG_PORT
+declare -A NG_PORT NG_PID
 for v in $VARIANTS; do
   port=$(free_port)
   nginx_conf "$v" "$port" >"$NG/$v.conf"
   "$NGINX" -p "$NG" -c "$NG/$v.conf" >"$NG/logs/$v.stdout.log" 2>&1 &
   BENCH_PIDS+=("$!")
+  NG_PID[$v]=$!
   NG_PORT[$v]=$port
 done
 for v in $VARIANTS; do
@@ -148,10 +149,13 @@ for s in $SIZES; do
     for p in $(seq 1 "$PAIRS"); do
       if [ $((p % 2)) = 1 ]; then order="nginx recgate"; else order="recgate nginx"; fi
       for who in $order; do
-        if [ "$who" = nginx ]; then url="http://127.0.0.1:${NG_PORT[$best]}$path"; else url="http://127.0.0.1:$RG_PORT$path"; fi
+        if [ "$who" = nginx ]; then url="http://127.0.0.1:${NG_PORT[$best]}$path"; pid=${NG_PID[$best]}
+        else url="http://127.0.0.1:$RG_PORT$path"; pid=$RG_PID; fi
+        t0=$(cpu_ticks "$pid")
         # shellcheck disable=SC2046
         line=$(wrk_run "$who#$p" "$CONNS" "$DURATION" "$url" $(enc_args "$m"))
-        echo "$line size=$s mode=$m variant=$best" | tee -a "$RESULTS" >&2
+        cpu_ms=$(( ($(cpu_ticks "$pid") - t0) * 1000 / $(getconf CLK_TCK) ))
+        echo "$line size=$s mode=$m variant=$best cpu_ms=$cpu_ms" | tee -a "$RESULTS" >&2
       done
     done
   done
@@ -175,15 +179,17 @@ for size, m in points:
     print(f"{size + ' ' + m:<14}" + "".join(f"{got.get(v, 0):>11}" for v in variants))
 print("\ngrid (medians of interleaved runs):")
 print(f"{'body':<6}{'mode':>9}{'nginx variant':>15}{'nginx req/s':>13}{'recgate req/s':>15}{'ratio':>7}"
-      f"{'nginx p99':>11}{'recgate p99':>13}")
+      f"{'nginx p99':>11}{'recgate p99':>13}{'CPU us/req nginx':>18}{'recgate':>9}")
 ratios = {}
 for size, m in points:
     pr = [r for r in res if r["size"] == size and r["mode"] == m]
     med = lambda who, k: st.median(float(r[k]) for r in pr if r["label"].startswith(who))
     n_rps, g_rps = med("nginx", "rps"), med("recgate", "rps")
+    cpu = lambda who: st.median(1000 * float(r["cpu_ms"]) / int(r["requests"]) for r in pr if r["label"].startswith(who))
     ratios[(size, m)] = g_rps / n_rps
     print(f"{size:<6}{m:>9}{pr[0]['variant']:>15}{n_rps:>13.0f}{g_rps:>15.0f}{g_rps / n_rps:>7.2f}"
-          f"{med('nginx', 'p99_us') / 1000:>9.2f}ms{med('recgate', 'p99_us') / 1000:>11.2f}ms")
+          f"{med('nginx', 'p99_us') / 1000:>9.2f}ms{med('recgate', 'p99_us') / 1000:>11.2f}ms"
+          f"{cpu('nginx'):>18.1f}{cpu('recgate'):>9.1f}")
 for m in ("gzip", "identity"):
     rs = [v for (s, mm), v in ratios.items() if mm == m]
     if rs: print(f"RATIO {m}: worst recgate/nginx = {min(rs):.2f}")
