@@ -71,7 +71,9 @@ http::Response render_recommendations(http::Context& ctx, const MwsAnswer& a) {
 // The queries this thread validated last, by their raw text: validation is
 // a function of the text alone (static tables), so a query asked again is
 // not parsed into categories and filters again. Direct-mapped; queries over
-// kMaxRememberedQuery bytes are validated every time.
+// kMaxRememberedQuery bytes are validated every time. The query returned
+// lives in this thread's slots: valid until the thread's next call (the
+// synchronous fast path uses it and returns before that).
 constexpr std::size_t kQuerySlots = 256;
 constexpr std::size_t kMaxRememberedQuery = 512;
 
