@@ -140,16 +140,9 @@ SCREENS=$BENCH_TMP/screens.txt
 for s in $SIZES; do
   path="$(key_path "$s")0"
   for c in $CONNS; do
-    best=""; best_rps=0
-    for v in $VARIANTS; do
-      line=$(wrk_run "screen-$v-$s-c$c" "$c" "$SCREEN" "http://127.0.0.1:${NG_PORT[$v]}$path")
-      echo "$line" >>"$SCREENS"
-      r=$(rps_of "$line")
-      [ "$r" -gt "$best_rps" ] && { best=$v; best_rps=$r; }
-    done
-    log "$s c$c: fastest nginx variant $best ($best_rps req/s in screening)"
-    wrk_pairs "$PAIRS" "$c" "$DURATION" "size=$s conns=$c variant=$best" \
-      nginx "http://127.0.0.1:${NG_PORT[$best]}$path" "${NG_PID[$best]}" recgate "http://127.0.0.1:$RG_PORT$path" "$RG_PID" >>"$RESULTS"
+    fastest_variant "$s-c$c" "$c" "$path"
+    wrk_pairs "$PAIRS" "$c" "$DURATION" "size=$s conns=$c variant=$BEST" \
+      nginx "http://127.0.0.1:${NG_PORT[$BEST]}$path" "${NG_PID[$BEST]}" recgate "http://127.0.0.1:$RG_PORT$path" "$RG_PID" >>"$RESULTS"
   done
 done
 MISSES_BEFORE=$MISSES0 require_hits "$RG_PORT" "$HITS0" \

@@ -121,12 +121,14 @@ for s in $SIZES; do
   echo "body $s: identity $(stat -c %s "$f") B, gzip $(stat -c %s "$f.gz") B"
 done
 
-enc_args() { [ "$1" = gzip ] && echo "-H Accept-Encoding:gzip" || true; }
+# enc_args MODE: sets ENC to wrk's arguments for MODE. wrk needs "Name: value"
+# (with the space); "Accept-Encoding:gzip" is sent as no such header at all.
+enc_args() { ENC=(); [ "$1" = gzip ] && ENC=(-H "Accept-Encoding: gzip") || true; }
 
 for s in $SIZES; do
   for m in gzip identity; do
-    # shellcheck disable=SC2046
-    wrk_run "warmup-$s-$m" "$CONNS" "$WARMUP" "http://127.0.0.1:$RG_PORT$(key_path "$s")0" $(enc_args "$m") >/dev/null
+    enc_args "$m"
+    wrk_run "warmup-$s-$m" "$CONNS" "$WARMUP" "http://127.0.0.1:$RG_PORT$(key_path "$s")0" "${ENC[@]}" >/dev/null
   done
 done
 HITS0=$(metric "$RG_PORT" 'recgate_cache_lookups_total\{.*result="hit"')
@@ -137,27 +139,12 @@ SCREENS=$BENCH_TMP/screens.txt
 for s in $SIZES; do
   path="$(key_path "$s")0"
   for m in gzip identity; do
-    best=""; best_rps=0
-    for v in $VARIANTS; do
-      # shellcheck disable=SC2046
-      line=$(wrk_run "screen-$v-$s-$m" "$CONNS" "$SCREEN" "http://127.0.0.1:${NG_PORT[$v]}$path" $(enc_args "$m"))
-      echo "$line" >>"$SCREENS"
-      r=$(rps_of "$line")
-      [ "$r" -gt "$best_rps" ] && { best=$v; best_rps=$r; }
-    done
-    log "$s $m: fastest nginx variant $best ($best_rps req/s in screening)"
-    for p in $(seq 1 "$PAIRS"); do
-      if [ $((p % 2)) = 1 ]; then order="nginx recgate"; else order="recgate nginx"; fi
-      for who in $order; do
-        if [ "$who" = nginx ]; then url="http://127.0.0.1:${NG_PORT[$best]}$path"; pid=${NG_PID[$best]}
-        else url="http://127.0.0.1:$RG_PORT$path"; pid=$RG_PID; fi
-        t0=$(cpu_ticks "$pid")
-        # shellcheck disable=SC2046
-        line=$(wrk_run "$who#$p" "$CONNS" "$DURATION" "$url" $(enc_args "$m"))
-        cpu_ms=$(( ($(cpu_ticks "$pid") - t0) * 1000 / $(getconf CLK_TCK) ))
-        echo "$line size=$s mode=$m variant=$best cpu_ms=$cpu_ms" | tee -a "$RESULTS" >&2
-      done
-    done
+    enc_args "$m"
+    fastest_variant "$s-$m" "$CONNS" "$path" "${ENC[@]}"
+    identity_bytes=$(stat -c %s "$NG/www/$(filter_of "${s}0").json")
+    wrk_pairs "$PAIRS" "$CONNS" "$DURATION" "size=$s mode=$m variant=$BEST identity_bytes=$identity_bytes" \
+      nginx "http://127.0.0.1:${NG_PORT[$BEST]}$path" "${NG_PID[$BEST]}" \
+      recgate "http://127.0.0.1:$RG_PORT$path" "$RG_PID" "${ENC[@]}" >>"$RESULTS"
   done
 done
 MISSES_BEFORE=$MISSES0 require_hits "$RG_PORT" "$HITS0" "$(wrk_requests "$RESULTS" 'label=recgate#')" recgate
@@ -168,6 +155,13 @@ import sys, statistics as st
 def rows(path):
     return [dict(kv.split("=", 1) for kv in line.split()[1:]) for line in open(path)]
 res, scr, variants = rows(sys.argv[1]), rows(sys.argv[2]), sys.argv[3].split()
+# Each run got the representation it asked for: a gzip answer (header block
+# included) is smaller than the identity body, an identity answer larger.
+for r in res:
+    per = int(r["bytes"]) / int(r["requests"])
+    if (r["mode"] == "gzip") != (per < int(r["identity_bytes"])):
+        sys.exit(f"{r['label']} {r['size']} {r['mode']}: {per:.0f} B per answer against an identity body of "
+                 f"{r['identity_bytes']} B: not the {r['mode']} representation")
 points = []
 for r in res:
     p = (r["size"], r["mode"])

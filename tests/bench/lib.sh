@@ -316,7 +316,7 @@ cpu_ticks() {
   echo "$t"
 }
 
-# wrk_pairs PAIRS CONNS DURATION TAGS NAME_A URL_A PID_A NAME_B URL_B PID_B:
+# wrk_pairs PAIRS CONNS DURATION TAGS NAME_A URL_A PID_A NAME_B URL_B PID_B [wrk args...]:
 # interleaved runs A, B, B, A, A, B, ... (PAIRS pairs), so neither side always
 # runs first or always runs on a machine that just got busier. Prints each
 # WRK line with label NAME#pair and TAGS appended, on stdout (and stderr, for
@@ -326,18 +326,35 @@ cpu_ticks() {
 wrk_pairs() {
   local pairs=$1 conns=$2 dur=$3 tags=$4 p who order line t0
   local -A url=([$5]=$6 [$8]=$9) pid=([$5]=$7 [$8]=${10})
+  local extra=("${@:11}")  # e.g. -H Accept-Encoding:gzip
   for p in $(seq 1 "$pairs"); do
     order="$5 $8"
     [ $((p % 2)) = 1 ] || order="$8 $5"
     for who in $order; do
       [ "${pid[$who]}" = - ] || t0=$(cpu_ticks "${pid[$who]}")
-      line="$(wrk_run "$who#$p" "$conns" "$dur" "${url[$who]}") $tags" || exit 1
+      line="$(wrk_run "$who#$p" "$conns" "$dur" "${url[$who]}" "${extra[@]}") $tags" || exit 1
       [ "${pid[$who]}" = - ] ||
         line+=" cpu_ms=$(( ($(cpu_ticks "${pid[$who]}") - t0) * 1000 / $(getconf CLK_TCK) ))"
       echo "$line" >&2
       echo "$line"
     done
   done
+}
+
+# fastest_variant LABEL CONNS PATH [wrk args...]: a SCREEN-long run on PATH
+# per nginx variant in VARIANTS (ports in the caller's NG_PORT), each WRK line
+# (label screen-VARIANT-LABEL) appended to $SCREENS; sets BEST to the fastest.
+fastest_variant() {
+  local label=$1 conns=$2 path=$3 v line r best_rps=0
+  shift 3
+  BEST=""
+  for v in $VARIANTS; do
+    line=$(wrk_run "screen-$v-$label" "$conns" "$SCREEN" "http://127.0.0.1:${NG_PORT[$v]}$path" "$@")
+    echo "$line" >>"$SCREENS"
+    r=$(rps_of "$line")
+    [ "$r" -gt "$best_rps" ] && { BEST=$v; best_rps=$r; }
+  done
+  log "$label: fastest nginx variant $BEST ($best_rps req/s in screening)"
 }
 
 # The answer start_filled stores: one MWS category, filled from the sandbox.
