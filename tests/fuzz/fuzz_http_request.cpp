@@ -11,12 +11,14 @@
 // as in app.cpp; RECGATE_FUZZ_WATCH_DISCONNECT=0 turns the watcher off, to
 // tell a finding in it from one in the plain session.
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <boost/asio/awaitable.hpp>
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <memory>
@@ -104,6 +106,22 @@ Harness& harness() {
   return *h;
 }
 
+// libFuzzer's -timeout arms SIGALRM (every timeout/2 + 1 s) without
+// SA_RESTART, so this thread's blocking calls can fail with EINTR while the
+// server is fine: each call below retries, or waits on, an interrupted one.
+
+// poll(2) for `events` until `deadline`, across interruptions; false on timeout.
+bool wait_for(int fd, short events, std::chrono::steady_clock::time_point deadline) {
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    pollfd p{fd, events, 0};
+    const int r = ::poll(&p, 1, static_cast<int>(std::max<std::int64_t>(left.count(), 0)));
+    if (r > 0) return true;
+    if (r == 0) return false;
+    FUZZ_CHECK(errno == EINTR, "poll");
+  }
+}
+
 int connect_loopback(std::uint16_t port) {
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   FUZZ_CHECK(fd >= 0, "socket");
@@ -111,7 +129,14 @@ int connect_loopback(std::uint16_t port) {
   a.sin_family = AF_INET;
   a.sin_port = htons(port);
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  FUZZ_CHECK(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0, "connect");
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    // Interrupted, the connection goes on in the background: wait for it.
+    FUZZ_CHECK(errno == EINTR, "connect");
+    FUZZ_CHECK(wait_for(fd, POLLOUT, std::chrono::steady_clock::now() + std::chrono::seconds(8)), "connect");
+    int err = 0;
+    socklen_t len = sizeof err;
+    FUZZ_CHECK(::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0, "connect");
+  }
   return fd;
 }
 
@@ -120,6 +145,7 @@ int connect_loopback(std::uint16_t port) {
 void send_all(int fd, std::string_view in) {
   while (!in.empty()) {
     const ssize_t n = ::send(fd, in.data(), in.size(), MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
     in.remove_prefix(static_cast<std::size_t>(n));
   }
@@ -131,11 +157,11 @@ void send_all(int fd, std::string_view in) {
 std::string receive_all(int fd, std::string_view in) {
   std::string out;
   char buf[8192];
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(8);
   for (;;) {
-    pollfd p{fd, POLLIN, 0};
-    const int r = ::poll(&p, 1, 8000);
-    FUZZ_CHECK(r > 0, in);  // still open 8 s after the client's end of stream
+    FUZZ_CHECK(wait_for(fd, POLLIN, deadline), in);  // still open 8 s after the client's end of stream
     const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;  // closed (or reset after a rejection)
     out.append(buf, static_cast<std::size_t>(n));
   }
