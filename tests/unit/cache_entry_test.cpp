@@ -1,5 +1,6 @@
 // The packed cache entry (one allocation: header, key, validator, body held
-// deflated where that saves), its identity and gzip rendering (BodyParts),
+// deflated where that saves), its identity and gzip rendering (BodyParts,
+// and which inflated bodies a thread keeps),
 // the open-addressing index under collisions and erasure, and Accept-Encoding
 // negotiation.
 #include <doctest/doctest.h>
@@ -198,4 +199,26 @@ TEST_CASE("accept-encoding: gzip when listed with q > 0 and not ranked below ide
   CHECK_FALSE(accepts_gzip("gzip;q=abc"));
   CHECK_FALSE(accepts_gzip("gzipx"));
   CHECK(accepts_gzip("gzip;q=abc, x-gzip"));  // the well-formed alias still counts
+}
+
+TEST_CASE("body parts: a compressed body is kept inflated from its second ask within the window, not its first") {
+  forget_hot_bodies();
+  const std::string body = list_body(40);
+  const EntryPtr e = make_entry(body_of(body), "k-hot");
+  REQUIRE(e->compressed());
+  const std::size_t before = hot_bodies_here();
+  std::string out;
+  append_identity(e, out);
+  CHECK(out == body);
+  CHECK(hot_bodies_here() == before);  // asked once: inflated straight into the answer
+  out.clear();
+  append_identity(e, out);
+  CHECK(out == body);
+  CHECK(hot_bodies_here() == before + 1);  // asked again: kept
+  out = "x";
+  append_identity(e, out);
+  CHECK(out == "x" + body);
+  CHECK(hot_bodies_here() == before + 1);
+  forget_hot_bodies();
+  CHECK(hot_bodies_here() == 0);
 }

@@ -3,6 +3,8 @@
 
 #include <zlib.h>
 
+#include <array>
+#include <cstdint>
 #include <list>
 #include <string_view>
 #include <unordered_map>
@@ -34,6 +36,12 @@ class HotBodies {
     }
     return added;
   }
+  std::size_t size() const { return lru_.size(); }
+  void clear() {
+    by_entry_.clear();
+    lru_.clear();
+    bytes_ = 0;
+  }
 
  private:
   struct Hot {
@@ -43,6 +51,39 @@ class HotBodies {
   std::list<Hot> lru_;
   std::unordered_map<const Entry*, std::list<Hot>::iterator> by_entry_;
   std::size_t bytes_ = 0;
+};
+
+// Admits a body into HotBodies on its second ask within a window (a
+// doorkeeper, as in TinyLFU): with random keys over far more entries than
+// the set holds, admitting every body would allocate it, evict another and
+// never hit. A bit per hashed entry address; all bits clear after kWindow
+// asks, so a body asked for twice within that many asks is admitted.
+class Doorkeeper {
+ public:
+  // True when `e` was asked for within the window; marks it either way.
+  bool seen_again(const Entry* e) {
+    if (++asks_ == kWindow) {
+      bits_.fill(0);
+      asks_ = 0;
+    }
+    const auto h = static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(e)) * 0x9e3779b97f4a7c15ULL;
+    const std::size_t bit = h >> (64 - kBitsLog2);
+    std::uint64_t& word = bits_[bit / 64];
+    const std::uint64_t mask = std::uint64_t{1} << (bit % 64);
+    const bool seen = (word & mask) != 0;
+    word |= mask;
+    return seen;
+  }
+  void clear() {
+    bits_.fill(0);
+    asks_ = 0;
+  }
+
+ private:
+  static constexpr unsigned kBitsLog2 = 16;  // 8 KiB of bits
+  static constexpr std::size_t kWindow = std::size_t{1} << 14;
+  std::array<std::uint64_t, (std::size_t{1} << kBitsLog2) / 64> bits_{};
+  std::size_t asks_ = 0;
 };
 
 // RFC 1952 member header: deflate, no flags, no mtime, OS unknown.
@@ -72,19 +113,29 @@ std::uint32_t crc_of(std::uint32_t crc, std::string_view s) {
   return static_cast<std::uint32_t>(crc32_z(crc, reinterpret_cast<const Bytef*>(s.data()), s.size()));
 }
 
+// This thread's inflated bodies, and the asks that admit one.
+thread_local HotBodies hot;
+thread_local Doorkeeper door;
+
 }  // namespace
+
+std::size_t hot_bodies_here() { return hot.size(); }
+void forget_hot_bodies() {
+  hot.clear();
+  door.clear();
+}
 
 void append_identity(const EntryPtr& e, std::string& out) {
   if (!e->compressed()) {
     out += e->stored_body();
     return;
   }
-  thread_local HotBodies hot;
   if (const std::string* b = hot.find(e.get())) {
     out += *b;
     return;
   }
-  out += hot.add(e, e->body());
+  if (door.seen_again(e.get())) out += hot.add(e, e->body());
+  else inflate_piece(e->stored_body(), e->body_size(), out);  // cold: straight into the answer
 }
 
 void BodyParts::entry(EntryPtr e) { parts_.push_back(Part{text_.size(), std::move(e)}); }

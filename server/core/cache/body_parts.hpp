@@ -32,11 +32,15 @@ class BodyParts {
   std::vector<Part> parts_;
 };
 
-// Appends e's identity body to out. A compressed body is inflated once and
-// kept in this thread's bounded set of recently served bodies
+// Appends e's identity body to out. A compressed body asked for again soon
+// is kept inflated in this thread's bounded set of recently served bodies
 // (kHotBytesPerThread), so repeated hits on the same entries copy instead of
-// inflating.
+// inflating; one asked for once is inflated straight into `out`.
 void append_identity(const EntryPtr& e, std::string& out);
 inline constexpr std::size_t kHotBytesPerThread = std::size_t{4} << 20;
+// The bodies this thread keeps inflated, and forgetting them with the asks
+// that admit a body (for tests and diagnostics).
+std::size_t hot_bodies_here();
+void forget_hot_bodies();
 
 }  // namespace recgate::cache
