@@ -57,7 +57,8 @@ class HotBodies {
 // doorkeeper, as in TinyLFU): with random keys over far more entries than
 // the set holds, admitting every body would allocate it, evict another and
 // never hit. A bit per hashed entry address; all bits clear after kWindow
-// asks, so a body asked for twice within that many asks is admitted.
+// asks for bodies not kept (hits on kept ones are not counted), so a body
+// asked for twice within that many such asks is admitted.
 class Doorkeeper {
  public:
   // True when `e` was asked for within the window; marks it either way.
